@@ -1235,7 +1235,11 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     if announce is not None:
         announce(f"http://{shown_host}:{bound_port}/v1")
-    uvicorn.Server(_uvicorn_config(app, log_level=log_level, lifespan="on")).run(sockets=[sock])
+    try:
+        uvicorn.Server(_uvicorn_config(app, log_level=log_level, lifespan="on")).run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully, then re-raises the captured SIGINT: that is a clean stop.
+        pass
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:

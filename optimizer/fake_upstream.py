@@ -49,10 +49,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import random
 import re
@@ -64,8 +64,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from functools import lru_cache
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 AsgiMessage = MutableMapping[str, Any]
@@ -458,7 +456,9 @@ def prepare_chat(body: dict[str, Any], *, request_id: str, created: int) -> Prep
     question = last_user_text(messages)
     tag = answer_tag(question)
 
-    prompt_tokens = REPLY_OVERHEAD_TOKENS + sum(MESSAGE_OVERHEAD_TOKENS + count_tokens(message_text(m)) for m in messages)
+    prompt_tokens = REPLY_OVERHEAD_TOKENS + sum(
+        MESSAGE_OVERHEAD_TOKENS + count_tokens(message_text(m)) for m in messages
+    )
     tools = body.get("tools")
     if isinstance(tools, list) and tools:
         prompt_tokens += count_tokens(json.dumps(tools, sort_keys=True, separators=(",", ":")))
@@ -540,7 +540,11 @@ def prepare_chat(body: dict[str, Any], *, request_id: str, created: int) -> Prep
     usage_event = None
     if include_usage:
         usage_event = len(events)
-        events.append(_sse({"object": "chat.completion.chunk", **common, "service_tier": "default", "choices": [], "usage": usage}))
+        events.append(
+            _sse(
+                {"object": "chat.completion.chunk", **common, "service_tier": "default", "choices": [], "usage": usage}
+            )
+        )
     events.append(_SSE_DONE)
     return Prepared(
         events=events, usage_event=usage_event, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
@@ -556,7 +560,9 @@ def _legacy_prompts(prompt: Any) -> list[tuple[str, int]]:
             return [(p, count_tokens(p)) for p in prompt]
         if all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
             return [(" ".join(map(str, prompt)), len(prompt))]
-        if all(isinstance(p, list) and p and all(isinstance(t, int) and not isinstance(t, bool) for t in p) for p in prompt):
+        if all(
+            isinstance(p, list) and p and all(isinstance(t, int) and not isinstance(t, bool) for t in p) for p in prompt
+        ):
             return [(" ".join(map(str, p)), len(p)) for p in prompt]
     raise RequestError("Invalid input: expected a string, an array of strings, or token arrays.")
 
@@ -630,7 +636,11 @@ def prepare_embeddings(body: dict[str, Any]) -> Prepared:
     dimensions = body.get("dimensions")
     if dimensions is None:
         dimensions = DEFAULT_EMBEDDING_DIMENSIONS
-    elif isinstance(dimensions, bool) or not isinstance(dimensions, int) or not 1 <= dimensions <= MAX_EMBEDDING_DIMENSIONS:
+    elif (
+        isinstance(dimensions, bool)
+        or not isinstance(dimensions, int)
+        or not 1 <= dimensions <= MAX_EMBEDDING_DIMENSIONS
+    ):
         raise RequestError(
             f"Invalid 'dimensions': expected an integer from 1 to {MAX_EMBEDDING_DIMENSIONS}.", param="dimensions"
         )
@@ -732,12 +742,12 @@ class FakeUpstream:
     def __init__(self, **knobs: Any) -> None:
         self._lock = threading.Lock()
         self._knobs = Knobs()
-        self._rng = random.Random(0)
+        # Not for security: a seeded generator makes error_rate failures reproducible.
+        self._rng = random.Random(0)  # noqa: S311
         self._stats = _empty_stats()
         self._nonce = secrets.token_hex(4)
         self._sequence = 0
         self._hangers: set[asyncio.Future[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
         if knobs:
             self.configure(**knobs)
 
@@ -749,7 +759,7 @@ class FakeUpstream:
         with self._lock:
             self._knobs = dataclasses.replace(self._knobs, **clean)
             if "seed" in clean:
-                self._rng = random.Random(clean["seed"])
+                self._rng = random.Random(clean["seed"])  # noqa: S311
             return self._knobs.public()
 
     @property
@@ -761,7 +771,7 @@ class FakeUpstream:
         """Zero every counter and put every knob back to its default."""
         with self._lock:
             self._knobs = Knobs()
-            self._rng = random.Random(0)
+            self._rng = random.Random(0)  # noqa: S311
             self._stats = _empty_stats()
 
     def stats(self) -> dict[str, Any]:
@@ -785,19 +795,14 @@ class FakeUpstream:
         return snapshot
 
     def release_hangers(self) -> None:
-        """End every hanging request (by closing its connection); call in the server's loop."""
+        """End every hanging request (its connection is reset); call in the server's loop.
+
+        The server calls it when it begins to shut down: otherwise a graceful shutdown would
+        wait for requests that, by design, never finish.
+        """
         for future in list(self._hangers):
             if not future.done():
                 future.set_result(None)
-
-    def release_hangers_threadsafe(self) -> None:
-        """``release_hangers`` from any thread."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(self.release_hangers)
-            except RuntimeError:  # the loop closed between the check and the call
-                pass
 
     # -- counters -------------------------------------------------------------------------------
 
@@ -849,7 +854,6 @@ class FakeUpstream:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._loop = asyncio.get_running_loop()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.release_hangers()
@@ -857,9 +861,7 @@ class FakeUpstream:
                 return
 
     @staticmethod
-    async def _respond(
-        send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
+    async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         head = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("ascii"))]
         if headers:
             head.extend(headers)
@@ -889,12 +891,16 @@ class FakeUpstream:
         else:
             await self._respond(send, 404, error_body(404, f"Unknown control endpoint {method} {path}."))
 
-    def _decide_fault(self, knobs: Knobs) -> str | None:
-        """Which injected fault this request gets: "hang", "reset", "error" or None."""
-        if knobs.hang:
-            return "hang"
+    def _decide_fault(self) -> str | None:
+        """Which injected fault this request gets: "hang", "reset", "error" or None.
+
+        Read from the knobs as they are now (not at arrival), so a change made during
+        ``latency_ms`` applies; the countdown knobs are consumed here.
+        """
         with self._lock:
             current = self._knobs
+            if current.hang:
+                return "hang"
             if current.reset_connection:
                 return "reset"
             if current.reset_next > 0:
@@ -951,7 +957,7 @@ class FakeUpstream:
             await self._respond(send, 401, error_body(401, f"Incorrect API key provided: {shown}."), id_header)
             return
 
-        fault = self._decide_fault(knobs)
+        fault = self._decide_fault()
         if fault == "hang":
             await self._hang(scope, receive)
             return
@@ -988,7 +994,9 @@ class FakeUpstream:
             prepared = self._prepare(kind or "", path, body)
         except RequestError as exc:
             self._finish(exc.status)
-            await self._respond(send, exc.status, error_body(exc.status, str(exc), param=exc.param, code=exc.code), id_header)
+            await self._respond(
+                send, exc.status, error_body(exc.status, str(exc), param=exc.param, code=exc.code), id_header
+            )
             return
 
         if prepared.body is not None:
@@ -1059,26 +1067,21 @@ class FakeUpstream:
             return
         if abortive:
             sock = transport.get_extra_info("socket")
-            try:
-                # Linger 0 turns close into a TCP RST, what a crashed upstream looks like.
+            # Linger 0 turns close into a TCP RST, what a crashed upstream looks like.
+            with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except (OSError, AttributeError):
-                pass
             transport.abort()
         else:
             transport.close()
         # Wait for uvicorn to see the connection go, so it does not log an unfinished response.
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_wait_disconnect(receive), timeout=2.0)
-        except TimeoutError:
-            pass
 
     async def _hang(self, scope: Scope, receive: Receive) -> None:
         """Answer nothing until the client disconnects or the server stops."""
         self._count("hangs")
         self._count("errors")
-        self._loop = asyncio.get_running_loop()
-        released: asyncio.Future[None] = self._loop.create_future()
+        released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._hangers.add(released)
         disconnected = asyncio.ensure_future(_wait_disconnect(receive))
         try:
@@ -1110,8 +1113,14 @@ def _protocol_class() -> type[asyncio.Protocol] | str:
     return TransportExposingProtocol
 
 
-def _uvicorn_config(app: FakeUpstream, *, log_level: str, lifespan: str) -> Any:
+def _make_server(app: FakeUpstream, *, log_level: str) -> Any:
+    """A uvicorn server for ``app`` that releases hanging requests when it starts to shut down."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.release_hangers()
+            await super().shutdown(sockets)
 
     try:
         import uvloop  # noqa: F401
@@ -1119,11 +1128,11 @@ def _uvicorn_config(app: FakeUpstream, *, log_level: str, lifespan: str) -> Any:
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         loop=loop,
         http=_protocol_class(),
-        lifespan=lifespan,
+        lifespan="off",
         log_level=log_level,
         access_log=False,
         proxy_headers=False,
@@ -1133,6 +1142,7 @@ def _uvicorn_config(app: FakeUpstream, *, log_level: str, lifespan: str) -> Any:
         timeout_graceful_shutdown=2,
         backlog=2048,
     )
+    return Server(config)
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -1146,7 +1156,6 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     except OSError:
         sock.close()
         raise
-    sock.set_inheritable(True)
     return sock
 
 
@@ -1185,7 +1194,6 @@ class RunningFakeUpstream:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving and wait for the thread (hanging requests are cut)."""
-        self.app.release_hangers_threadsafe()
         self._server.should_exit = True
         self._thread.join(timeout)
 
@@ -1198,13 +1206,10 @@ class RunningFakeUpstream:
 
 def run_in_thread(host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> RunningFakeUpstream:
     """Start a fake upstream in a daemon thread and return once it accepts requests."""
-    import uvicorn
-
     app = FakeUpstream(**knobs)
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    config = _uvicorn_config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    server = _make_server(app, log_level="warning")
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"fake-upstream-{bound_port}", daemon=True
     )
@@ -1212,6 +1217,7 @@ def run_in_thread(host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> Runni
     deadline = time.monotonic() + 15
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
             sock.close()
             raise RuntimeError("the fake upstream did not start")
         time.sleep(0.005)
@@ -1227,19 +1233,15 @@ def serve(
     **knobs: Any,
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM; ``announce`` gets the ``/v1`` URL once bound."""
-    import uvicorn
-
     app = FakeUpstream(**knobs)
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     if announce is not None:
         announce(f"http://{shown_host}:{bound_port}/v1")
-    try:
-        uvicorn.Server(_uvicorn_config(app, log_level=log_level, lifespan="on")).run(sockets=[sock])
-    except KeyboardInterrupt:
-        # uvicorn shuts down gracefully, then re-raises the captured SIGINT: that is a clean stop.
-        pass
+    # uvicorn shuts down gracefully, then re-raises the captured SIGINT: that is a clean stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        _make_server(app, log_level=log_level).run(sockets=[sock])
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:

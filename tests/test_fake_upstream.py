@@ -17,6 +17,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,7 +112,8 @@ def test_answers_are_deterministic_and_distinct(client: openai.OpenAI) -> None:
 def test_list_content_parts_are_joined_text(client: openai.OpenAI) -> None:
     parts = [{"type": "text", "text": "part one"}, {"type": "text", "text": "part two"}]
     reply = client.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": parts}]  # type: ignore[list-item]
+        model="gpt-4o",
+        messages=[{"role": "user", "content": parts}],  # type: ignore[list-item]
     )
     assert (reply.choices[0].message.content or "").startswith(f"ANSWER[{sha12('part one' + chr(10) + 'part two')}]")
 
@@ -140,9 +142,7 @@ def test_stream_text_and_usage_equal_the_json_answer(client: openai.OpenAI) -> N
     assert len({c.id for c in chunks}) == 1
 
 
-def test_stream_without_include_usage_sends_and_counts_no_usage(
-    client: openai.OpenAI, up: RunningFakeUpstream
-) -> None:
+def test_stream_without_include_usage_sends_and_counts_no_usage(client: openai.OpenAI, up: RunningFakeUpstream) -> None:
     chunks = list(client.chat.completions.create(model="gpt-4o", messages=ask("no usage"), stream=True))  # type: ignore[arg-type]
     assert all(c.usage is None for c in chunks)
     assert all(c.choices for c in chunks)
@@ -307,16 +307,20 @@ def test_malformed_json_and_bad_requests_use_the_error_envelope(up: RunningFakeU
 
 def test_stats_count_requests_and_reconcile_tokens(up: RunningFakeUpstream) -> None:
     prompt = completion = 0
-    with openai.OpenAI(base_url=up.url, api_key="sk-tenant-AAAA", max_retries=0) as a, openai.OpenAI(
-        base_url=up.url, api_key="sk-tenant-BBBB", max_retries=0
-    ) as b:
+    with (
+        openai.OpenAI(base_url=up.url, api_key="sk-tenant-AAAA", max_retries=0) as a,
+        openai.OpenAI(base_url=up.url, api_key="sk-tenant-BBBB", max_retries=0) as b,
+    ):
         for sdk, question in ((a, "one"), (a, "two"), (b, "three")):
             reply = sdk.chat.completions.create(model="gpt-4o", messages=ask(question))  # type: ignore[arg-type]
             assert reply.usage is not None
             prompt += reply.usage.prompt_tokens
             completion += reply.usage.completion_tokens
         for chunk in b.chat.completions.create(
-            model="gpt-4o-mini", messages=ask("four"), stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
+            model="gpt-4o-mini",
+            messages=ask("four"),
+            stream=True,
+            stream_options={"include_usage": True},  # type: ignore[arg-type]
         ):
             if chunk.usage:
                 prompt += chunk.usage.prompt_tokens
@@ -418,10 +422,17 @@ def test_drop_after_chunks_makes_the_sdk_stream_raise(up: RunningFakeUpstream, c
 
 def test_drop_after_more_chunks_than_the_stream_has_still_withholds_done(up: RunningFakeUpstream) -> None:
     up.configure(drop_after_chunks=10_000)
-    with httpx.Client() as http, pytest.raises(httpx.RemoteProtocolError):
-        with http.stream("POST", up.url + "/chat/completions", json={"model": "m", "messages": ask("x"), "stream": True}) as r:
-            for _ in r.iter_bytes():
-                pass
+    body = {"model": "m", "messages": ask("x"), "stream": True}
+    received = b""
+    with (
+        httpx.Client() as http,
+        pytest.raises(httpx.RemoteProtocolError),
+        http.stream("POST", up.url + "/chat/completions", json=body) as response,
+    ):
+        for data in response.iter_bytes():
+            received += data
+    assert b'"finish_reason":"stop"' in received, "every chunk was sent"
+    assert b"[DONE]" not in received
 
 
 def test_reset_connection_closes_without_a_response(up: RunningFakeUpstream, client: openai.OpenAI) -> None:
@@ -470,9 +481,11 @@ def test_latency_and_chunk_delay(up: RunningFakeUpstream, client: openai.OpenAI)
 
 def test_api_key_knob_requires_the_bearer_token(up: RunningFakeUpstream) -> None:
     up.configure(api_key="sk-right-key-9876")
-    with openai.OpenAI(base_url=up.url, api_key="sk-wrong-0000", max_retries=0) as wrong:
-        with pytest.raises(openai.AuthenticationError) as excinfo:
-            wrong.chat.completions.create(model="gpt-4o", messages=ask("x"))  # type: ignore[arg-type]
+    with (
+        openai.OpenAI(base_url=up.url, api_key="sk-wrong-0000", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError) as excinfo,
+    ):
+        wrong.chat.completions.create(model="gpt-4o", messages=ask("x"))  # type: ignore[arg-type]
     assert "sk-right" not in str(excinfo.value) and "sk-wrong" not in str(excinfo.value)
     with openai.OpenAI(base_url=up.url, api_key="sk-right-key-9876", max_retries=0) as right:
         right.chat.completions.create(model="gpt-4o", messages=ask("x"))  # type: ignore[arg-type]
@@ -516,7 +529,9 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 
 def test_runs_as_a_module_process() -> None:
-    process, url = _serve_process([sys.executable, "-m", "optimizer.fake_upstream", "--port", "0", "--latency-ms", "50"])
+    process, url = _serve_process(
+        [sys.executable, "-m", "optimizer.fake_upstream", "--port", "0", "--latency-ms", "50"]
+    )
     try:
         _exercise_process(url)
     finally:
@@ -526,11 +541,32 @@ def test_runs_as_a_module_process() -> None:
 
 @pytest.mark.skipif(not (REPO / "manage.py").exists(), reason="manage.py is not there yet")
 def test_management_command_serves() -> None:
-    process, url = _serve_process(
-        [sys.executable, "manage.py", "fake_upstream", "--port", "0", "--latency-ms", "50"]
-    )
+    process, url = _serve_process([sys.executable, "manage.py", "fake_upstream", "--port", "0", "--latency-ms", "50"])
     try:
         assert url.startswith("http://127.0.0.1:")
         _exercise_process(url)
     finally:
         _stop(process)
+
+
+def test_stop_cuts_hanging_requests_at_once() -> None:
+    errors: list[BaseException] = []
+    with run_in_thread(hang=True) as running:
+
+        def call() -> None:
+            try:
+                httpx.post(running.url + "/chat/completions", json={"model": "m", "messages": ask("x")}, timeout=30)
+            except httpx.HTTPError as exc:
+                errors.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        deadline = time.monotonic() + 5
+        while running.stats()["hangs"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.perf_counter()
+        running.stop()
+        # Well under uvicorn's 2 s graceful-shutdown timeout: the hanger was released, not waited out.
+        assert time.perf_counter() - started < 1.5
+    caller.join(5)
+    assert len(errors) == 1 and isinstance(errors[0], httpx.TransportError)

@@ -74,7 +74,16 @@ def wrk_rps(url: str, body: dict[str, object], seconds: int, connections: int) -
         handle.write(script)
     try:
         output = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", handle.name, url + "/chat/completions"],
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                handle.name,
+                url + "/chat/completions",
+            ],
             capture_output=True,
             text=True,
             check=True,

@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     help = "Serve LEO's fake OpenAI-compatible upstream (a test double) on 127.0.0.1."
     # It serves HTTP and needs neither migrations nor the system checks.
-    requires_system_checks: list[str] = []
+    requires_system_checks = ()
     requires_migrations_checks = False
 
     def add_arguments(self, parser: CommandParser) -> None:

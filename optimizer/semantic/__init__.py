@@ -1,0 +1,43 @@
+"""The verified semantic cache core: embeddings, a partitioned vector index, a verifier and the
+hit policy. Plain Python, no Django: the pipeline and the database layer call these.
+
+Typical lookup (inside the pipeline, per request)::
+
+    text = conversation_text(messages)
+    vec = await get_embedder().aencode_one(text)
+    top = index.search(partition, vec, k=2)            # [(entry_id, similarity), ...]
+    verdict = verify(text, stored_text_of(top[0][0])) if top else None
+    decision = decide([s for _, s in top], verdict, threshold.threshold, DEFAULT_MARGIN)
+
+See docs/semantic_cache.md for the definitions and the measured figures.
+"""
+
+from __future__ import annotations
+
+from .embedder import DIM, Embedder, conversation_text, get_embedder
+from .index import VectorIndex
+from .policy import (
+    DEFAULT_MARGIN,
+    DEFAULT_THRESHOLD,
+    DEFAULT_WRONG_RATE_BOUND,
+    AdaptiveThreshold,
+    Decision,
+    decide,
+)
+from .verifier import Verdict, verify
+
+__all__ = [
+    "DIM",
+    "DEFAULT_MARGIN",
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_WRONG_RATE_BOUND",
+    "AdaptiveThreshold",
+    "Decision",
+    "Embedder",
+    "Verdict",
+    "VectorIndex",
+    "conversation_text",
+    "decide",
+    "get_embedder",
+    "verify",
+]

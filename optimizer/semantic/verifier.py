@@ -1,0 +1,625 @@
+"""Rule-based verifier: may a cached answer to ``candidate`` be served for ``query``?
+
+Embeddings score "same topic", not "same answer": a swapped direction scores 0.995, a negation
+0.94 to 0.96, a different number 0.86 to 0.91. So a semantic hit must also pass these rules, each
+of which compares one kind of detail that changes the answer:
+
+==============  =========================================================================
+rule            rejects when
+==============  =========================================================================
+numbers         the numbers differ (digits and number words one..twenty, "a dozen", ...)
+units           the units or currencies differ (km vs miles, USD vs EUR, % ...)
+dates           month, weekday, relative day or year words differ (today vs tomorrow)
+negation        one side is negated and the other is not (not, n't, never, without, ...)
+entities        each side names something the other does not (France vs Germany), or
+                the candidate adds a named constraint the query lacks
+direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
+                A before B vs B before A, dog bites man vs man bites dog)
+format          the requested output format differs (JSON, table, 3 bullet points, code,
+                a haiku, short vs long)
+language        a requested natural or programming language differs ("in French"), or the
+                two texts are written in different languages
+compound        one is a compound question and the other one part of it
+qualifier       a contrast word that flips the answer appears on one side only
+                (least, worst, disadvantages, cons, ...)
+==============  =========================================================================
+
+The rules are pure Python over regexes and small word lists: a verdict costs tens of microseconds.
+They are deliberately conservative: when in doubt they reject, and a rejection only costs a miss
+(an upstream call), while a wrong serve costs the customer a wrong answer. The rules must still
+pass ordinary paraphrases (case, punctuation, synonyms, reordered clauses); the benchmark in
+``tests/bench/cache_quality.py`` measures both sides.
+
+No cross-encoder is used: none ships inside a PyPI package that loads offline here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The verifier's answer: ``ok`` or not, and which rule decided (``"ok"`` when none fired)."""
+
+    ok: bool
+    reason: str
+
+
+# -- word lists ----------------------------------------------------------------------------------
+
+_NUMBER_WORDS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+    "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17",
+    "eighteen": "18", "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40",
+    "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
+    "hundred": "100", "thousand": "1000", "million": "1e6", "billion": "1e9", "trillion": "1e12",
+    "dozen": "12", "half": "0.5", "quarter": "0.25", "twice": "2", "thrice": "3", "double": "2",
+    "triple": "3", "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th",
+    "fifth": "5th", "tenth": "10th", "last": "last",
+}
+# "one" and "first"/"second" are too often not numbers ("one of", "first time", "a second"),
+# so they count only next to a digit-like context; see _numbers().
+_WEAK_NUMBER_WORDS = {"one", "first", "second", "last", "half", "double", "quarter"}
+
+_MAGNITUDES = {"hundred", "thousand", "million", "billion", "trillion"}
+
+_UNIT_GROUPS: dict[str, tuple[str, ...]] = {
+    "km": ("km", "kms", "kilometer", "kilometers", "kilometre", "kilometres"),
+    "mile": ("mi", "mile", "miles", "mph"),
+    "m": ("meter", "meters", "metre", "metres"),
+    "cm": ("cm", "centimeter", "centimeters", "centimetre", "centimetres"),
+    "mm": ("mm", "millimeter", "millimeters"),
+    "inch": ("inch", "inches", "in."),
+    "foot": ("ft", "foot", "feet"),
+    "yard": ("yard", "yards", "yd"),
+    "kg": ("kg", "kgs", "kilogram", "kilograms", "kilo", "kilos"),
+    "g": ("gram", "grams", "gr"),
+    "lb": ("lb", "lbs", "pound", "pounds"),
+    "oz": ("oz", "ounce", "ounces"),
+    "l": ("liter", "liters", "litre", "litres"),
+    "ml": ("ml", "milliliter", "milliliters", "millilitre"),
+    "gal": ("gallon", "gallons", "gal"),
+    "cup": ("cup", "cups"),
+    "tbsp": ("tablespoon", "tablespoons", "tbsp"),
+    "tsp": ("teaspoon", "teaspoons", "tsp"),
+    "c": ("celsius", "centigrade", "°c"),
+    "f": ("fahrenheit", "°f"),
+    "k": ("kelvin",),
+    "usd": ("usd", "dollar", "dollars", "$", "us$"),
+    "eur": ("eur", "euro", "euros", "€"),
+    "gbp": ("gbp", "sterling", "£"),
+    "jpy": ("jpy", "yen", "¥"),
+    "inr": ("inr", "rupee", "rupees", "rs"),
+    "cny": ("cny", "yuan", "rmb", "renminbi"),
+    "chf": ("chf", "franc", "francs"),
+    "cad": ("cad",),
+    "aud": ("aud",),
+    "btc": ("btc", "bitcoin", "bitcoins"),
+    "pct": ("%", "percent", "percentage"),
+    "byte": ("byte", "bytes"),
+    "kb": ("kb", "kilobyte", "kilobytes"),
+    "mb": ("mb", "megabyte", "megabytes"),
+    "gb": ("gb", "gigabyte", "gigabytes"),
+    "tb": ("tb", "terabyte", "terabytes"),
+    "sec": ("s", "sec", "secs", "second", "seconds"),
+    "min": ("min", "mins", "minute", "minutes"),
+    "hour": ("h", "hr", "hrs", "hour", "hours"),
+    "day": ("day", "days"),
+    "week": ("week", "weeks"),
+    "month": ("month", "months"),
+    "year": ("year", "years", "yr", "yrs"),
+    "w": ("watt", "watts", "kw", "kilowatt", "kwh"),
+    "v": ("volt", "volts"),
+    "hz": ("hz", "mhz", "ghz", "hertz"),
+    "cal": ("calorie", "calories", "kcal"),
+    "acre": ("acre", "acres", "hectare", "hectares"),
+}
+# Units that are also common words count only right after a number ("5 s", "10 in.").
+_NUMERIC_ONLY_UNITS = {
+    "s", "h", "in.", "m", "g", "gr", "c", "f", "k", "rs", "mi", "second", "ml", "min", "mb",
+    "kb", "tb", "gal", "yd", "ft", "cup", "cups", "sec", "hr", "day", "days", "week", "weeks",
+    "month", "months", "year", "years", "hour", "hours", "minute", "minutes", "seconds",
+}
+_UNIT_OF: dict[str, str] = {w: k for k, ws in _UNIT_GROUPS.items() for w in ws}
+
+_DATE_WORDS = {
+    "january", "february", "march", "april", "june", "july", "august", "september",
+    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
+    "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday",
+    "saturday", "sunday", "today", "tomorrow", "yesterday", "tonight", "weekend", "christmas",
+    "easter", "summer", "winter", "autumn",
+}
+_RELATIVE_PERIOD = re.compile(r"\b(last|next|this|previous|coming|past)\s+(week|month|year|decade|century|quarter|weekend)\b")
+
+_NEGATIONS = {
+    "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "nowhere", "without",
+    "cannot", "cant", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont",
+    "wouldnt", "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "mustnt", "neednt",
+}
+
+# Words that turn a question into its opposite when added on one side only.
+_CONTRAST = {
+    "least", "worst", "disadvantage", "disadvantages", "cons", "downside", "downsides", "minimum",
+    "min", "lowest", "smallest", "oldest", "cheapest", "weakest", "slowest", "fewest", "bottom",
+    "maximum", "max", "highest", "largest", "biggest", "newest", "most", "strongest", "fastest",
+    "best", "advantages", "advantage", "pros", "benefits", "risks", "harm", "harmful",
+    "dangers", "side", "opposite", "difference", "differences", "similarities", "against",
+    "before", "after", "undo", "un", "reverse", "decrease", "increase", "remove", "add",
+    "delete", "create", "enable", "disable", "install", "uninstall", "start", "end", "buy",
+    "sell", "import", "export", "upload", "download", "encrypt", "decrypt", "encode", "decode",
+    "male", "female", "men", "women", "boy", "girl", "legal", "illegal", "true", "false",
+    "pros", "positive", "negative", "good", "bad",
+}
+# Pairs where swapping one for the other on the two sides changes the answer.
+_ANTONYM_PAIRS = [
+    ("least", "most"), ("worst", "best"), ("disadvantages", "advantages"),
+    ("disadvantage", "advantage"), ("cons", "pros"), ("minimum", "maximum"), ("min", "max"),
+    ("lowest", "highest"), ("smallest", "largest"), ("smallest", "biggest"),
+    ("oldest", "newest"), ("cheapest", "expensive"), ("weakest", "strongest"),
+    ("slowest", "fastest"), ("fewest", "most"), ("decrease", "increase"), ("remove", "add"),
+    ("delete", "create"), ("disable", "enable"), ("uninstall", "install"), ("start", "end"),
+    ("start", "stop"), ("sell", "buy"), ("export", "import"), ("download", "upload"),
+    ("decrypt", "encrypt"), ("decode", "encode"), ("female", "male"), ("women", "men"),
+    ("girl", "boy"), ("illegal", "legal"), ("false", "true"), ("negative", "positive"),
+    ("bad", "good"), ("risks", "benefits"), ("before", "after"), ("inside", "outside"),
+    ("north", "south"), ("east", "west"), ("left", "right"), ("up", "down"), ("hot", "cold"),
+    ("warm", "cool"), ("rich", "poor"), ("win", "lose"), ("lowercase", "uppercase"),
+    ("ascending", "descending"), ("longest", "shortest"), ("hardest", "easiest"),
+    ("older", "younger"), ("cheaper", "expensive"), ("faster", "slower"),
+    ("bigger", "smaller"), ("larger", "smaller"), ("higher", "lower"), ("more", "less"),
+    ("more", "fewer"), ("better", "worse"), ("above", "below"), ("over", "under"),
+    ("push", "pull"), ("open", "close"), ("lock", "unlock"), ("mount", "unmount"),
+    ("merge", "split"), ("compress", "decompress"), ("zip", "unzip"), ("sum", "product"),
+    ("avoid", "cause"), ("gain", "lose"), ("gain", "loss"), ("profit", "loss"),
+    ("weekday", "weekend"), ("day", "night"), ("morning", "evening"), ("summer", "winter"),
+    ("first", "last"), ("earliest", "latest"), ("beginner", "advanced"), ("private", "public"),
+    ("sync", "async"), ("synchronous", "asynchronous"), ("client", "server"),
+    ("frontend", "backend"), ("input", "output"), ("read", "write"), ("send", "receive"),
+]
+_ANTONYM_OF: dict[str, set[str]] = {}
+for _a, _b in _ANTONYM_PAIRS:
+    _ANTONYM_OF.setdefault(_a, set()).add(_b)
+    _ANTONYM_OF.setdefault(_b, set()).add(_a)
+
+_LANGUAGES = {
+    "english", "french", "spanish", "german", "italian", "portuguese", "dutch", "swedish",
+    "norwegian", "danish", "finnish", "polish", "czech", "russian", "ukrainian", "greek",
+    "turkish", "arabic", "hebrew", "persian", "farsi", "hindi", "bengali", "urdu", "tamil",
+    "telugu", "marathi", "punjabi", "chinese", "mandarin", "cantonese", "japanese", "korean",
+    "vietnamese", "thai", "indonesian", "malay", "tagalog", "swahili", "latin", "romanian",
+    "hungarian", "catalan", "esperanto", "klingon", "pirate",
+}
+_PROGRAMMING = {
+    "python", "javascript", "typescript", "java", "kotlin", "scala", "golang", "rust",
+    "c++", "cpp", "c#", "csharp", "ruby", "php", "perl", "swift", "objective-c",
+    "matlab", "julia", "haskell", "elixir", "erlang", "clojure", "lua", "bash", "shell",
+    "powershell", "sql", "mysql", "postgresql", "postgres", "sqlite", "mongodb", "redis",
+    "fortran", "cobol", "dart", "flutter", "react", "vue", "angular", "svelte", "django",
+    "flask", "fastapi", "rails", "node.js", "nodejs", "deno", "html", "css",
+    "pandas", "numpy", "pytorch", "tensorflow", "jax", "excel", "vba", "assembly", "solidity",
+    "windows", "linux", "macos", "mac", "ubuntu", "debian", "android", "ios", "iphone", "docker",
+    "kubernetes", "aws", "azure", "gcp",
+}
+# Output formats that name themselves wherever they appear ("in JSON", "a haiku about ...").
+_STRONG_FORMATS = {
+    "json": "json", "yaml": "yaml", "yml": "yaml", "xml": "xml", "csv": "csv", "tsv": "csv",
+    "markdown": "markdown", "latex": "latex", "tabular": "table", "bullet": "bullets",
+    "bullets": "bullets", "bulleted": "bullets", "numbered": "numbered", "checklist": "list",
+    "haiku": "haiku", "limerick": "limerick", "sonnet": "sonnet", "poem": "poem", "poems": "poem",
+    "essay": "essay", "tweet": "tweet", "emoji": "emoji", "emojis": "emoji", "eli5": "eli5",
+    "summarize": "summary", "summarise": "summary", "tldr": "summary", "tl;dr": "summary",
+    "rap": "rap", "song": "song", "lyrics": "song", "joke": "joke", "slogan": "slogan",
+    "uppercase": "uppercase", "lowercase": "lowercase", "step-by-step": "steps",
+}
+# Ordinary nouns that are a format only when asked for: "as a table", "in 3 sentences".
+_WEAK_FORMATS = {
+    "table": "table", "tables": "table", "list": "list", "code": "code", "snippet": "code",
+    "script": "code", "function": "code", "regex": "regex", "paragraph": "paragraph",
+    "paragraphs": "paragraph", "sentence": "sentence", "sentences": "sentence", "word": "word",
+    "words": "word", "steps": "steps", "story": "story", "email": "email", "letter": "letter",
+    "summary": "summary", "outline": "outline", "diagram": "diagram", "chart": "chart",
+    "html": "html", "points": "bullets", "format": "format", "words.": "word",
+}
+_WEAK_FORMAT_RE = re.compile(
+    r"\b(?:in|as|into|with|using|write|give|make|create|generate|return|output|format)\s+"
+    r"(?:(?:a|an|the|one|two|three|four|five|six|seven|eight|nine|ten|\d+|few|short|long|"
+    r"brief|simple|single|markdown|python|numbered|bulleted)\s+){0,2}(\w+)"
+)
+_LENGTH_RE = re.compile(
+    r"\b(short|shorter|brief|concise|quick|succinct|one-line|long|longer|detailed|lengthy|"
+    r"in-depth|comprehensive|thorough|extensive|elaborate|exhaustive)\s+(?:\w+\s+)?"
+    r"(answer|explanation|response|version|description|summary|poem|story|essay|overview|"
+    r"introduction|guide|reply|note|text|paragraph|list|email|letter|bio|article|post|tweet|"
+    r"haiku|song|speech|report|review|answer)s?\b"
+    r"|\b(briefly|concisely|in detail|in depth|in brief|in short|in a nutshell|at length|"
+    r"step by step|one sentence|one word|one line)\b"
+)
+_SHORT = {"short", "shorter", "brief", "concise", "quick", "succinct", "one-line", "briefly",
+          "concisely", "in brief", "in short", "in a nutshell", "one sentence", "one word",
+          "one line"}
+
+# Common entity names that people type in lower case, so capitalisation would not reveal them.
+_GAZETTEER = _LANGUAGES | _PROGRAMMING | {
+    "france", "germany", "spain", "italy", "portugal", "england", "britain", "uk", "usa",
+    "america", "canada", "mexico", "brazil", "argentina", "china", "japan", "korea", "india",
+    "pakistan", "bangladesh", "russia", "ukraine", "poland", "turkey", "egypt", "nigeria",
+    "kenya", "australia", "zealand", "ireland", "scotland", "sweden", "norway", "finland",
+    "denmark", "netherlands", "belgium", "switzerland", "austria", "greece", "israel", "iran",
+    "iraq", "saudi", "dubai", "singapore", "indonesia", "vietnam", "thailand", "philippines",
+    "europe", "asia", "africa", "paris", "london", "berlin", "madrid", "rome", "tokyo",
+    "beijing", "delhi", "mumbai", "bangalore", "hyderabad", "chennai", "pune", "kolkata",
+    "york", "california", "texas", "florida", "boston", "chicago", "seattle", "sydney",
+    "toronto", "moscow", "apple", "google", "microsoft", "amazon", "facebook", "meta",
+    "netflix", "tesla", "twitter", "quora", "uber", "samsung", "nokia", "intel", "amd",
+    "nvidia", "ibm", "oracle", "openai", "ebay", "paypal", "spotify", "youtube", "instagram",
+    "whatsapp", "linkedin", "gmail", "chrome", "firefox", "safari", "trump", "clinton",
+    "obama", "modi", "hillary", "biden", "putin", "einstein", "newton", "shakespeare",
+    "earth", "mars", "venus", "jupiter", "moon", "sun", "mercury", "saturn", "bitcoin",
+    "ethereum", "hindu", "muslim", "muslims", "christian", "christians", "jewish", "buddhist",
+    "islam", "christianity", "judaism", "hinduism", "buddhism", "democrats", "republicans",
+    "cat", "cats", "dog", "dogs",
+}
+
+_STOP = {
+    "a", "an", "the", "is", "are", "was", "were", "be", "been", "being", "am", "to", "of", "in",
+    "on", "for", "and", "or", "with", "by", "as", "at", "it", "its", "this", "that", "these",
+    "those", "you", "your", "yours", "can", "could", "how", "what", "which", "who", "whom",
+    "whose", "why", "when", "where", "do", "does", "did", "from", "into", "about", "i", "me",
+    "my", "we", "us", "our", "they", "them", "their", "he", "him", "his", "she", "her",
+    "there", "here", "some", "any", "all", "so", "if", "then", "than", "also", "just", "will",
+    "would", "should", "shall", "may", "might", "must", "have", "has", "had", "get", "gets",
+    "got", "make", "makes", "made", "use", "uses", "used", "using", "way", "ways", "one",
+    "ones", "thing", "things", "really", "very", "much", "many", "more", "most", "such",
+    "like", "please", "tell", "explain", "give", "show", "let", "know", "want", "need",
+    "s", "t", "'s", "good", "best", "better", "new", "possible", "help", "provide", "provides",
+    "allow", "allows", "able", "both", "each", "other", "via", "through", "only", "own",
+    "which", "while", "same", "up", "out", "over", "under", "not", "no", "yes",
+}
+
+# Small stopword profiles to tell the language a text is written in.
+_LANG_STOP = {
+    "en": {"the", "is", "are", "what", "how", "of", "and", "to", "in", "do", "i", "you", "a",
+           "can", "why", "with", "for", "my", "does", "which", "it"},
+    "fr": {"le", "la", "les", "est", "sont", "quel", "quelle", "comment", "et", "des", "du",
+           "je", "vous", "une", "pourquoi", "avec", "pour", "mon", "qui", "que", "ce", "dans"},
+    "es": {"el", "los", "las", "es", "son", "qué", "que", "cómo", "como", "y", "del", "yo",
+           "usted", "una", "por", "qué", "con", "para", "mi", "cuál", "en", "se"},
+    "de": {"der", "die", "das", "ist", "sind", "was", "wie", "und", "ich", "sie", "ein",
+           "eine", "warum", "mit", "für", "mein", "welche", "nicht", "zu", "den", "im"},
+    "it": {"il", "lo", "gli", "è", "sono", "cosa", "come", "perché", "con", "per", "mio",
+           "una", "di", "che", "della", "nel"},
+    "pt": {"o", "os", "as", "é", "são", "como", "por", "que", "com", "para", "meu", "uma",
+           "do", "da", "não", "em"},
+}
+
+_TOKEN_RE = re.compile(
+    r"[$€£¥%]|°[cf]\b|\d+(?:[.,:/]\d+)*(?:st|nd|rd|th|k|m|b)?|[a-zA-Z\u00c0-\u024f]+(?:['’][a-z]+)?(?:[-.+#][a-zA-Z0-9+#]+)*|[\u0400-\u04ff]+|[\u0600-\u06ff]+|[\u3040-\u30ff\u4e00-\u9fff]|[\uac00-\ud7af]+",
+)
+_WH = r"(?:what|how|why|when|where|who|which|whom|whose|is|are|can|could|should|do|does|did|will|would)"
+_WH_WORD = r"(?:what|how|why|when|where|who|which|whom|whose)"
+_AUX_SUBJ = r"(?:is|are|can|could|should|do|does|did|will|would)\s+(?:i|you|we|it|they|there|he|she|one)"
+_COMPOUND_RE = re.compile(
+    rf"(?:\b(?:and|also|but|or)\s+(?:also\s+)?(?:{_WH_WORD}|{_AUX_SUBJ})\b|[;,]\s*(?:and\s+)?{_WH_WORD}\s+(?:is|are|was|do|does|did|can|should|would|will)\b)"
+)
+_CODE_RE = re.compile(r"`[^`]+`|\b[a-zA-Z_]+\(\)|\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z][a-zA-Z]+\b")
+_DIRECTION_CUES = {"to", "into", "than", "before", "after", "then", "from", "vs", "versus",
+                   "->", "over", "until", "till"}
+
+
+def _norm(text: str) -> str:
+    return text.replace("’", "'").replace("“", '"').replace("”", '"')
+
+
+def _tokens(text: str) -> list[str]:
+    t = _norm(text).lower()
+    # Join contractions so "doesn't" reads as one negation word.
+    t = re.sub(r"\b(\w+)n't\b", r"\1nt", t)
+    t = t.replace("can not", "cannot")
+    return _TOKEN_RE.findall(t)
+
+
+def _stem(w: str) -> str:
+    """A crude stem: enough to match plurals and -ing/-ed forms across paraphrases."""
+    for suf in ("ings", "ing", "ies", "ied", "es", "ed", "s", "ly"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            w = w[: -len(suf)]
+            # "formatting" -> "formatt" -> "format"
+            if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz":
+                w = w[:-1]
+            return w
+    return w
+
+
+@dataclass(frozen=True, slots=True)
+class _Features:
+    tokens: tuple[str, ...]
+    low: str
+    squashed: str
+    numbers: frozenset[str]
+    units: frozenset[str]
+    dates: frozenset[str]
+    negated: bool
+    entities: frozenset[str]
+    formats: frozenset[str]
+    length: frozenset[str]
+    languages: frozenset[str]
+    written_in: str
+    parts: int
+    contrast: frozenset[str]
+    content: tuple[str, ...]
+
+
+def _numbers(tokens: list[str]) -> set[str]:
+    out: set[str] = set()
+    for i, tok in enumerate(tokens):
+        if tok[0].isdigit():
+            n = tok.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", tok) else tok
+            n = re.sub(r"^(\d+)k$", lambda m: str(int(m.group(1)) * 1000), n)
+            out.add(n)
+        elif tok in _NUMBER_WORDS:
+            if tok in _MAGNITUDES:
+                # "5 thousand" is a number; "thousands of files" is only "many".
+                prev = tokens[i - 1] if i else ""
+                if not (prev[:1].isdigit() or prev in _NUMBER_WORDS):
+                    continue
+            if tok in _WEAK_NUMBER_WORDS:
+                nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+                # "one hour", "half a cup": a number only when a unit or noun of quantity follows.
+                if nxt not in _UNIT_OF and nxt not in ("a", "an", "of"):
+                    continue
+                if tok in ("second", "first", "last") and nxt in ("a", "an", "of"):
+                    continue
+            out.add(_NUMBER_WORDS[tok])
+    return out
+
+
+def _units(tokens: list[str]) -> set[str]:
+    out: set[str] = set()
+    for i, tok in enumerate(tokens):
+        unit = _UNIT_OF.get(tok)
+        if unit is None:
+            continue
+        if tok in _NUMERIC_ONLY_UNITS:
+            prev = tokens[i - 1] if i else ""
+            if not (prev[:1].isdigit() or prev in _NUMBER_WORDS):
+                continue
+        out.add(unit)
+    return out
+
+
+def _entities(text: str, tokens: list[str]) -> set[str]:
+    """Capitalised words not at a sentence start, acronyms, code names, and gazetteer names."""
+    out: set[str] = set()
+    norm = _norm(text)
+    for m in re.finditer(r"[A-Za-z][A-Za-z0-9.+#'-]*", norm):
+        word = m.group(0).rstrip(".'-")
+        start = m.start()
+        before = norm[:start].rstrip()
+        sentence_start = not before or before[-1] in ".?!:\n\"'(" or before.endswith("- ")
+        if word[0].isupper() and (not sentence_start or sum(c.isupper() for c in word) > 1):
+            if word.lower() not in _STOP and word.lower() not in _NUMBER_WORDS and len(word) > 1:
+                out.add(word.lower())
+    for m in _CODE_RE.finditer(norm):
+        out.add(m.group(0).strip("`").lower())
+    for tok in tokens:
+        if tok in _GAZETTEER:
+            out.add(tok)
+    return out
+
+
+def _written_in(tokens: list[str]) -> str:
+    if any(re.match(r"[\u0400-\u04ff]", t) for t in tokens):
+        return "ru"
+    if any(re.match(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af\u0600-\u06ff]", t) for t in tokens):
+        return "cjk-ar"
+    scores = {lang: sum(t in words for t in tokens) for lang, words in _LANG_STOP.items()}
+    best = max(scores, key=lambda k: scores[k])
+    # Only claim a language with some evidence; short texts stay undecided.
+    if scores[best] >= 2 and scores[best] >= 2 * max(v for k, v in scores.items() if k != best):
+        return best
+    return "?"
+
+
+@lru_cache(maxsize=8192)
+def _features(text: str) -> _Features:
+    tokens = _tokens(text)
+    low = " ".join(tokens)
+    squashed = re.sub(r"[^a-z0-9+#]", "", low)
+    dates = {t for t in tokens if t in _DATE_WORDS}
+    # "may" and "march" are months only next to a number ("May 5", "March 2020").
+    for i, t in enumerate(tokens):
+        if t in ("may", "march") and (
+            (i + 1 < len(tokens) and tokens[i + 1][:1].isdigit())
+            or (i and tokens[i - 1][:1].isdigit())
+        ):
+            dates.add(t)
+    dates |= {m.group(0) for m in _RELATIVE_PERIOD.finditer(low)}
+    neg_tokens = [t for t in tokens if t in _NEGATIONS]
+    # A leading "No," / "Yes," answers a question; it does not negate the statement.
+    if re.match(r"\s*no\s*[,.!]", _norm(text).lower()) and neg_tokens:
+        neg_tokens = neg_tokens[1:]
+    formats = {_STRONG_FORMATS[t] for t in tokens if t in _STRONG_FORMATS}
+    formats |= {
+        _WEAK_FORMATS[m.group(1)] for m in _WEAK_FORMAT_RE.finditer(low) if m.group(1) in _WEAK_FORMATS
+    }
+    length = set()
+    for m in _LENGTH_RE.finditer(low):
+        word = m.group(1) or m.group(3)
+        length.add("short" if word in _SHORT else "long")
+    # A language asked for ("in French", "translate to Spanish"); programming languages and
+    # platforms are entities and go through the entity rule instead.
+    languages = {t for t in tokens if t in _LANGUAGES}
+    question = "?" in text or bool(re.match(rf"\s*{_WH}\b", low))
+    parts = 1
+    if question:
+        parts = max(1, text.count("?")) + len(_COMPOUND_RE.findall(low))
+    content = tuple(_stem(t) for t in tokens if t not in _STOP and len(t) > 1 or t[:1].isdigit())
+    return _Features(
+        tokens=tuple(tokens),
+        low=low,
+        squashed=squashed,
+        numbers=frozenset(_numbers(tokens)),
+        units=frozenset(_units(tokens)),
+        dates=frozenset(dates),
+        negated=bool(neg_tokens),
+        entities=frozenset(_entities(text, tokens)),
+        formats=frozenset(formats),
+        length=frozenset(length),
+        languages=frozenset(languages),
+        written_in=_written_in(tokens),
+        parts=parts,
+        contrast=frozenset(t for t in tokens if t in _ANTONYM_OF or t in _CONTRAST),
+        content=content,
+    )
+
+
+def _mentions(f: _Features, entity: str) -> bool:
+    """Does text ``f`` mention ``entity``, allowing for case, spacing and punctuation changes?"""
+    squashed = re.sub(r"[^a-z0-9+#]", "", entity)
+    if not squashed:
+        return True
+    if squashed in f.squashed:
+        return True
+    stem = _stem(entity)
+    if len(stem) >= 4:
+        # "Python" vs "Pythonic", "Dataset" vs "datasets".
+        return any(t.startswith(stem) or (len(t) >= 4 and stem.startswith(t)) for t in f.tokens)
+    return any(_stem(t) == stem for t in f.tokens)
+
+
+def _extra_entities(a: _Features, b: _Features) -> list[str]:
+    """Entities of ``a`` that ``b`` does not mention (abbreviations of b's words excepted)."""
+    out = []
+    for e in a.entities:
+        if _mentions(b, e):
+            continue
+        # "JS" for "JavaScript", "HF" for "Hugging Face": an acronym whose letters start b's words.
+        if e.isalpha() and len(e) <= 5:
+            initials = "".join(t[0] for t in b.tokens if t[:1].isalpha())
+            if e in initials or any(t.startswith(e) for t in b.tokens):
+                continue
+        out.append(e)
+    return out
+
+
+_STRONG_CUES = {"than", "before", "after", "then", "vs", "versus", "->", "until", "till"}
+_KEY_CUES = {"to", "into", "from", "over", "against"}
+
+
+def _ordered_pairs(f: _Features, shared: set[str], key: set[str]) -> set[tuple[str, str]]:
+    """(left, right) pairs of shared terms joined by a direction cue ("X to Y", "X before Y").
+
+    "than"/"before"/"after" order any shared words; "to"/"into"/"from" only key terms (names,
+    units, currencies, languages), since "to" joins too many ordinary phrases.
+    """
+    toks = [_stem(t) for t in f.tokens]
+    pairs: set[tuple[str, str]] = set()
+    for i, t in enumerate(toks):
+        if t in _STRONG_CUES:
+            allowed = shared
+        elif t in _KEY_CUES:
+            allowed = shared & key
+        else:
+            continue
+        left = next((toks[j] for j in range(i - 1, max(-1, i - 4), -1) if toks[j] in allowed), None)
+        right = next((toks[j] for j in range(i + 1, min(len(toks), i + 4)) if toks[j] in allowed), None)
+        if left and right and left != right:
+            pairs.add((left, right))
+    return pairs
+
+
+def _is_transposition(a: list[str], b: list[str]) -> bool:
+    """True when ``b`` is ``a`` with exactly two non-adjacent elements exchanged."""
+    if len(a) != len(b) or len(a) < 2:
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    # Adjacent words trade places in ordinary rewording ("dataset library" / "library dataset");
+    # a swap across a verb ("dog bites man") or a direction cue is what changes meaning.
+    return (
+        len(diff) == 2
+        and diff[1] - diff[0] >= 2
+        and a[diff[0]] == b[diff[1]]
+        and a[diff[1]] == b[diff[0]]
+    )
+
+
+def _coordinated(f: _Features, x: str, y: str) -> bool:
+    """Are x and y joined by "and"/"or"/"," (a symmetric list) in text f?"""
+    toks = [_stem(t) for t in f.tokens]
+    for i, t in enumerate(toks):
+        if t in (x, y):
+            window = toks[i + 1 : i + 4]
+            other = y if t == x else x
+            if other in window and any(w in ("and", "or", "&", "vs", "versus") for w in window[: window.index(other)]):
+                return True
+    return False
+
+
+def verify(query: str, candidate: str) -> Verdict:
+    """May the cached answer to ``candidate`` be served for ``query``? See the module doc."""
+    if query == candidate:
+        return Verdict(True, "ok")
+    q, c = _features(query), _features(candidate)
+
+    if q.numbers != c.numbers:
+        return Verdict(False, "numbers")
+    if q.units != c.units:
+        return Verdict(False, "units")
+    if q.dates != c.dates:
+        return Verdict(False, "dates")
+    if q.negated != c.negated:
+        return Verdict(False, "negation")
+    if q.languages != c.languages:
+        return Verdict(False, "language")
+    if q.written_in != c.written_in and "?" not in (q.written_in, c.written_in):
+        return Verdict(False, "language")
+    if q.formats != c.formats or q.length != c.length:
+        return Verdict(False, "format")
+    if q.parts != c.parts:
+        return Verdict(False, "compound")
+
+    q_extra, c_extra = _extra_entities(q, c), _extra_entities(c, q)
+    # A swap: each side names something the other does not (France vs Germany).
+    if q_extra and c_extra:
+        return Verdict(False, "entities")
+    # A short question that drops or adds a name asks something else ("the capital" vs "the
+    # capital of France"); long texts paraphrase names away too often for this to hold.
+    if (q_extra or c_extra) and min(len(q.tokens), len(c.tokens)) <= 14:
+        return Verdict(False, "entities")
+
+    # Antonyms across the two sides ("least" vs "most"), or a contrast word on one side only.
+    q_only = {_stem(t) for t in q.contrast} - {_stem(t) for t in c.contrast}
+    c_only = {_stem(t) for t in c.contrast} - {_stem(t) for t in q.contrast}
+    for w in q.contrast - c.contrast:
+        if _ANTONYM_OF.get(w, set()) & c.contrast:
+            return Verdict(False, "qualifier")
+    strong = {"least", "worst", "disadvantag", "cons", "downsid", "opposit", "revers", "un", "undo"}
+    if (q_only | c_only) & strong:
+        return Verdict(False, "qualifier")
+
+    # Direction and order: the shared terms around "to"/"before"/"than" are swapped, or the
+    # shared content words are the same sequence with two of them exchanged.
+    shared = set(q.content) & set(c.content)
+    key = {
+        _stem(t)
+        for t in (q.entities | q.units | q.numbers | q.languages | q.dates)
+    } | {u for t in q.tokens if (u := _UNIT_OF.get(t))} | {
+        _stem(t) for t in q.tokens if t in _UNIT_OF or t in _GAZETTEER
+    }
+    qp, cp = _ordered_pairs(q, shared, key), _ordered_pairs(c, shared, key)
+    if any((b, a) in cp for a, b in qp):
+        return Verdict(False, "direction")
+    q_seq = list(dict.fromkeys(t for t in q.content if t in shared))
+    c_seq = list(dict.fromkeys(t for t in c.content if t in shared))
+    # Only for short texts: in long ones two shared words trade places by chance.
+    if 3 <= len(q_seq) <= 7 and _is_transposition(q_seq, c_seq):
+        diff = [i for i, (x, y) in enumerate(zip(q_seq, c_seq, strict=True)) if x != y]
+        x, y = q_seq[diff[0]], q_seq[diff[1]]
+        if not (_coordinated(q, x, y) or _coordinated(c, x, y)):
+            return Verdict(False, "direction")
+
+    return Verdict(True, "ok")

@@ -317,11 +317,11 @@ _FILLERS: tuple[re.Pattern[str], ...] = tuple(
         _B + r"if you (?:don't|do not) mind" + _E + r",?\s*",
         _B + r"(?:please|kindly)" + _E + r",?\s*",
         _B + r"(?:thanks|thank you)(?: (?:so|very) much)?(?: in advance)?(?: for (?:your|the) help)?"
-        r"\s*[.!]*\s*$",
+        r"(?:\s*[.!]+(?=\s|$)|\s*$)\s*",
     )
 )
 _SEAM = re.compile(r" +([,.;:!?])")
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _SENTENCE_LIKE = re.compile(r"^[A-Za-z][^|]*[.!?]$")
 
 
@@ -329,6 +329,8 @@ def _drop_fillers(line: str) -> str:
     stripped = line.rstrip()
     body = stripped.lstrip(" \t")
     indent = stripped[: len(stripped) - len(body)]
+    if "\t" in body:
+        return line  # a tab-separated row is data, like in _tidy_line
 
     def fix(gap: str) -> str:
         original = gap
@@ -425,6 +427,9 @@ class _Optimizer:
         for line in lines:
             stripped = line.strip()
             indent = line[: len(line) - len(line.lstrip())]
+            if "\t" in stripped:
+                out.append(line)  # a tab-separated row is data
+                continue
             if "`" in stripped or '"' in stripped:
                 # Sentences around code or quotes are not split: a split could cut a span.
                 sentences = [stripped]

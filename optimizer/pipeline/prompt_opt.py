@@ -348,7 +348,7 @@ def _drop_fillers(line: str) -> str:
 def _sentence_key(sentence: str) -> str | None:
     """A comparison key for an instruction-like sentence, or None when it is not one."""
     s = _norm(sentence)
-    if not _SENTENCE_LIKE.match(s) or len(s.split()) < 4:
+    if not _SENTENCE_LIKE.match(s) or len(s.split()) < 2:
         return None
     return s.lower()
 
@@ -387,11 +387,6 @@ class _Optimizer:
                 block.lines = [line for line in new_lines if line.strip()]
                 if not block.lines:
                     continue
-            if self.aggressive and dedupe:
-                block.lines, n = self._drop_repeated_sentences(block.lines, role, local_sentences)
-                removed_sentences += n
-                if not block.lines:
-                    continue
             key = _norm(block.text())
             if dedupe and len(key) >= self.min_dup and key in self.seen_blocks:
                 removed_dups += 1
@@ -403,6 +398,13 @@ class _Optimizer:
                 continue
             if dedupe and len(key) >= self.min_dup:
                 self.seen_blocks.setdefault(key, len(self.seen_blocks))
+            if self.aggressive and dedupe:
+                # Whole repeated blocks are handled above (with a pointer where one is needed);
+                # here single sentences repeated inside otherwise new text.
+                block.lines, n = self._drop_repeated_sentences(block.lines, role, local_sentences)
+                removed_sentences += n
+                if not block.lines:
+                    continue
             kept.append(block)
         if kept and kept[0].sep:
             kept[0].sep = ""

@@ -1,0 +1,3 @@
+"""Usage rollups, plans and the Stripe link (see the billing issue)."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""LEO Optima: a self-hosted, multi-tenant, OpenAI-compatible LLM gateway."""

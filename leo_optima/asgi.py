@@ -1,0 +1,57 @@
+"""ASGI entry point (gunicorn with uvicorn workers in production, uvicorn in tests).
+
+Requests under /v1/ go to a handler with its own async-only middleware stack (API_MIDDLEWARE):
+Django adapts each classic middleware with two thread hops per request, which the proxy's hot path
+cannot afford and does not need (no sessions, CSRF or templates there). Everything else gets the
+full stack from MIDDLEWARE.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leo_optima.settings.local")
+
+import django  # noqa: E402
+
+django.setup(set_prefix=False)
+
+from django.conf import settings  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
+from django.utils.module_loading import import_string  # noqa: E402
+
+
+class ApiASGIHandler(ASGIHandler):
+    """Django's ASGI handler with `API_MIDDLEWARE` (async-capable middleware only) instead of MIDDLEWARE."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = convert_exception_to_response(self._get_response_async)
+        for path in reversed(settings.API_MIDDLEWARE):
+            handler = convert_exception_to_response(import_string(path)(handler))
+        self._middleware_chain = handler
+
+
+_site = ASGIHandler()
+_api = ApiASGIHandler()
+
+
+async def application(scope, receive, send):  # type: ignore[no-untyped-def]
+    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        return await _api(scope, receive, send)
+    if scope["type"] == "lifespan":
+        # Django has no lifespan support; acknowledge it so servers do not log an error.
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                from optimizer.pipeline.writer import writer
+
+                writer.flush(timeout=10)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    return await _site(scope, receive, send)

@@ -1,0 +1,31 @@
+"""Running ORM code from the async hot path.
+
+`run_db` runs a function in a worker thread (not the single thread-sensitive executor, which would
+serialise every request of a worker) and closes that thread's connection afterwards, returning it to
+the psycopg pool, since threads of the executor live outside Django's request cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _closing(fn: Callable[P, R]) -> Callable[P, R]:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return wrapper
+
+
+async def run_db(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    return await sync_to_async(_closing(fn), thread_sensitive=False)(*args, **kwargs)

@@ -1,0 +1,1 @@
+"""Settings package: base (shared), local (default, no environment needed), production, test."""

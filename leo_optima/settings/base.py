@@ -1,0 +1,237 @@
+"""Settings shared by every environment.
+
+Everything comes from the environment through `env.py`; nothing secret has a default here.
+"""
+
+from __future__ import annotations
+
+from .env import BASE_DIR, env, optional_secret, secret, strict_bool, strict_float, strict_int, strict_url
+
+# --- Core ---------------------------------------------------------------------------------------
+SECRET_KEY = secret("DJANGO_SECRET_KEY")
+DEBUG = strict_bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+ROOT_URLCONF = "leo_optima.urls"
+WSGI_APPLICATION = "leo_optima.wsgi.application"
+ASGI_APPLICATION = "leo_optima.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "tenants.User"
+SITE_ID = 1
+VAR_DIR = BASE_DIR / "var"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.sites",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "django_htmx",
+    "django_prometheus",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "djstripe",
+    "tenants",
+    "optimizer",
+    "billing",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+# The /v1 API runs behind its own, async-only middleware stack (see leo_optima/asgi.py): every
+# MiddlewareMixin middleware above costs two thread hops per request under ASGI, and the proxy's
+# hot path has no sessions, CSRF or templates to serve.
+API_MIDDLEWARE: list[str] = []
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database and cache -------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the ledger writer; IMMEDIATE avoids lock-upgrade deadlocks.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+elif DATABASES["default"]["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
+    DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+    # A psycopg pool per process: persistent connections are unsafe under ASGI, a pool is not.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": strict_int("LEO_DB_POOL_SIZE", 10, minimum=1),
+        "timeout": 10,
+    }
+
+REDIS_URL = strict_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                # Redis down must mean cache misses, not errors (the portal and allauth use it too).
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+            },
+        }
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "leo"}}
+
+# --- Auth ---------------------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/portal/"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "LEO Optima"
+
+# --- Email --------------------------------------------------------------------------------------
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LEO Optima <noreply@localhost>")
+
+# --- i18n, static -------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- DRF ----------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # The proxy authenticates LEO keys itself (tenants.auth), so DRF's own auth stays out of the way.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [],
+    "EXCEPTION_HANDLER": "optimizer.api.errors.drf_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LEO Optima API",
+    "DESCRIPTION": "OpenAI-compatible gateway endpoints plus LEO's analytics and feedback.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- LEO ----------------------------------------------------------------------------------------
+# HMAC pepper for API key digests; LEO_KEY_PEPPER_OLD lists retired peppers still accepted.
+LEO_KEY_PEPPER = secret("LEO_KEY_PEPPER")
+LEO_KEY_PEPPER_OLD: list[str] = env.list("LEO_KEY_PEPPER_OLD", default=[])
+# Fernet keys (comma-separated): the first encrypts, all decrypt, so keys rotate without lockout.
+LEO_ENCRYPTION_KEYS: list[str] = [k for k in secret("LEO_ENCRYPTION_KEYS").split(",") if k.strip()]
+LEO_UPSTREAM_URL = strict_url("LEO_UPSTREAM_URL")
+LEO_UPSTREAM_API_KEY = optional_secret("LEO_UPSTREAM_API_KEY")
+# With no upstream configured, the built-in demo upstream (the fake upstream) answers.
+LEO_DEMO_UPSTREAM_PORT = strict_int("LEO_DEMO_UPSTREAM_PORT", 8765, minimum=1)
+LEO_MAX_BODY_BYTES = strict_int("LEO_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = LEO_MAX_BODY_BYTES
+LEO_UPSTREAM_CONNECT_TIMEOUT = strict_float("LEO_UPSTREAM_CONNECT_TIMEOUT", 5.0)
+LEO_UPSTREAM_READ_TIMEOUT = strict_float("LEO_UPSTREAM_READ_TIMEOUT", 120.0)
+LEO_UPSTREAM_RETRIES = strict_int("LEO_UPSTREAM_RETRIES", 2)
+LEO_UPSTREAM_MAX_CONNECTIONS = strict_int("LEO_UPSTREAM_MAX_CONNECTIONS", 512, minimum=1)
+LEO_LEDGER_FLUSH_SECONDS = strict_float("LEO_LEDGER_FLUSH_SECONDS", 0.05)
+LEO_BASE_URL = strict_url("LEO_BASE_URL", default="http://127.0.0.1:8000")
+
+# --- Stripe / dj-stripe -------------------------------------------------------------------------
+STRIPE_LIVE_MODE = strict_bool("STRIPE_LIVE_MODE", default=False)
+STRIPE_SECRET_KEY = optional_secret("STRIPE_SECRET_KEY")
+STRIPE_TEST_SECRET_KEY = STRIPE_SECRET_KEY
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_API_BASE = strict_url("STRIPE_API_BASE")
+DJSTRIPE_WEBHOOK_SECRET = optional_secret("DJSTRIPE_WEBHOOK_SECRET")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_USE_NATIVE_JSONFIELD = True
+
+# --- Celery -------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# Nothing configured: tasks run in-process, so the embedded default needs no worker.
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TASK_ACKS_LATE = True
+
+# --- Logging ------------------------------------------------------------------------------------
+LEO_LOG_LEVEL = env.str("LEO_LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": LEO_LOG_LEVEL},
+}
+
+# --- Security defaults (production.py tightens them) --------------------------------------------
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "https://js.stripe.com"],
+        "frame-src": ["'self'", "https://js.stripe.com"],
+        "connect-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+LEO_TRUST_X_FORWARDED_FOR = strict_bool("LEO_TRUST_X_FORWARDED_FOR", default=False)

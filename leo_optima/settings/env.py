@@ -1,0 +1,96 @@
+"""Environment reading on top of django-environ.
+
+Two rules the project holds to:
+- a malformed value fails loudly at start-up (a typo in `LEO_CACHE_TTL` must not silently become 0);
+- a secret may come from `NAME` or from a file named by `NAME_FILE` (Docker/Kubernetes secrets),
+  and no secret has a default in code: `scripts/setup.sh` generates local ones into `.env`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+# `.env` at the repository root holds the locally generated secrets; real environment wins.
+if (BASE_DIR / ".env").is_file():
+    env.read_env(str(BASE_DIR / ".env"), overwrite=False)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def secret(name: str) -> str:
+    """A required secret from `NAME` or the file named by `NAME_FILE`."""
+    file_path = env.str(f"{name}_FILE", default="")
+    if file_path:
+        try:
+            value = Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE points at an unreadable file: {exc}") from exc
+    else:
+        value = env.str(name, default="")
+    if not value:
+        raise ImproperlyConfigured(
+            f"{name} is not set. Run `make setup` to generate local secrets into .env, "
+            f"or set {name} (or {name}_FILE) in the environment."
+        )
+    return value
+
+
+def optional_secret(name: str) -> str:
+    """A secret that may be absent (Stripe, Sentry): empty string when unset."""
+    file_path = env.str(f"{name}_FILE", default="")
+    if file_path:
+        return Path(file_path).read_text().strip()
+    return env.str(name, default="")
+
+
+def strict_bool(name: str, default: bool) -> bool:
+    """A boolean that refuses anything but the usual spellings."""
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no)")
+
+
+def strict_int(name: str, default: int, minimum: int | None = 0) -> int:
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def strict_float(name: str, default: float, minimum: float | None = 0.0) -> float:
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def strict_url(name: str, default: str = "", schemes: tuple[str, ...] = ("http", "https")) -> str:
+    raw = env.str(name, default=default)
+    if raw and raw.split("://", 1)[0] not in schemes:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a URL with scheme {'/'.join(schemes)}")
+    return raw.rstrip("/")

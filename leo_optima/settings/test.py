@@ -1,0 +1,21 @@
+"""Test settings: fast hashing, and per-run secrets when none are set.
+
+The secrets are generated per test session and exported, so servers the tests start as
+subprocesses share them (a key hashed by the test must verify in the server).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from cryptography.fernet import Fernet
+
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("LEO_KEY_PEPPER", secrets.token_urlsafe(32))
+os.environ.setdefault("LEO_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+
+from .base import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

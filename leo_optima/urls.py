@@ -1,0 +1,20 @@
+"""URL map: the OpenAI-compatible API under /v1/, the portal, accounts, admin, health and metrics."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from leo_optima import health
+from optimizer.metrics import metrics_view
+
+urlpatterns = [
+    path("v1/", include("optimizer.api.urls")),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+]

@@ -1,0 +1,47 @@
+"""OpenAI's error envelope for everything under /v1/, whatever raised it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpResponse
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler
+
+from ..pipeline.types import ProxyError
+
+
+def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    """A JSON response rendered here rather than by DRF's Response, whose deferred rendering costs
+    a thread hop per request under ASGI."""
+    response = HttpResponse(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+                            content_type="application/json", status=status_code)
+    for k, v in (headers or {}).items():
+        response[k] = v
+    return response
+
+
+def error_response(exc: ProxyError, headers: dict[str, str] | None = None) -> HttpResponse:
+    return json_response(exc.envelope(), exc.status, {**exc.headers, **(headers or {})})
+
+
+def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
+    """DRF's own errors (405, 415, parse errors, throttles) in OpenAI's envelope."""
+    response = exception_handler(exc, context)
+    if isinstance(exc, ProxyError):
+        return error_response(exc)
+    if response is None:
+        return None
+    kind = {
+        status.HTTP_401_UNAUTHORIZED: ("invalid_request_error", "invalid_api_key"),
+        status.HTTP_403_FORBIDDEN: ("invalid_request_error", "forbidden"),
+        status.HTTP_404_NOT_FOUND: ("invalid_request_error", "not_found"),
+        status.HTTP_405_METHOD_NOT_ALLOWED: ("invalid_request_error", "method_not_allowed"),
+        status.HTTP_429_TOO_MANY_REQUESTS: ("rate_limit_error", "rate_limit_exceeded"),
+    }.get(response.status_code, ("invalid_request_error", None))
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    message = detail if isinstance(detail, str) else json.dumps(detail)
+    headers = {k: v for k, v in response.items() if k.lower() in ("allow", "retry-after")}
+    return json_response({"error": {"message": str(message), "type": kind[0], "param": None, "code": kind[1]}},
+                         response.status_code, headers)

@@ -1,0 +1,153 @@
+"""Parsing and validating `/v1/*` request bodies and LEO's request headers.
+
+Validation is deliberately shallow: LEO checks what it needs to route, cache and count, and passes
+every other field through untouched for the upstream to judge (OpenAI adds fields often).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
+
+from ..pipeline.types import Options, ProxyError
+
+MAX_N = 128
+MAX_TOKENS_LIMIT = 1_000_000
+MAX_NAMESPACE = 100
+
+
+def _bad(message: str, param: str | None = None, code: str | None = "invalid_value") -> ProxyError:
+    return ProxyError(400, message, param=param, code=code)
+
+
+def read_json(request: HttpRequest) -> dict[str, Any]:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise ProxyError(413, "Request body too large.", code="request_too_large") from None
+    if not raw:
+        raise _bad("We could not parse the JSON body of your request: the body is empty.", code="invalid_json")
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise _bad("We could not parse the JSON body of your request: it is nested too deeply.",
+                   code="invalid_json") from None
+    except (ValueError, UnicodeDecodeError):
+        raise _bad("We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+                   "using your HTTP library correctly. The OpenAI API expects a JSON payload.)",
+                   code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise _bad("The JSON body must be an object.", code="invalid_json")
+    return body
+
+
+def _require_model(body: dict[str, Any]) -> None:
+    model = body.get("model")
+    if model is None:
+        raise _bad("You must provide a model parameter.", "model", "missing_required_parameter")
+    if not isinstance(model, str) or not model.strip() or len(model) > 200:
+        raise _bad("`model` must be a non-empty string.", "model")
+
+
+def _check_int(body: dict[str, Any], name: str, low: int, high: int) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(f"`{name}` must be an integer.", name)
+    if not low <= value <= high:
+        raise _bad(f"`{name}` must be between {low} and {high}, got {value}.", name)
+
+
+def _check_number(body: dict[str, Any], name: str, low: float, high: float) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(f"`{name}` must be a number.", name)
+    if not low <= value <= high:
+        raise _bad(f"`{name}` must be between {low} and {high}.", name)
+
+
+def _check_stream(body: dict[str, Any]) -> None:
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _bad("`stream` must be a boolean.", "stream")
+    options = body.get("stream_options")
+    if options is not None:
+        if not stream:
+            raise _bad("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
+        if not isinstance(options, dict):
+            raise _bad("`stream_options` must be an object.", "stream_options")
+        if "include_usage" in options and not isinstance(options["include_usage"], bool):
+            raise _bad("`stream_options.include_usage` must be a boolean.", "stream_options.include_usage")
+
+
+def _check_sampling(body: dict[str, Any]) -> None:
+    _check_int(body, "n", 1, MAX_N)
+    _check_int(body, "max_tokens", 1, MAX_TOKENS_LIMIT)
+    _check_int(body, "max_completion_tokens", 1, MAX_TOKENS_LIMIT)
+    _check_number(body, "temperature", 0, 2)
+    _check_number(body, "top_p", 0, 1)
+    _check_stream(body)
+
+
+def validate_chat(body: dict[str, Any]) -> None:
+    _require_model(body)
+    messages = body.get("messages")
+    if messages is None:
+        raise _bad("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("`messages` must be a non-empty array.", "messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise _bad(f"Invalid value for 'messages[{i}]': each message needs a string 'role'.", f"messages[{i}]")
+        content = m.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise _bad(f"Invalid type for 'messages[{i}].content': expected a string or an array.",
+                       f"messages[{i}].content")
+        if isinstance(content, list) and not all(isinstance(p, dict) for p in content):
+            raise _bad(f"Invalid value for 'messages[{i}].content': parts must be objects.", f"messages[{i}].content")
+    _check_sampling(body)
+
+
+def validate_completions(body: dict[str, Any]) -> None:
+    _require_model(body)
+    prompt = body.get("prompt")
+    if prompt is None:
+        raise _bad("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+    if not isinstance(prompt, str | list):
+        raise _bad("`prompt` must be a string or an array.", "prompt")
+    _check_sampling(body)
+
+
+def validate_embeddings(body: dict[str, Any]) -> None:
+    _require_model(body)
+    value = body.get("input")
+    if value is None:
+        raise _bad("Missing required parameter: 'input'.", "input", "missing_required_parameter")
+    if not isinstance(value, str | list) or value == [] or value == "":
+        raise _bad("`input` must be a non-empty string or array.", "input")
+    if body.get("stream"):
+        raise _bad("Embeddings cannot be streamed.", "stream")
+
+
+def options_from_headers(request: HttpRequest) -> Options:
+    cache_control = {d.strip().lower() for d in request.headers.get("Cache-Control", "").split(",") if d.strip()}
+    ttl_raw = request.headers.get("X-LEO-Cache-TTL")
+    ttl = None
+    if ttl_raw is not None:
+        try:
+            ttl = int(ttl_raw)
+        except ValueError:
+            raise _bad("X-LEO-Cache-TTL must be a whole number of seconds.", "X-LEO-Cache-TTL") from None
+        if not 0 <= ttl <= 365 * 24 * 3600:
+            raise _bad("X-LEO-Cache-TTL must be between 0 and 31536000.", "X-LEO-Cache-TTL")
+    namespace = request.headers.get("X-LEO-Cache-Namespace", "")
+    if len(namespace) > MAX_NAMESPACE:
+        raise _bad(f"X-LEO-Cache-Namespace is limited to {MAX_NAMESPACE} characters.", "X-LEO-Cache-Namespace")
+    return Options(no_cache="no-cache" in cache_control, no_store="no-store" in cache_control or ttl == 0,
+                   ttl=ttl if ttl else None, namespace=namespace)

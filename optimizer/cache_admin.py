@@ -1,0 +1,88 @@
+"""Cache management for a tenant: stats, purge (all, by model, by age), delete one, and eviction.
+
+The database rows are the source of truth; the exact-cache values in the shared state are
+deleted alongside, so a purged answer is never served again by any worker.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Min, Sum
+from django.utils import timezone
+
+from leo_optima.db import run_db
+from leo_optima.state import StateUnavailable, get_state
+
+from .models import CacheEntry
+from .pipeline.exact_cache import kv_key
+
+
+def stats(tenant_id: int) -> dict[str, Any]:
+    now = timezone.now()
+    qs = CacheEntry.objects.filter(tenant_id=tenant_id, expires_at__gt=now)
+    agg = qs.aggregate(entries=Count("id"), bytes=Sum("size_bytes"), hits=Sum("hits"), oldest=Min("created_at"),
+                       newest=Max("created_at"))
+    by_model = list(qs.values("model").annotate(entries=Count("id"), hits=Sum("hits")).order_by("-entries")[:50])
+    return {"entries": agg["entries"] or 0, "bytes": int(agg["bytes"] or 0), "hits": int(agg["hits"] or 0),
+            "oldest": agg["oldest"].isoformat() if agg["oldest"] else None,
+            "newest": agg["newest"].isoformat() if agg["newest"] else None, "by_model": by_model}
+
+
+def _select(tenant_id: int, model: str | None, older_than_seconds: int | None,
+            entry_id: int | None = None) -> list[tuple[int, str]]:
+    qs = CacheEntry.objects.filter(tenant_id=tenant_id)
+    if model:
+        qs = qs.filter(model=model)
+    if older_than_seconds is not None:
+        qs = qs.filter(created_at__lt=timezone.now() - timedelta(seconds=older_than_seconds))
+    if entry_id is not None:
+        qs = qs.filter(pk=entry_id)
+    return list(qs.values_list("id", "key_hash"))
+
+
+def _delete_rows(ids: list[int]) -> None:
+    for i in range(0, len(ids), 1000):
+        CacheEntry.objects.filter(pk__in=ids[i:i + 1000]).delete()
+
+
+async def _delete(tenant_id: int, rows: list[tuple[int, str]]) -> int:
+    keys = {kv_key(tenant_id, key_hash) for _, key_hash in rows}
+    try:
+        state = get_state()
+        key_list = list(keys)
+        for i in range(0, len(key_list), 500):
+            await state.delete(*key_list[i:i + 500])
+    except StateUnavailable:
+        pass  # the values expire by TTL; the rows, which the semantic index trusts, go below
+    await run_db(_delete_rows, [pk for pk, _ in rows])
+    return len(rows)
+
+
+async def purge(tenant_id: int, model: str | None = None, older_than_seconds: int | None = None) -> int:
+    rows = await run_db(_select, tenant_id, model, older_than_seconds)
+    return await _delete(tenant_id, rows)
+
+
+async def delete_entry(tenant_id: int, entry_id: int) -> int:
+    rows = await run_db(_select, tenant_id, None, None, entry_id)
+    return await _delete(tenant_id, rows)
+
+
+def _evictable(tenant_id: int, max_entries: int) -> list[tuple[int, str]]:
+    now = timezone.now()
+    expired = list(CacheEntry.objects.filter(tenant_id=tenant_id, expires_at__lte=now).values_list("id", "key_hash"))
+    live = CacheEntry.objects.filter(tenant_id=tenant_id, expires_at__gt=now)
+    excess = live.count() - max_entries
+    lru: list[tuple[int, str]] = []
+    if excess > 0:
+        # Least recently used first: never-hit entries by age, then by last hit.
+        lru = list(live.order_by("last_hit_at", "created_at").values_list("id", "key_hash")[:excess])
+    return expired + lru
+
+
+async def evict(tenant_id: int, max_entries: int) -> int:
+    """Drop expired entries and, above the tenant's size cap, the least recently used."""
+    rows = await run_db(_evictable, tenant_id, max_entries)
+    return await _delete(tenant_id, rows) if rows else 0

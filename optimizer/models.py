@@ -1,0 +1,173 @@
+"""The ledger, the cache's source of truth, model prices and per-tenant optimizer settings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+from tenants.models import ApiKey, Tenant
+
+from .semantic.policy import DEFAULT_MARGIN, DEFAULT_THRESHOLD, DEFAULT_WRONG_RATE_BOUND
+
+
+class Technique(models.TextChoices):
+    """How a request was served. Prompt optimization and routing are recorded beside it."""
+
+    MISS = "miss", "Upstream (miss)"
+    EXACT = "exact", "Exact cache"
+    SEMANTIC = "semantic", "Semantic cache"
+    DEDUP = "dedup", "In-flight deduplication"
+    DECOMPOSED = "decomposed", "Query decomposition"
+    BYPASS = "bypass", "Cache bypassed"
+    ERROR = "error", "Error"
+
+
+class ModelPrice(models.Model):
+    """List price per million tokens, used for cost and for the counterfactual (what it would have cost)."""
+
+    class Kind(models.TextChoices):
+        CHAT = "chat", "Chat"
+        EMBEDDING = "embedding", "Embedding"
+        COMPLETION = "completion", "Completion"
+
+    model = models.CharField(max_length=120, unique=True)
+    provider = models.CharField(max_length=60, default="openai")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.CHAT)
+    input_per_million = models.DecimalField(max_digits=10, decimal_places=4)
+    output_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
+    active = models.BooleanField(default=True, help_text="Listed in /v1/models and callable.")
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return self.model
+
+
+class OptimizerSettings(models.Model):
+    """A tenant's optimizer switches and thresholds (one row per tenant, created on first use)."""
+
+    class PromptMode(models.TextChoices):
+        OFF = "off", "Off"
+        LOSSLESS = "lossless", "Lossless"
+        AGGRESSIVE = "aggressive", "Aggressive"
+
+    class NonDeterministic(models.TextChoices):
+        # temperature > 0 or n > 1: the upstream would answer differently each time.
+        CACHE = "cache", "Cache them like any other request"
+        BYPASS = "bypass", "Never cache them"
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="optimizer_settings")
+    exact_cache = models.BooleanField(default=True)
+    semantic_cache = models.BooleanField(default=True)
+    dedup = models.BooleanField(default=True)
+    decomposition = models.BooleanField(default=True)
+    prompt_mode = models.CharField(max_length=12, choices=PromptMode.choices, default=PromptMode.LOSSLESS)
+    routing = models.BooleanField(default=False)
+    routing_rules = models.JSONField(default=list, blank=True,
+                                     help_text='[{"from_model": "gpt-4o", "to_model": "gpt-4o-mini", "max_prompt_tokens": 200}]')
+    non_deterministic = models.CharField(max_length=10, choices=NonDeterministic.choices,
+                                         default=NonDeterministic.CACHE)
+    cache_ttl_seconds = models.PositiveIntegerField(default=7 * 24 * 3600)
+    cache_max_entries = models.PositiveIntegerField(default=100_000)
+    semantic_threshold = models.FloatField(default=DEFAULT_THRESHOLD)
+    semantic_margin = models.FloatField(default=DEFAULT_MARGIN)
+    max_wrong_rate = models.FloatField(default=DEFAULT_WRONG_RATE_BOUND)
+    adaptive_state = models.JSONField(default=dict, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "optimizer settings"
+
+    def __str__(self) -> str:
+        return f"settings of {self.tenant}"
+
+
+class CacheEntry(models.Model):
+    """A stored answer. The source of truth for the semantic index; the exact cache mirrors it in Redis."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="cache_entries")
+    scope_hash = models.CharField(max_length=64)
+    key_hash = models.CharField(max_length=64)
+    model = models.CharField(max_length=120)
+    namespace = models.CharField(max_length=100, blank=True, default="")
+    request_text = models.TextField()
+    embedding = models.BinaryField(null=True, blank=True)
+    response = models.JSONField()
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    is_part = models.BooleanField(default=False, help_text="One part of a decomposed question.")
+    hits = models.PositiveIntegerField(default=0)
+    size_bytes = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "key_hash"]),
+            models.Index(fields=["tenant", "last_hit_at"]),
+            models.Index(fields=["expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.request_text[:60]}"
+
+
+class RequestLog(models.Model):
+    """The usage ledger: one row for every authenticated request, success or error, hits included.
+
+    saved_usd = counterfactual_usd - cost_usd, where the counterfactual prices the original prompt
+    and the served completion at the requested model's list price. prompt_opt_* and routing_* say
+    how much of that saving prompt optimization and model routing contributed.
+    """
+
+    request_id = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(db_index=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="request_logs")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    endpoint = models.CharField(max_length=40)
+    model = models.CharField(max_length=120, blank=True)
+    served_model = models.CharField(max_length=120, blank=True)
+    provider = models.CharField(max_length=100, blank=True)
+    stream = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=60, blank=True)
+    technique = models.CharField(max_length=12, choices=Technique.choices)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    counterfactual_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    saved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    tokens_saved = models.IntegerField(default=0)
+    prompt_opt_tokens_saved = models.IntegerField(default=0)
+    prompt_opt_saved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    routing_saved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    upstream_calls = models.PositiveSmallIntegerField(default=0)
+    similarity = models.FloatField(null=True, blank=True)
+    latency_ms = models.FloatField(default=0)
+    upstream_latency_ms = models.FloatField(default=0)
+    trail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"]),
+            models.Index(fields=["tenant", "technique", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+class Feedback(models.Model):
+    """A client's or user's verdict on a served answer; drives the adaptive semantic threshold."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    request_log = models.ForeignKey(RequestLog, on_delete=models.CASCADE, related_name="feedback")
+    correct = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request_log"], name="one_feedback_per_request")]

@@ -1,0 +1,120 @@
+"""The decomposition stage: a multi-part question reuses cached answers for its parts.
+
+`decompose.split` decides whether a request is made of independent questions (and refuses when
+parts depend on each other, tools or response_format are present, ...). Each part is looked up
+as a standalone request (exact, then verified semantic). When no part hits, the request goes on
+whole, as usual: splitting it would only cost more prompt tokens. When some hit, only the
+missing parts go upstream, one call each, in parallel, so each answer stands alone; each part's
+answer is stored as its own entry for later reuse, and the composed answer is served.
+
+Ledger: technique `decomposed`; cost = the missing parts' upstream usage; counterfactual = the
+original prompt (estimated locally: the upstream never saw it whole) plus the composed answer's
+completion tokens, at the requested model's price.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from tenants import quotas
+
+from ..models import Technique
+from . import exact_cache, semantic_stage, singleflight
+from .canonical import canonicalize
+from .decompose import Decomposition, compose, compose_usage, split
+from .exact_cache import Cached
+from .pricing import Price, count_tokens
+from .prompt_opt import count_prompt_tokens
+from .responses import is_storable, usage_of
+
+if TYPE_CHECKING:
+    from .ledger import Record
+    from .run import _Plan
+    from .types import Call, Reply
+
+
+async def _lookup_part(call: Call, rec: Record, plan: _Plan, part_request: dict[str, Any], index: int
+                       ) -> tuple[Cached | None, Any, str, Any]:
+    tenant_id = call.principal.tenant_id
+    canon = canonicalize(tenant_id, "chat", part_request, call.options.namespace)
+    if plan.exact:
+        hit = await exact_cache.lookup(tenant_id, canon.key)
+        if hit is not None:
+            exact_cache.count_hit(tenant_id, canon.key)
+            rec.stage("part", index=index, hit="exact")
+            return hit, None, "", canon
+    if plan.cfg.semantic_cache:
+        hit, vector, text = await semantic_stage.find(tenant_id, part_request["messages"], canon.partition,
+                                                      plan.cfg, rec, label=f"part{index}_semantic")
+        if hit is not None:
+            rec.stage("part", index=index, hit="semantic")
+            return hit, vector, text, canon
+        return None, vector, text, canon
+    return None, None, "", canon
+
+
+async def try_decompose(call: Call, rec: Record, plan: _Plan, price: Price, reservation: quotas.Reservation,
+                        leader: singleflight.Leader | None) -> Reply | None:
+    from .run import _call_json, serve_response
+
+    decomposition: Decomposition | None = split(call.body)
+    if decomposition is None:
+        return None
+    parts = decomposition.parts
+    looked = await asyncio.gather(*[_lookup_part(call, rec, plan, p.request, p.index) for p in parts])
+    hits = sum(1 for cached, *_ in looked if cached is not None)
+    rec.stage("decompose", parts=len(parts), hits=hits)
+    if hits == 0:
+        return None
+
+    missing = [i for i, (cached, *_) in enumerate(looked) if cached is None]
+    started = time.perf_counter()
+    responses = await asyncio.gather(*[_call_json(call, rec, parts[i].request, rec.model) for i in missing])
+    rec.upstream_latency_ms = max(rec.upstream_latency_ms, (time.perf_counter() - started) * 1000)
+    answers: list[str] = []
+    fresh_answers = dict(zip(missing, responses, strict=True))
+    prompt_used = completion_used = 0
+    for i, (cached, vector, text, canon) in enumerate(looked):
+        if cached is not None:
+            answers.append(_text(cached.response))
+            continue
+        response = fresh_answers[i]
+        p, c = usage_of(response)
+        prompt_used += p
+        completion_used += c
+        answers.append(_text(response))
+        if plan.store and is_storable(response):
+            stored = Cached(response=response, prompt_tokens=p, completion_tokens=c,
+                            request_text=text or canon.last_user, key_hash=canon.key)
+            await exact_cache.put(call.principal.tenant_id, stored, plan.ttl)
+            embedding = semantic_stage.to_bytes(vector) if vector is not None else None
+            exact_cache.record_entry(call.principal.tenant_id, stored,
+                                     scope_hash=canon.partition if embedding else canon.scope,
+                                     model=rec.model, namespace=call.options.namespace, ttl=plan.ttl,
+                                     embedding=embedding, is_part=True)
+
+    composed = compose(decomposition, answers)
+    original_prompt = count_prompt_tokens(call.body.get("messages") or [], count_tokens)
+    usage = compose_usage(decomposition, composed, count_tokens, prompt_tokens=original_prompt)
+    rec.technique = Technique.DECOMPOSED
+    rec.served_model = rec.model
+    rec.prompt_tokens = prompt_used
+    rec.completion_tokens = completion_used
+    rec.cost_usd = price.cost(prompt_used, completion_used)
+    rec.counterfactual_usd = price.cost(usage["prompt_tokens"], usage["completion_tokens"])
+    rec.tokens_saved = max(0, usage["total_tokens"] - prompt_used - completion_used)
+    response = {
+        "id": f"chatcmpl-{call.request_id}", "object": "chat.completion", "created": int(time.time()),
+        "model": rec.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": composed}, "finish_reason": "stop",
+                     "logprobs": None}],
+        "usage": usage,
+    }
+    return serve_response(call, rec, response, reservation, leader)
+
+
+def _text(response: dict[str, Any]) -> str:
+    choices = response.get("choices") or [{}]
+    return ((choices[0].get("message") or {}).get("content")) or ""

@@ -1,0 +1,132 @@
+"""One ledger row for every authenticated request, built up as the request goes through the pipeline.
+
+Savings are counted as DESIGN.md says: saved = counterfactual - cost, where the counterfactual
+prices the original prompt's tokens and the served answer's completion tokens at the requested
+model's list price; tokens_saved counts the tokens that did not go upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from tenants.auth import Principal
+
+from ..models import RequestLog, Technique
+from .pricing import ZERO, Price
+from .writer import writer
+
+log = logging.getLogger("leo.requests")
+_observers: list[Any] = []
+
+
+def add_observer(fn: Any) -> None:
+    """Metrics and access logs subscribe here (optimizer.metrics, leo_optima.logging)."""
+    _observers.append(fn)
+
+
+@dataclass
+class Record:
+    principal: Principal
+    request_id: str
+    endpoint: str
+    model: str = ""
+    stream: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    created_at: Any = field(default_factory=timezone.now)
+    served_model: str = ""
+    provider: str = ""
+    status_code: int = 200
+    error_code: str = ""
+    technique: str = Technique.MISS
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: Decimal = ZERO
+    counterfactual_usd: Decimal = ZERO
+    tokens_saved: int = 0
+    prompt_opt_tokens_saved: int = 0
+    prompt_opt_saved_usd: Decimal = ZERO
+    routing_saved_usd: Decimal = ZERO
+    upstream_calls: int = 0
+    similarity: float | None = None
+    upstream_latency_ms: float = 0.0
+    trail: dict[str, Any] = field(default_factory=lambda: {"stages": []})
+    finished: bool = False
+
+    def stage(self, name: str, **info: Any) -> None:
+        self.trail["stages"].append({"stage": name, **info} if info else {"stage": name})
+
+    def served_from_cache(self, technique: str, price: Price, prompt_tokens: int, completion_tokens: int) -> None:
+        """A full saving: nothing went upstream; the counterfactual is the stored answer's usage."""
+        self.technique = technique
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost_usd = ZERO
+        self.counterfactual_usd = price.cost(prompt_tokens, completion_tokens)
+        self.tokens_saved = prompt_tokens + completion_tokens
+        self.served_model = self.model
+
+    def upstream_used(self, served_price: Price, requested_price: Price, prompt_tokens: int,
+                      completion_tokens: int, original_prompt_tokens: int | None = None) -> None:
+        """Usage as the upstream reported it; the counterfactual at the requested model's price for
+        the original (unoptimized) prompt."""
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        cost = served_price.cost(prompt_tokens, completion_tokens)
+        self.cost_usd += cost
+        original = prompt_tokens if original_prompt_tokens is None else max(prompt_tokens, original_prompt_tokens)
+        at_requested = requested_price.cost(prompt_tokens, completion_tokens)
+        self.counterfactual_usd += requested_price.cost(original, completion_tokens)
+        opt_tokens = original - prompt_tokens
+        if opt_tokens:
+            self.prompt_opt_tokens_saved += opt_tokens
+            self.tokens_saved += opt_tokens
+            self.prompt_opt_saved_usd += requested_price.cost(opt_tokens, 0)
+        if served_price is not requested_price:
+            self.routing_saved_usd += at_requested - cost
+
+    def fail(self, status: int, code: str) -> None:
+        self.status_code = status
+        self.error_code = code[:60]
+        if self.technique in (Technique.MISS, Technique.BYPASS) and self.upstream_calls == 0:
+            self.technique = Technique.ERROR
+        elif status >= 400 and self.technique == Technique.MISS:
+            self.technique = Technique.ERROR
+
+    @property
+    def saved_usd(self) -> Decimal:
+        return self.counterfactual_usd - self.cost_usd
+
+    @property
+    def latency_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def finish(self) -> RequestLog | None:
+        """Queue the ledger row once (streams call this from their generator's finally)."""
+        if self.finished:
+            return None
+        self.finished = True
+        row = RequestLog(
+            request_id=self.request_id, created_at=self.created_at, tenant_id=self.principal.tenant_id,
+            api_key_id=self.principal.api_key_id, endpoint=self.endpoint, model=self.model[:120],
+            served_model=(self.served_model or self.model)[:120], provider=self.provider[:100], stream=self.stream,
+            status_code=self.status_code, error_code=self.error_code, technique=self.technique,
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, cost_usd=self.cost_usd,
+            counterfactual_usd=self.counterfactual_usd, saved_usd=self.saved_usd, tokens_saved=self.tokens_saved,
+            prompt_opt_tokens_saved=self.prompt_opt_tokens_saved, prompt_opt_saved_usd=self.prompt_opt_saved_usd,
+            routing_saved_usd=self.routing_saved_usd, upstream_calls=self.upstream_calls,
+            similarity=self.similarity, latency_ms=round(self.latency_ms, 3),
+            upstream_latency_ms=round(self.upstream_latency_ms, 3), trail=self.trail,
+        )
+        writer.put_row(row)
+        for observer in _observers:
+            try:
+                observer(self)
+            except Exception:  # an observer must never cost a ledger row or a response
+                log.exception("ledger observer failed")
+        return row

@@ -1,0 +1,557 @@
+"""The request path: admit, look up, deduplicate, optimize, call upstream, store, record.
+
+    canonicalize -> exact cache -> single-flight -> semantic cache -> decomposition
+                 -> prompt optimization -> routing -> upstream (fallback chain) -> store -> ledger
+
+Every stage is a module of its own; this one only orders them. It knows nothing of HTTP: it takes a
+`Call` and returns a `Reply` whose body is a JSON dict or an async iterator of SSE bytes. Exactly
+one ledger row is written per call, whatever happens, streams included (from the iterator's
+`finally`, so client disconnects and cut streams are recorded too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from leo_optima.aio import background
+from leo_optima.db import run_db
+from tenants import quotas
+
+from ..models import RequestLog, Technique
+from ..providers import openai_compat as provider
+from ..providers.base import ProviderError, UpstreamStream
+from ..providers.registry import allowed_models, upstreams_for
+from . import exact_cache, singleflight
+from .canonical import Canonical, canonicalize, has_non_text, is_nondeterministic, text_of
+from .config import TenantConfig, tenant_config
+from .exact_cache import Cached
+from .ledger import Record
+from .pricing import Price, count_tokens, price_of
+from .responses import DONE, StreamAssembler, answer_text, fresh, is_storable, replay_as_stream, sse, usage_of
+from .types import Call, ProxyError, Reply
+
+log = logging.getLogger(__name__)
+
+PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
+DEFAULT_COMPLETION_ALLOWANCE = 512
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+async def handle(call: Call) -> Reply:
+    rec = Record(principal=call.principal, request_id=call.request_id, endpoint=call.endpoint,
+                 model=str(call.body.get("model") or ""), stream=call.stream)
+    try:
+        if call.endpoint == "embeddings":
+            return await _embeddings(call, rec)
+        return await _generate(call, rec)
+    except ProxyError as exc:
+        rec.fail(exc.status, exc.code or exc.type)
+        rec.finish()
+        return _error_reply(call, rec, exc)
+    except ProviderError as exc:
+        err = provider_error(exc)
+        rec.fail(err.status, exc.kind)
+        rec.finish()
+        return _error_reply(call, rec, err)
+    except asyncio.CancelledError:
+        rec.fail(499, "client_disconnected")
+        rec.finish()
+        raise
+    except Exception as exc:  # never a 500 with a stack trace, never a lost ledger row
+        log.exception("pipeline failure", extra={"request_id": call.request_id})
+        rec.fail(500, "internal_error")
+        rec.finish()
+        return _error_reply(call, rec, ProxyError(500, f"Internal error in the gateway ({type(exc).__name__}); "
+                                                        f"request id {call.request_id}.", type="server_error",
+                                                  code="internal_error"))
+
+
+def provider_error(exc: ProviderError) -> ProxyError:
+    headers = {}
+    if exc.status == 429 and exc.retry_after is not None:
+        headers["Retry-After"] = str(int(exc.retry_after))
+    kind = {429: "rate_limit_error", 504: "timeout"}.get(exc.status, "upstream_error")
+    if 400 <= exc.status < 500 and exc.status != 429:
+        kind = "invalid_request_error"
+    return ProxyError(exc.status, str(exc), type=kind, code=exc.kind, headers=headers, body=exc.body)
+
+
+def _error_reply(call: Call, rec: Record, exc: ProxyError) -> Reply:
+    return Reply(exc.status, {**exc.headers, **_leo_headers(call, rec)}, body=exc.envelope())
+
+
+def _leo_headers(call: Call, rec: Record) -> dict[str, str]:
+    headers = {"X-LEO-Request-Id": call.request_id, "X-LEO-Cache": _cache_header(rec.technique),
+               "X-LEO-Tokens-Saved": str(rec.tokens_saved),
+               "X-LEO-Cost-Saved-USD": f"{rec.saved_usd.quantize(Decimal('0.00000001')):f}"}
+    if rec.similarity is not None:
+        headers["X-LEO-Similarity"] = f"{rec.similarity:.4f}"
+    if rec.served_model and rec.served_model != rec.model:
+        headers["X-LEO-Route"] = f"{rec.model}->{rec.served_model}"
+    if rec.provider:
+        headers["X-LEO-Provider"] = rec.provider
+    return headers
+
+
+def _cache_header(technique: str) -> str:
+    return {Technique.EXACT: "exact", Technique.SEMANTIC: "semantic", Technique.DEDUP: "exact",
+            Technique.DECOMPOSED: "decomposed", Technique.BYPASS: "bypass"}.get(technique, "miss")
+
+
+# --- admission --------------------------------------------------------------------------------
+
+async def _check_model(call: Call, kinds: tuple[str, ...]) -> None:
+    model = call.body.get("model")
+    owners = await allowed_models(call.principal)
+    if model not in owners:
+        raise ProxyError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                         code="model_not_found", param="model")
+
+
+def _prompt_text(call: Call) -> str:
+    if call.endpoint == "chat":
+        return "\n".join(text_of(m.get("content")) for m in call.body.get("messages") or [])
+    value = call.body.get("prompt") if call.endpoint == "completions" else call.body.get("input")
+    if isinstance(value, list):
+        return "\n".join(v if isinstance(v, str) else " ".join(map(str, v)) for v in value)
+    return str(value or "")
+
+
+async def _month_usage(tenant_id: int) -> tuple[int, Decimal]:
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    def query() -> tuple[int, Decimal]:
+        now = timezone.now()
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        agg = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=start).aggregate(
+            p=Sum("prompt_tokens"), c=Sum("completion_tokens"), usd=Sum("cost_usd"))
+        return int((agg["p"] or 0) + (agg["c"] or 0)), Decimal(agg["usd"] or 0)
+
+    return await run_db(query)
+
+
+async def _admit(call: Call, price: Price) -> tuple[quotas.Reservation, int]:
+    est_prompt = count_tokens(_prompt_text(call))
+    allowance = call.body.get("max_completion_tokens") or call.body.get("max_tokens")
+    n = call.body.get("n") if isinstance(call.body.get("n"), int) else 1
+    completion = (allowance if isinstance(allowance, int) and allowance > 0 else DEFAULT_COMPLETION_ALLOWANCE)
+    completion = 0 if call.endpoint == "embeddings" else completion * max(1, n or 1)
+    try:
+        reservation = await quotas.admit(call.principal, est_prompt + completion, price.cost(est_prompt, completion),
+                                         lambda: _month_usage(call.principal.tenant_id))
+    except quotas.QuotaExceeded as exc:
+        raise ProxyError(429, str(exc), type="rate_limit_error" if exc.kind.endswith("minute") else "insufficient_quota",
+                         code="rate_limit_exceeded" if exc.kind.endswith("minute") else "insufficient_quota",
+                         headers={"Retry-After": str(exc.retry_after)}) from None
+    return reservation, est_prompt
+
+
+def _settle(call: Call, rec: Record, reservation: quotas.Reservation) -> None:
+    background(quotas.settle(call.principal, reservation, rec.prompt_tokens + rec.completion_tokens, rec.cost_usd))
+
+
+# --- upstream ---------------------------------------------------------------------------------
+
+async def _call_json(call: Call, rec: Record, body: dict[str, Any], model: str) -> dict[str, Any]:
+    chain = await upstreams_for(call.principal, model)
+    last: ProviderError | None = None
+    for upstream in chain:
+        try:
+            rec.upstream_calls += 1
+            result = await provider.request_json(upstream, PATHS[call.endpoint], body)
+        except ProviderError as exc:
+            rec.stage("upstream_error", provider=upstream.name, kind=exc.kind)
+            last = exc
+            if not exc.retryable:
+                raise
+            continue
+        rec.provider = upstream.name
+        rec.upstream_latency_ms += result.latency_ms
+        rec.stage("upstream", provider=upstream.name, ms=round(result.latency_ms, 2))
+        return result.body
+    assert last is not None
+    raise last
+
+
+async def _open_stream(call: Call, rec: Record, body: dict[str, Any], model: str) -> UpstreamStream:
+    chain = await upstreams_for(call.principal, model)
+    last: ProviderError | None = None
+    for upstream in chain:
+        try:
+            rec.upstream_calls += 1
+            stream = await provider.open_stream(upstream, PATHS[call.endpoint], body)
+        except ProviderError as exc:
+            rec.stage("upstream_error", provider=upstream.name, kind=exc.kind)
+            last = exc
+            if not exc.retryable:
+                raise
+            continue
+        rec.provider = upstream.name
+        rec.upstream_latency_ms += stream.first_byte_ms
+        rec.stage("upstream", provider=upstream.name, first_byte_ms=round(stream.first_byte_ms, 2))
+        return stream
+    assert last is not None
+    raise last
+
+
+# --- embeddings: passed through, recorded -----------------------------------------------------
+
+async def _embeddings(call: Call, rec: Record) -> Reply:
+    await _check_model(call, ("embedding",))
+    price = await price_of(rec.model)
+    reservation, _ = await _admit(call, price)
+    try:
+        body = await _call_json(call, rec, call.body, rec.model)
+        prompt_tokens, _ = usage_of(body)
+        rec.upstream_used(price, price, prompt_tokens, 0)
+        rec.technique = Technique.MISS
+        return Reply(200, _leo_headers(call, rec), body=body)
+    finally:
+        _settle(call, rec, reservation)
+        rec.finish()
+
+
+# --- chat and completions ---------------------------------------------------------------------
+
+class _Plan:
+    """What the optimizer decided for one call."""
+
+    def __init__(self, call: Call, cfg: TenantConfig, canon: Canonical) -> None:
+        body = call.body
+        self.cfg = cfg
+        self.canon = canon
+        nondeterministic = is_nondeterministic(body) and cfg.non_deterministic == "bypass"
+        self.cacheable = (cfg.exact_cache or cfg.semantic_cache) and not nondeterministic
+        self.lookup = self.cacheable and not call.options.no_cache
+        self.store = self.cacheable and not call.options.no_store
+        self.exact = cfg.exact_cache and self.lookup
+        tools = bool(body.get("tools") or body.get("functions"))
+        self.tools = tools
+        self.semantic = (cfg.semantic_cache and self.lookup and call.endpoint == "chat" and not tools
+                         and not body.get("response_format") and not has_non_text(body.get("messages") or [])
+                         and bool(canon.last_user.strip()) and (body.get("n") or 1) == 1)
+        self.dedup = cfg.dedup and not call.options.no_cache
+        self.ttl = call.options.ttl if call.options.ttl is not None else cfg.cache_ttl_seconds
+        self.embedding: Any = None  # the query's vector, computed once for lookup and store
+        self.embedded_text = ""
+
+
+async def _generate(call: Call, rec: Record) -> Reply:
+    await _check_model(call, ("chat", "completion"))
+    requested_price = await price_of(rec.model)
+    cfg = await tenant_config(call.principal.tenant_id)
+    reservation, est_prompt = await _admit(call, requested_price)
+    settled = False
+    try:
+        canon = canonicalize(call.principal.tenant_id, call.endpoint, call.body, call.options.namespace)
+        plan = _Plan(call, cfg, canon)
+        if not plan.cacheable or (call.options.no_cache and call.options.no_store):
+            rec.technique = Technique.BYPASS
+            rec.stage("bypass", reason="policy" if not plan.cacheable else "cache-control")
+
+        # 1. exact cache
+        if plan.exact:
+            hit = await exact_cache.lookup(call.principal.tenant_id, canon.key)
+            rec.stage("exact", hit=hit is not None)
+            if hit is not None:
+                exact_cache.count_hit(call.principal.tenant_id, canon.key)
+                return _serve_cached(call, rec, hit, Technique.EXACT, requested_price, reservation)
+
+        # 2. single-flight
+        flight: singleflight.Leader | singleflight.Follower | None = None
+        if plan.dedup:
+            flight = await singleflight.join(call.principal.tenant_id, canon.key, call.stream,
+                                             settings.LEO_UPSTREAM_READ_TIMEOUT + 30)
+            if isinstance(flight, singleflight.Follower):
+                reply = await _follow(call, rec, flight, requested_price, reservation)
+                if reply is not None:
+                    return reply
+                flight = None  # released: go on alone
+
+        settled = True  # from here the answer path settles the quota itself
+        return await _answer(call, rec, plan, requested_price, reservation, est_prompt,
+                             flight if isinstance(flight, singleflight.Leader) else None)
+    finally:
+        if not settled:
+            _settle(call, rec, reservation)
+
+
+def _serve_cached(call: Call, rec: Record, cached: Cached, technique: str, price: Price,
+                  reservation: quotas.Reservation, leader: singleflight.Leader | None = None) -> Reply:
+    rec.served_from_cache(technique, price, cached.prompt_tokens, cached.completion_tokens)
+    response = fresh(cached.response, f"chatcmpl-{call.request_id}" if call.endpoint == "chat"
+                     else f"cmpl-{call.request_id}")
+    return serve_response(call, rec, response, reservation, leader)
+
+
+def serve_response(call: Call, rec: Record, response: dict[str, Any], reservation: quotas.Reservation,
+                   leader: singleflight.Leader | None) -> Reply:
+    """Answer with a response LEO already holds (a cache hit or a composed answer), as JSON or as a
+    replayed stream; hand it to the flight's followers too."""
+    headers = _leo_headers(call, rec)
+    if leader is not None:
+        background(_publish_whole(leader, call, response))
+    if not call.stream:
+        rec.finish()
+        _settle(call, rec, reservation)
+        return Reply(200, headers, body=response)
+    chunks = replay_as_stream(response, call.include_usage) if call.endpoint == "chat" else \
+        _replay_completion(response, call.include_usage)
+
+    async def gen() -> AsyncIterator[bytes]:
+        try:
+            for chunk in chunks:
+                yield chunk
+        except BaseException:
+            rec.fail(499, "client_disconnected")
+            raise
+        finally:
+            rec.finish()
+            _settle(call, rec, reservation)
+
+    return Reply(200, headers, stream=gen())
+
+
+def _replay_completion(response: dict[str, Any], include_usage: bool) -> list[bytes]:
+    base = {k: response.get(k) for k in ("id", "created", "model")}
+    out = [sse({**base, "object": "text_completion", "choices": [
+        {"index": c.get("index", 0), "text": c.get("text", ""), "logprobs": None,
+         "finish_reason": c.get("finish_reason")}]}) for c in response.get("choices") or []]
+    if include_usage:
+        out.append(sse({**base, "object": "text_completion", "choices": [], "usage": response.get("usage")}))
+    out.append(DONE)
+    return out
+
+
+async def _publish_whole(leader: singleflight.Leader, call: Call, response: dict[str, Any]) -> None:
+    """A leader served from a cache: hand followers the same answer in their form."""
+    if call.stream:
+        chunks = replay_as_stream(response, True) if call.endpoint == "chat" else _replay_completion(response, True)
+        for chunk in chunks[:-1]:
+            await leader.publish("usage" if b'"choices":[]' in chunk else "chunk", chunk)
+    else:
+        await leader.publish("result", json.dumps(response).encode())
+    await leader.finish(True)
+
+
+async def _follow(call: Call, rec: Record, follower: singleflight.Follower, price: Price,
+                  reservation: quotas.Reservation) -> Reply | None:
+    """Wait on the leader's flight. None means: released before anything was sent, go alone."""
+    events = follower.events(settings.LEO_UPSTREAM_READ_TIMEOUT + 30)
+    rec.stage("dedup", role="follower")
+    try:
+        first = await events.__anext__()
+    except (singleflight.Released, StopAsyncIteration):
+        rec.stage("dedup_released")
+        return None
+    kind, data = first
+    if kind == "result":
+        response = json.loads(data)
+        prompt_tokens, completion_tokens = usage_of(response)
+        rec.served_from_cache(Technique.DEDUP, price, prompt_tokens, completion_tokens)
+        rec.finish()
+        _settle(call, rec, reservation)
+        return Reply(200, _leo_headers(call, rec), body=response)
+
+    rec.technique = Technique.DEDUP
+    headers = _leo_headers(call, rec)
+    asm = StreamAssembler(call.endpoint)
+
+    async def gen() -> AsyncIterator[bytes]:
+        ok = False
+        try:
+            k, d = kind, data
+            while True:
+                asm.add(json.loads(d[6:]))
+                if k != "usage" or call.include_usage:
+                    yield d
+                try:
+                    k, d = await events.__anext__()
+                except StopAsyncIteration:
+                    break
+            yield DONE
+            ok = True
+        except singleflight.Released:
+            # Chunks already reached the client: it cannot be restarted, so end with an error event.
+            yield sse({"error": {"message": "The upstream stream failed.", "type": "upstream_error",
+                                 "param": None, "code": "stream_cut"}})
+            rec.fail(502, "stream_cut")
+        except BaseException:
+            rec.fail(499, "client_disconnected")
+            raise
+        finally:
+            if ok:
+                p, c = usage_of(asm.response())
+                rec.served_from_cache(Technique.DEDUP, price, p, c)
+            rec.finish()
+            _settle(call, rec, reservation)
+
+    return Reply(200, headers, stream=gen())
+
+
+async def _answer(call: Call, rec: Record, plan: _Plan, requested_price: Price, reservation: quotas.Reservation,
+                  est_prompt: int, leader: singleflight.Leader | None) -> Reply:
+    """Semantic cache, decomposition, then the upstream. Owns quota settlement and the leader's end."""
+    try:
+        from . import semantic_stage
+
+        if plan.semantic:
+            hit = await semantic_stage.lookup(call, rec, plan)
+            if hit is not None:
+                return _serve_cached(call, rec, hit, Technique.SEMANTIC, requested_price, reservation, leader)
+
+        if plan.lookup and call.endpoint == "chat" and plan.cfg.decomposition:
+            from . import decomposition_stage
+
+            reply = await decomposition_stage.try_decompose(call, rec, plan, requested_price, reservation, leader)
+            if reply is not None:
+                return reply
+
+        body, served_model, original_prompt = await _optimize(call, rec, plan, est_prompt)
+        served_price = requested_price if served_model == rec.model else await price_of(served_model)
+        rec.served_model = served_model
+        if call.stream:
+            return await _stream_from_upstream(call, rec, plan, body, served_model, served_price, requested_price,
+                                               original_prompt, reservation, leader)
+        response = await _call_json(call, rec, body, served_model)
+        prompt_tokens, completion_tokens = usage_of(response)
+        rec.upstream_used(served_price, requested_price, prompt_tokens, completion_tokens,
+                          _scaled_original(prompt_tokens, original_prompt))
+        await _store(call, plan, response)
+        if leader is not None:
+            await leader.publish("result", json.dumps(response).encode())
+            await leader.finish(True)
+        rec.finish()
+        _settle(call, rec, reservation)
+        return Reply(200, _leo_headers(call, rec), body=response)
+    except BaseException:
+        if leader is not None:
+            background(leader.finish(False))
+        if not rec.finished:
+            # handle() records the failure; the quota gives back what was reserved but unused
+            _settle(call, rec, reservation)
+        raise
+
+
+def _scaled_original(upstream_prompt_tokens: int, ratio: tuple[int, int] | None) -> int | None:
+    """The original prompt's tokens, from the upstream's count of the optimized prompt and our
+    before/after estimate (the upstream never saw the original)."""
+    if ratio is None or ratio[1] <= 0 or ratio[0] <= ratio[1]:
+        return None
+    return round(upstream_prompt_tokens * ratio[0] / ratio[1])
+
+
+async def _optimize(call: Call, rec: Record, plan: _Plan, est_prompt: int
+                    ) -> tuple[dict[str, Any], str, tuple[int, int] | None]:
+    """Prompt optimization then routing. Returns (upstream body, served model, (tokens before, after))."""
+    body = call.body
+    ratio: tuple[int, int] | None = None
+    if call.endpoint == "chat" and plan.cfg.prompt_mode != "off":
+        from .prompt_opt import optimize
+
+        result = optimize(body, plan.cfg.prompt_mode, count_tokens)  # type: ignore[arg-type]
+        if result.tokens_after < result.tokens_before:
+            body = result.request
+            ratio = (result.tokens_before, result.tokens_after)
+            rec.stage("prompt_opt", before=result.tokens_before, after=result.tokens_after, changes=result.changes)
+    model = rec.model
+    if call.endpoint == "chat" and plan.cfg.routing and plan.cfg.routing_rules:
+        from .routing import RoutingRule, route
+
+        rules = [RoutingRule(**r) for r in plan.cfg.routing_rules]
+        decision = route(body, rules, count_tokens)
+        if decision.routed:
+            owners = await allowed_models(call.principal)
+            if decision.model in owners:
+                model = decision.model
+                body = {**body, "model": model}
+                rec.stage("routing", to=model, reason=decision.reason)
+    if call.stream:
+        # Always ask for usage so the ledger has the upstream's count; stripped if the client did not ask.
+        body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+    return body, model, ratio
+
+
+async def _store(call: Call, plan: _Plan, response: dict[str, Any]) -> None:
+    if not plan.store or not is_storable(response):
+        return
+    prompt_tokens, completion_tokens = usage_of(response)
+    request_text = plan.embedded_text or plan.canon.last_user or _prompt_text(call)[:2000]
+    cached = Cached(response=response, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                    request_text=request_text, key_hash=plan.canon.key)
+    tenant_id = call.principal.tenant_id
+    await exact_cache.put(tenant_id, cached, plan.ttl)
+    embedding = None
+    if plan.semantic and plan.embedding is not None:
+        from . import semantic_stage
+
+        embedding = semantic_stage.to_bytes(plan.embedding)
+    exact_cache.record_entry(tenant_id, cached, scope_hash=plan.canon.partition if embedding else plan.canon.scope,
+                             model=str(call.body.get("model")), namespace=call.options.namespace, ttl=plan.ttl,
+                             embedding=embedding)
+
+
+async def _stream_from_upstream(call: Call, rec: Record, plan: _Plan, body: dict[str, Any], served_model: str,
+                                served_price: Price, requested_price: Price, original_prompt: tuple[int, int] | None,
+                                reservation: quotas.Reservation, leader: singleflight.Leader | None) -> Reply:
+    upstream = await _open_stream(call, rec, body, served_model)
+    headers = _leo_headers(call, rec)
+    asm = StreamAssembler(call.endpoint)
+
+    async def gen() -> AsyncIterator[bytes]:
+        ok = False
+        try:
+            async for event in upstream.events:
+                asm.add(event)
+                chunk = sse(event)
+                usage_only = not event.get("choices") and bool(event.get("usage"))
+                if leader is not None:
+                    await leader.publish("usage" if usage_only else "chunk", chunk)
+                if usage_only and not call.include_usage:
+                    continue
+                yield chunk
+            yield DONE
+            ok = True
+        except ProviderError as exc:
+            yield sse({"error": {"message": str(exc), "type": "upstream_error", "param": None, "code": exc.kind}})
+            rec.fail(exc.status, exc.kind)
+        except BaseException:
+            rec.fail(499, "client_disconnected")
+            raise
+        finally:
+            background(upstream.close())
+            response = asm.response()
+            prompt_tokens, completion_tokens = usage_of(response)
+            if not asm.usage:  # an upstream that ignores include_usage: estimate, and say so
+                prompt_tokens = count_tokens(_prompt_text(call))
+                completion_tokens = count_tokens(answer_text(response))
+                rec.stage("usage_estimated")
+            rec.upstream_used(served_price, requested_price, prompt_tokens, completion_tokens,
+                              _scaled_original(prompt_tokens, original_prompt))
+            if ok and asm.complete:
+                background(_store_then_finish(call, plan, response, leader))
+            elif leader is not None:
+                background(leader.finish(False))
+            rec.finish()
+            _settle(call, rec, reservation)
+
+    return Reply(200, headers, stream=gen())
+
+
+async def _store_then_finish(call: Call, plan: _Plan, response: dict[str, Any],
+                             leader: singleflight.Leader | None) -> None:
+    try:
+        await _store(call, plan, response)
+    finally:
+        if leader is not None:
+            await leader.finish(True)
+

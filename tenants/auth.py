@@ -1,0 +1,144 @@
+"""Authenticating `Authorization: Bearer leo_...` on the hot path.
+
+A verified key is remembered in process memory for a few seconds (by its HMAC digest, never the
+plaintext), so a busy key costs one HMAC and a dict lookup; revocation and expiry therefore take
+effect within `CACHE_SECONDS`. Repeated bad keys from one client address are throttled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+
+from leo_optima.aio import background
+from leo_optima.db import run_db
+from leo_optima.state import StateUnavailable, get_state
+
+from . import keys
+from .models import ApiKey
+
+CACHE_SECONDS = 2.0
+BAD_KEY_LIMIT_PER_MINUTE = 30
+
+
+class AuthError(Exception):
+    def __init__(self, message: str, code: str = "invalid_api_key", status: int = 401) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's tenant and the tenant's limits, as of at most CACHE_SECONDS ago."""
+
+    tenant_id: int
+    tenant_slug: str
+    api_key_id: int
+    key_prefix: str
+    key_name: str
+    allowed_models: tuple[str, ...]
+    monthly_token_quota: int | None
+    monthly_spend_quota_usd: Decimal | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    expires_at: datetime | None = None
+    cached_at: float = field(default_factory=time.monotonic)
+
+
+_cache: dict[str, tuple[Principal | None, float]] = {}
+_touched: dict[int, float] = {}
+
+
+def _load(prefix: str, plaintext: str) -> Principal | None:
+    row = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+    if row is None:
+        return None
+    ok, rehash = keys.verify(plaintext, row.digest)
+    if not ok:
+        return None
+    if rehash:  # verified with a retired pepper: move it to the current one
+        ApiKey.objects.filter(pk=row.pk).update(digest=keys.digest(plaintext))
+    if row.revoked_at is not None:
+        raise AuthError("This API key has been revoked.", code="invalid_api_key")
+    if row.expires_at is not None and row.expires_at <= timezone.now():
+        raise AuthError("This API key has expired.", code="invalid_api_key")
+    t = row.tenant
+    if not t.is_active:
+        raise AuthError("This tenant is disabled.", code="invalid_api_key")
+    return Principal(
+        tenant_id=t.pk, tenant_slug=t.slug, api_key_id=row.pk, key_prefix=row.prefix, key_name=row.name,
+        allowed_models=tuple(t.allowed_models or ()), monthly_token_quota=t.monthly_token_quota,
+        monthly_spend_quota_usd=t.monthly_spend_quota_usd, requests_per_minute=t.requests_per_minute,
+        tokens_per_minute=t.tokens_per_minute, expires_at=row.expires_at,
+    )
+
+
+def _touch(api_key_id: int) -> None:
+    ApiKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
+
+
+async def _throttle_bad_key(client_ip: str) -> None:
+    state = get_state()
+    try:
+        count = await state.add(f"leo:badkey:{client_ip}", 1, 60)
+    except StateUnavailable:
+        return
+    if count > BAD_KEY_LIMIT_PER_MINUTE:
+        raise AuthError("Too many requests with invalid API keys from this address; retry later.",
+                        code="rate_limit_exceeded", status=429)
+
+
+async def _bad_key_blocked(client_ip: str) -> bool:
+    try:
+        raw = await get_state().get(f"leo:badkey:{client_ip}")
+    except StateUnavailable:
+        return False
+    return raw is not None and int(raw) > BAD_KEY_LIMIT_PER_MINUTE
+
+
+async def authenticate(authorization: str | None, client_ip: str = "") -> Principal:
+    if await _bad_key_blocked(client_ip):
+        raise AuthError("Too many requests with invalid API keys from this address; retry later.",
+                        code="rate_limit_exceeded", status=429)
+    if not authorization or not authorization.startswith("Bearer "):
+        raise AuthError("You didn't provide an API key. Send it as 'Authorization: Bearer leo_...'.")
+    plaintext = authorization[7:].strip()
+    if not keys.looks_like_key(plaintext):
+        await _throttle_bad_key(client_ip)
+        raise AuthError("Incorrect API key provided.")
+    cache_key = keys.digest(plaintext)
+    now = time.monotonic()
+    hit = _cache.get(cache_key)
+    if hit is not None and hit[1] > now:
+        principal = hit[0]
+    else:
+        try:
+            principal = await run_db(_load, plaintext[: keys.PREFIX_LENGTH], plaintext)
+        except AuthError:
+            _cache.pop(cache_key, None)
+            await _throttle_bad_key(client_ip)
+            raise
+        if len(_cache) > 50_000:
+            _cache.clear()
+        _cache[cache_key] = (principal, now + CACHE_SECONDS)
+    if principal is None:
+        await _throttle_bad_key(client_ip)
+        raise AuthError("Incorrect API key provided.")
+    if principal.expires_at is not None and principal.expires_at <= timezone.now():
+        raise AuthError("This API key has expired.")
+    # last_used_at is written at most once a minute per key and process, off the request path.
+    if now - _touched.get(principal.api_key_id, 0.0) > 60:
+        _touched[principal.api_key_id] = now
+        background(run_db(_touch, principal.api_key_id))
+    return principal
+
+
+def forget_cached_keys() -> None:
+    """Drop the in-process cache (tests, and after a revocation in this process)."""
+    _cache.clear()

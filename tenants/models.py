@@ -1,0 +1,229 @@
+"""Identity: users, tenants, memberships, API keys, provider credentials, audit events.
+
+This app imports no other app of the project (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.utils import timezone
+from django.utils.text import slugify
+
+from . import crypto, keys
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        if not email:
+            raise ValueError("email is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in to the portal (and, when staff, to the admin). Email is the login."""
+
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Tenant(models.Model):
+    """A customer organisation: owns keys, provider credentials, cache entries and the ledger rows.
+
+    Quota fields: null means unlimited. Monthly quotas reset on the first of each UTC month.
+    """
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=64, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    monthly_token_quota = models.BigIntegerField(null=True, blank=True)
+    monthly_spend_quota_usd = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    # Empty: every model of the platform catalogue; otherwise only these model names.
+    allowed_models = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def create(cls, name: str, **fields: Any) -> Tenant:
+        base = slugify(name)[:50] or "tenant"
+        slug, n = base, 1
+        while cls.objects.filter(slug=slug).exists():
+            n += 1
+            slug = f"{base}-{n}"
+        return cls.objects.create(name=name, slug=slug, **fields)
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+
+
+class Membership(models.Model):
+    """A user's role in a tenant. Owners and admins manage keys, members and settings; members read."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in (Role.OWNER, Role.ADMIN)
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def usable(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True, tenant__is_active=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(models.Model):
+    """A tenant's key for `/v1/*`. Only the lookup prefix and an HMAC digest are stored."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, default="default")
+    prefix = models.CharField(max_length=keys.PREFIX_LENGTH, unique=True)
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @classmethod
+    def issue(cls, tenant: Tenant, name: str = "default", **fields: Any) -> tuple[ApiKey, str]:
+        """Create a key; returns (row, plaintext). The plaintext exists only in this return value."""
+        for _ in range(5):
+            new = keys.generate()
+            if not cls.objects.filter(prefix=new.prefix).exists():
+                break
+        key = cls.objects.create(tenant=tenant, name=name, prefix=new.prefix, digest=new.digest, **fields)
+        return key, new.plaintext
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+    def touch(self, now: timezone.datetime | None = None) -> bool:
+        """Record use at most once a minute, so the hot path stays read-mostly."""
+        now = now or timezone.now()
+        if self.last_used_at and now - self.last_used_at < LAST_USED_RESOLUTION:
+            return False
+        ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
+        self.last_used_at = now
+        return True
+
+
+class ProviderCredential(models.Model):
+    """A tenant's own upstream account (any OpenAI-compatible API), its key encrypted at rest.
+
+    `model_names` lists the model names it serves; requests for them go here first (by `priority`),
+    with the platform's default upstream as the last fallback unless `exclusive` is set.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="provider_credentials")
+    name = models.CharField(max_length=100)
+    base_url = models.URLField(max_length=300)
+    encrypted_key = models.TextField(editable=False)
+    key_last4 = models.CharField(max_length=4, editable=False)
+    model_names = models.JSONField(default=list, blank=True)
+    priority = models.PositiveSmallIntegerField(default=100)
+    exclusive = models.BooleanField(default=False, help_text="Do not fall back to the platform upstream.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (…{self.key_last4})"
+
+    def set_key(self, plaintext: str) -> None:
+        self.encrypted_key = crypto.encrypt(plaintext)
+        self.key_last4 = plaintext[-4:]
+
+    def get_key(self) -> str:
+        return crypto.decrypt(self.encrypted_key)
+
+
+class AuditEvent(models.Model):
+    """What matters to security: keys created or revoked, roles and settings changed, failed logins."""
+
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=200, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target}"
+
+    @classmethod
+    def record(cls, action: str, *, tenant: Tenant | None = None, actor: User | None = None,
+               target: str = "", ip: str | None = None, **data: Any) -> AuditEvent:
+        return cls.objects.create(tenant=tenant, actor=actor, action=action, target=target, ip=ip, data=data)
+

@@ -1,0 +1,152 @@
+"""Quotas and rate limits, admitted atomically across workers.
+
+Four limits per tenant, each optional: requests per minute, tokens per minute, tokens per calendar
+month (UTC) and spend per month. Admission is all-or-nothing in one Redis script (or one step on
+the event loop without Redis), so N workers cannot together admit more than the limit.
+
+Tokens and spend are not known until the upstream answers, so admission *reserves* an estimate
+(prompt estimate + max_tokens, or a default completion allowance) and `settle` later adds the
+difference between what was used and what was reserved. The overspend bound is therefore: at most
+the sum, over requests admitted while the budget was nearly spent, of (actual - reserved) usage,
+which is zero for requests whose max_tokens bounds their completion.
+
+The monthly counters start from the ledger: the caller passes `month_usage` (a coroutine reading
+the ledger) used only when the counter does not exist yet (new month, Redis flushed, new process).
+When Redis is down, limits fall back to per-process counters (documented in SECURITY.md): a tenant
+may then get up to one limit per worker process, never an unlimited pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from leo_optima.state import LocalState, State, StateUnavailable, get_state
+
+from .auth import Principal
+
+# Spend is counted in micro-dollars so that Redis can add integers.
+MICRO = Decimal("1000000")
+MONTH_TTL = 40 * 24 * 3600
+
+_fallback = LocalState()
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, message: str, kind: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Reservation:
+    tenant_id: int
+    minute_key: str
+    month: str
+    tokens: int
+    micro_usd: int
+
+
+def _month(now: datetime) -> str:
+    return now.strftime("%Y%m")
+
+
+def _seconds_to_next_month(now: datetime) -> int:
+    nxt = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
+    return max(1, math.ceil((nxt - now).total_seconds()))
+
+
+async def _ensure_month(state: State, key: str, initial: Callable[[], Awaitable[int]]) -> None:
+    if await state.get(key) is None:
+        await state.set_nx(key, str(await initial()).encode(), MONTH_TTL)
+
+
+async def admit(
+    principal: Principal,
+    tokens: int,
+    usd: Decimal,
+    month_usage: Callable[[], Awaitable[tuple[int, Decimal]]],
+) -> Reservation:
+    """Reserve `tokens` and `usd` against every configured limit, or raise QuotaExceeded."""
+    now = datetime.now(UTC)
+    minute = int(time.time() // 60)
+    month = _month(now)
+    t = principal.tenant_id
+    micro = int((usd * MICRO).to_integral_value())
+    minute_key = f"leo:q:{t}:m:{minute}"
+    checks: list[tuple[str, int, int, float]] = []
+    kinds: list[str] = []
+    if principal.requests_per_minute is not None:
+        checks.append((f"{minute_key}:req", 1, principal.requests_per_minute, 120))
+        kinds.append("requests_per_minute")
+    if principal.tokens_per_minute is not None:
+        checks.append((f"{minute_key}:tok", tokens, principal.tokens_per_minute, 120))
+        kinds.append("tokens_per_minute")
+    month_tok = f"leo:q:{t}:M:{month}:tok"
+    month_usd = f"leo:q:{t}:M:{month}:usd"
+    if principal.monthly_token_quota is not None:
+        checks.append((month_tok, tokens, principal.monthly_token_quota, MONTH_TTL))
+        kinds.append("monthly_tokens")
+    if principal.monthly_spend_quota_usd is not None:
+        checks.append((month_usd, micro, int(principal.monthly_spend_quota_usd * MICRO), MONTH_TTL))
+        kinds.append("monthly_spend")
+    if not checks:
+        return Reservation(t, minute_key, month, 0, 0)
+
+    async def run(state: State) -> tuple[bool, int]:
+        if "monthly_tokens" in kinds or "monthly_spend" in kinds:
+            usage: tuple[int, Decimal] | None = None
+
+            async def initial(index: int) -> int:
+                nonlocal usage
+                if usage is None:
+                    usage = await month_usage()
+                return usage[0] if index == 0 else int(usage[1] * MICRO)
+
+            if "monthly_tokens" in kinds:
+                await _ensure_month(state, month_tok, lambda: initial(0))
+            if "monthly_spend" in kinds:
+                await _ensure_month(state, month_usd, lambda: initial(1))
+        return await state.admit(checks)
+
+    try:
+        ok, failed = await run(get_state())
+    except StateUnavailable:
+        ok, failed = await run(_fallback)
+    if not ok:
+        kind = kinds[failed]
+        if kind.endswith("per_minute"):
+            retry = max(1, 60 - int(time.time()) % 60)
+            what = "requests" if kind.startswith("requests") else "tokens"
+            msg = f"Rate limit reached for {what} per minute on this tenant. Please try again in {retry}s."
+        else:
+            retry = _seconds_to_next_month(now)
+            what = "token" if kind == "monthly_tokens" else "spend"
+            msg = f"You exceeded your monthly {what} quota. It resets at the start of next month (UTC)."
+        raise QuotaExceeded(msg, kind=kind, retry_after=retry)
+    counts_tokens = principal.tokens_per_minute is not None or principal.monthly_token_quota is not None
+    counts_usd = principal.monthly_spend_quota_usd is not None
+    return Reservation(t, minute_key, month, tokens if counts_tokens else 0, micro if counts_usd else 0)
+
+
+async def settle(principal: Principal, reservation: Reservation, tokens: int, usd: Decimal) -> None:
+    """Replace the reservation by what was actually used (may be negative: unused reservation)."""
+    delta_tokens = tokens - reservation.tokens
+    delta_micro = int((usd * MICRO).to_integral_value()) - reservation.micro_usd
+    updates: list[tuple[str, int, float]] = []
+    if principal.tokens_per_minute is not None and delta_tokens:
+        updates.append((f"{reservation.minute_key}:tok", delta_tokens, 120))
+    if principal.monthly_token_quota is not None and delta_tokens:
+        updates.append((f"leo:q:{reservation.tenant_id}:M:{reservation.month}:tok", delta_tokens, MONTH_TTL))
+    if principal.monthly_spend_quota_usd is not None and delta_micro:
+        updates.append((f"leo:q:{reservation.tenant_id}:M:{reservation.month}:usd", delta_micro, MONTH_TTL))
+    for key, amount, ttl in updates:
+        try:
+            await get_state().add(key, amount, ttl)
+        except StateUnavailable:
+            await _fallback.add(key, amount, ttl)

@@ -148,6 +148,21 @@ def test_context_sentence_before_question_sentences_is_shared() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An opening phrase of the first question is context for all of them.
+        ("In Rust, what is ownership? How do lifetimes work?", ["In Rust: What is ownership?", "In Rust: How do lifetimes work?"]),
+        # A bare topic line introduces the questions.
+        ("Python\nWhat is a list?\nWhat is a dict?", ["Python: What is a list?", "Python: What is a dict?"]),
+        # A lead-in before the first question is dropped; "And" before a question word is a connector.
+        ("Hey, quick question: what is DNS? And what is TCP?", ["What is DNS?", "What is TCP?"]),
+    ],
+)
+def test_context_in_front_of_the_first_question_is_shared(text: str, expected: list[str]) -> None:
+    assert texts(text) == expected
+
+
 def test_relative_that_is_not_a_back_reference() -> None:
     assert texts("What is a function that returns a function? What is a closure in JS?") == [
         "What is a function that returns a function?",

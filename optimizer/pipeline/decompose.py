@@ -180,7 +180,16 @@ _LEAD_WORDS = (
 _QUESTION_START = re.compile(r"^(?:" + _LEAD_WORDS + r")\b", re.IGNORECASE)
 _CONNECTOR = re.compile(
     r"^(?:and also|also|additionally|in addition|plus|moreover|furthermore|another question|"
-    r"one more thing|one more|second(?:ly)?|third(?:ly)?|finally|lastly|first(?:ly)?)\b[,:]?\s*",
+    r"one more thing|one more|second(?:ly)?|third(?:ly)?|finally|lastly|first(?:ly)?|"
+    r"and(?=\s+(?:" + _LEAD_WORDS + r")\b))\b[,:]?\s*",
+    re.IGNORECASE,
+)
+# "In Rust, what is ownership? How do lifetimes work?" or "Quick question: what is X? ...": the
+# opening phrase is context (or a lead-in, dropped later) for every question, not the first's.
+_CONTEXT_PREFIX = re.compile(
+    r"^(?P<ctx>(?:in|about|for|regarding|concerning|on|with|using|re)\b[^?,:]{2,60}(?=[,:])"
+    r"|[^?:]{2,80}(?=:))[,:]\s+"
+    r"(?P<q>(?:" + _LEAD_WORDS + r")\b.*)$",
     re.IGNORECASE,
 )
 _AND_ALSO = re.compile(r",?\s+and also\s+", re.IGNORECASE)
@@ -211,7 +220,7 @@ _NUM_LINE = re.compile(
 _BULLET_LINE = re.compile(r"^(?P<indent>\s*)(?P<b>[-*•])\s+(?P<body>\S.*)$")
 _INLINE_MARK = re.compile(r"(?:(?<=\s)|^)(?:(?P<n1>\d{1,2})(?P<p>[.)])|\((?P<n2>\d{1,2})\))\s+")
 _QSPLIT = re.compile(r"(?<=\?)[\"')\]]*\s+")
-_SSPLIT = re.compile(r"(?<=[.!])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_SSPLIT = re.compile(r"(?<=[.!])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+(?=[\"'(\[]?[A-Z])")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,6 +337,12 @@ def _parse_questions(text: str) -> _Parsed | None:
     first, last = q_idx[0], q_idx[-1]
     if any(not expanded[i].endswith("?") for i in range(first, last + 1)):
         return None
+    prefix = _CONTEXT_PREFIX.match(expanded[first])
+    if prefix:
+        expanded = list(expanded)
+        expanded[first] = prefix.group("q")
+        expanded.insert(first, prefix.group("ctx").strip() + ":")
+        first, last = first + 1, last + 1
     preamble = " ".join(expanded[:first])
     postamble = " ".join(expanded[last + 1 :])
     return _Parsed("questions", preamble, expanded[first : last + 1], postamble)
@@ -386,6 +401,8 @@ def _depends(item: str) -> bool:
 
 
 def _part_text(context: str, question: str, tail: str) -> str:
+    if context and context[-1] not in ".:!?;,)":
+        context += ":"  # a bare topic line ("Python") introduces the question
     return " ".join(p for p in (context, question, tail) if p)
 
 

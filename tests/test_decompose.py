@@ -122,7 +122,11 @@ def test_splits_every_recognised_form(text: str, form: str, expected: list[str])
 
 
 def test_shared_context_and_trailing_instruction_are_kept_on_every_part() -> None:
-    d = split(ask("I run Django 5.2 on PostgreSQL 16.\n- How do I add an index?\n- How do I vacuum?\n\nAnswer in French."))
+    d = split(
+        ask(
+            "I run Django 5.2 on PostgreSQL 16.\n- How do I add an index?\n- How do I vacuum?\n\nAnswer in French."
+        )
+    )
     assert d is not None
     assert d.preamble == "I run Django 5.2 on PostgreSQL 16."
     assert d.postamble == "Answer in French."
@@ -135,7 +139,9 @@ def test_shared_context_and_trailing_instruction_are_kept_on_every_part() -> Non
 
 
 def test_generic_lead_ins_and_pleasantries_are_dropped_but_the_subject_is_kept() -> None:
-    got = texts("Hi! I have a few questions about Rust:\n1. What is ownership?\n2. How do lifetimes work?\nThanks!")
+    got = texts(
+        "Hi! I have a few questions about Rust:\n1. What is ownership?\n2. How do lifetimes work?\nThanks!"
+    )
     assert got == ["About Rust: What is ownership?", "About Rust: How do lifetimes work?"]
     got = texts("Please answer the following questions.\n1. What is DNS?\n2. What is BGP?")
     assert got == ["What is DNS?", "What is BGP?"]
@@ -152,7 +158,10 @@ def test_context_sentence_before_question_sentences_is_shared() -> None:
     ("text", "expected"),
     [
         # An opening phrase of the first question is context for all of them.
-        ("In Rust, what is ownership? How do lifetimes work?", ["In Rust: What is ownership?", "In Rust: How do lifetimes work?"]),
+        (
+            "In Rust, what is ownership? How do lifetimes work?",
+            ["In Rust: What is ownership?", "In Rust: How do lifetimes work?"],
+        ),
         # A bare topic line introduces the questions.
         ("Python\nWhat is a list?\nWhat is a dict?", ["Python: What is a list?", "Python: What is a dict?"]),
         # A lead-in before the first question is dropped; "And" before a question word is a connector.
@@ -373,33 +382,37 @@ def _tag(text: str) -> str:
 
 def test_parts_answered_in_parallel_upstream_compose_into_standalone_sections() -> None:
     """Each part request is a valid chat request on its own; a cached part is not asked again."""
-    d = split(ask("I use Postgres.\n1. How do I list tables?\n2. How do I show indexes?\n3. How do I see locks?"))
+    d = split(
+        ask("I use Postgres.\n1. How do I list tables?\n2. How do I show indexes?\n3. How do I see locks?")
+    )
     assert d is not None and len(d.parts) == 3
     store: dict[str, str] = {}  # part text -> answer, as the cache keeps one entry per part
 
     async def ask_parts(up_url: str, parts: list[Any]) -> list[str]:
         async with openai.AsyncOpenAI(base_url=up_url, api_key="sk-test", max_retries=0) as sdk:
-            replies = await asyncio.gather(
-                *(sdk.chat.completions.create(**p.request) for p in parts)
-            )
+            replies = await asyncio.gather(*(sdk.chat.completions.create(**p.request) for p in parts))
         return [r.choices[0].message.content or "" for r in replies]
 
     with run_in_thread() as up:
         # First request: nothing cached, one upstream call per part.
         answers = asyncio.run(ask_parts(up.url, list(d.parts)))
-        store.update({p.text: a for p, a in zip(d.parts, answers)})
+        store.update({p.text: a for p, a in zip(d.parts, answers, strict=False)})
         assert up.stats()["chat"] == 3
         # A later request shares two parts: only the missing one goes upstream.
-        d2 = split(ask("I use Postgres.\n- How do I see locks?\n- How do I vacuum a table?\n- How do I list tables?"))
+        d2 = split(
+            ask("I use Postgres.\n- How do I see locks?\n- How do I vacuum a table?\n- How do I list tables?")
+        )
         assert d2 is not None
         missing = [p for p in d2.parts if p.text not in store]
         assert [p.question for p in missing] == ["How do I vacuum a table?"]
-        store.update({p.text: a for p, a in zip(missing, asyncio.run(ask_parts(up.url, missing)))})
+        store.update(
+            {p.text: a for p, a in zip(missing, asyncio.run(ask_parts(up.url, missing)), strict=False)}
+        )
         assert up.stats()["chat"] == 4
     out = compose(d2, [store[p.text] for p in d2.parts])
     sections = re.split(r"\*\*\d\. ", out)[1:]
     assert len(sections) == 3
-    for part, section in zip(d2.parts, sections):
+    for part, section in zip(d2.parts, sections, strict=False):
         heading, body = section.split("**\n\n", 1)
         assert heading == part.question
         # The answer under each heading is the one the upstream gave for that part alone.

@@ -55,7 +55,16 @@ DOC = (
 
 # --- generated prompts ---------------------------------------------------------------------------
 
-ENTITIES = ["Ada Lovelace", "Zanzibar", "Kubernetes", "OpenAI", "São Paulo", "McDonald's", "GPT-4o", "PostgreSQL 16"]
+ENTITIES = [
+    "Ada Lovelace",
+    "Zanzibar",
+    "Kubernetes",
+    "OpenAI",
+    "São Paulo",
+    "McDonald's",
+    "GPT-4o",
+    "PostgreSQL 16",
+]
 INSTRUCTIONS = [
     "Answer in French.",
     "Use at most 3 bullet points.",
@@ -71,16 +80,22 @@ numbers = st.one_of(
     st.decimals(min_value=-1000, max_value=1000, places=3, allow_nan=False, allow_infinity=False).map(str),
     st.integers(min_value=1, max_value=999).map(lambda n: f"${n},000"),
 )
-urls = st.integers(min_value=1, max_value=10**6).map(lambda n: f"https://example.com/please/{n}?q=a%20b&n={n}")
+urls = st.integers(min_value=1, max_value=10**6).map(
+    lambda n: f"https://example.com/please/{n}?q=a%20b&n={n}"
+)
 code_body = st.lists(
-    st.sampled_from(["x  =  1", "    return   please", "", "", "\tif a:  ", "print('hi   there')   ", "# 1  2  3"]),
+    st.sampled_from(
+        ["x  =  1", "    return   please", "", "", "\tif a:  ", "print('hi   there')   ", "# 1  2  3"]
+    ),
     min_size=1,
     max_size=6,
 ).map("\n".join)
 code_blocks = code_body.map(lambda body: f"```python\n{body}\n```")
 inline_code = st.sampled_from(["`a  b`", "`please   keep`", "``x ` y``"])
 json_blobs = st.dictionaries(
-    st.sampled_from(["name", "city", "note"]), st.sampled_from(["Ada  Lovelace", "São   Paulo", "a\tb", "please"]), min_size=1
+    st.sampled_from(["name", "city", "note"]),
+    st.sampled_from(["Ada  Lovelace", "São   Paulo", "a\tb", "please"]),
+    min_size=1,
 ).map(lambda d: json.dumps(d, indent=2))
 instructions = st.tuples(st.sampled_from(FILLERS + [""]), st.sampled_from(INSTRUCTIONS))
 
@@ -89,9 +104,17 @@ instructions = st.tuples(st.sampled_from(FILLERS + [""]), st.sampled_from(INSTRU
 def messy_prompts(draw: st.DrawFn) -> tuple[str, dict[str, list[str]]]:
     """A prompt made of must-survive pieces separated by whitespace noise, some repeated."""
     pieces: list[str] = []
-    keep: dict[str, list[str]] = {"numbers": [], "entities": [], "urls": [], "verbatim": [], "instructions": []}
+    keep: dict[str, list[str]] = {
+        "numbers": [],
+        "entities": [],
+        "urls": [],
+        "verbatim": [],
+        "instructions": [],
+    }
     for _ in range(draw(st.integers(min_value=3, max_value=12))):
-        kind = draw(st.sampled_from(["number", "entity", "url", "code", "inline", "json", "instruction", "words"]))
+        kind = draw(
+            st.sampled_from(["number", "entity", "url", "code", "inline", "json", "instruction", "words"])
+        )
         if kind == "number":
             n = draw(numbers)
             pieces.append(f"The value is {n} units.")
@@ -221,7 +244,7 @@ def test_code_inline_code_quotes_urls_json_and_tab_columns_are_untouched() -> No
     )
     out = user_text(optimize(chat(("user", text)), "lossless", count_tokens).request)
     assert out.startswith("Fix this:\n```python\ndef f(x):   \n\n\n\n    return  x  \n```\n")
-    assert '`f(  1 )`' in out and '"two   spaces"' in out and "https://a.example/x%20%20y." in out
+    assert "`f(  1 )`" in out and '"two   spaces"' in out and "https://a.example/x%20%20y." in out
     assert '{\n  "name":   "Ada   Lovelace",\n  "n": 1\n}' in out
     assert "id\tname\t\tcity\n1\tAda\t\tLondon" in out
 
@@ -255,7 +278,9 @@ def test_introduced_repeat_leaves_a_pointer_so_the_sentence_still_reads() -> Non
     request = chat(("system", long_doc), ("user", f"Translate the following:\n\n{long_doc}"))
     result = optimize(request, "lossless", count_tokens)
     out = user_text(result.request)
-    assert out.startswith("Translate the following:\n\n[same text as earlier, beginning \"The Zanzibar project")
+    assert out.startswith(
+        'Translate the following:\n\n[same text as earlier, beginning "The Zanzibar project'
+    )
     assert result.tokens_after < result.tokens_before
 
 
@@ -270,7 +295,13 @@ def test_short_repeats_and_assistant_text_are_not_deduplicated_in_lossless_mode(
 
 def test_tool_messages_and_image_parts_are_left_alone_and_text_parts_tidied() -> None:
     request = chat(
-        ("user", [{"type": "text", "text": "Look   at  this:  "}, {"type": "image_url", "image_url": {"url": "data:x  y"}}]),
+        (
+            "user",
+            [
+                {"type": "text", "text": "Look   at  this:  "},
+                {"type": "image_url", "image_url": {"url": "data:x  y"}},
+            ],
+        ),
         ("tool", '{"a":   1}   \n\n\n\n'),
     )
     result = optimize(request, "lossless", count_tokens)
@@ -281,7 +312,9 @@ def test_tool_messages_and_image_parts_are_left_alone_and_text_parts_tidied() ->
 
 
 def test_legacy_completions_prompt_is_optimized() -> None:
-    result = optimize({"model": "gpt-3.5-turbo-instruct", "prompt": "Say   hi  \n\n\n\nnow"}, "lossless", count_tokens)
+    result = optimize(
+        {"model": "gpt-3.5-turbo-instruct", "prompt": "Say   hi  \n\n\n\nnow"}, "lossless", count_tokens
+    )
     assert result.request["prompt"] == "Say hi\n\nnow"
     assert result.tokens_after < result.tokens_before
 
@@ -315,7 +348,10 @@ def test_aggressive_drops_fillers_but_keeps_the_request() -> None:
 def test_aggressive_collapses_repeated_instructions() -> None:
     request = chat(
         ("system", "Always answer in French. Use at most 3 bullet points."),
-        ("user", "Always answer in French. What is Kubernetes? Use at most 3 bullet points. Use at most 3 bullet points."),
+        (
+            "user",
+            "Always answer in French. What is Kubernetes? Use at most 3 bullet points. Use at most 3 bullet points.",
+        ),
     )
     result = optimize(request, "aggressive", count_tokens)
     assert user_text(result.request) == "What is Kubernetes?"

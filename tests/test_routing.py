@@ -63,7 +63,11 @@ def test_short_simple_prompt_is_routed_and_the_input_kept() -> None:
         ("What is wrong here?\nimport os\ndef f():\n    return os.getcwd()", {}, "no-code"),
         (
             "What is the weather in Paris?",
-            {"tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]},
+            {
+                "tools": [
+                    {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+                ]
+            },
             "no-tools",
         ),
         ("Name a colour.", {"response_format": {"type": "json_object"}}, "no-tools"),
@@ -129,14 +133,18 @@ def test_only_rules_for_the_requested_model_apply() -> None:
     # A rule never routes a model to itself, even through a pattern.
     pattern = RoutingRule("gpt-4o*", "gpt-4o-mini")
     assert not route(ask("Who are you?", model="gpt-4o-mini"), [pattern], count_tokens).routed
-    assert route(ask("Who are you?", model="gpt-4o-2024-08-06"), [pattern], count_tokens).model == "gpt-4o-mini"
+    assert (
+        route(ask("Who are you?", model="gpt-4o-2024-08-06"), [pattern], count_tokens).model == "gpt-4o-mini"
+    )
 
 
 def test_first_matching_simple_rule_wins_and_looser_rules_catch_the_rest() -> None:
     strict = RoutingRule("gpt-4o", "gpt-4o-mini", max_prompt_tokens=20, name="tiny")
     loose = RoutingRule("gpt-4o", "gpt-4.1-mini", max_prompt_tokens=400, allow_code=True, name="mid")
     assert route(ask("Who wrote Hamlet?"), [strict, loose], count_tokens).model == "gpt-4o-mini"
-    decision = route(ask("What does `len(x)` return for an empty list in Python?"), [strict, loose], count_tokens)
+    decision = route(
+        ask("What does `len(x)` return for an empty list in Python?"), [strict, loose], count_tokens
+    )
     assert decision.model == "gpt-4.1-mini" and decision.rule is loose
     decision = route(ask("Explain in detail how RAFT works. " * 30), [strict, loose], count_tokens)
     assert not decision.routed
@@ -149,7 +157,9 @@ def test_classifier_options_relax_or_tighten_a_rule() -> None:
     relaxed = RoutingRule("gpt-4o", "gpt-4o-mini", allow_code=True, allow_math=True, allow_reasoning=True)
     assert route(ask(text), [relaxed], count_tokens).routed
     cued = RoutingRule("gpt-4o", "gpt-4o-mini", extra_cues=("legal advice",))
-    assert "no-reasoning" in classify(ask("Can you give me legal advice on leases?"), cued, count_tokens).reasons
+    assert (
+        "no-reasoning" in classify(ask("Can you give me legal advice on leases?"), cued, count_tokens).reasons
+    )
     capped = RoutingRule("gpt-4o", "gpt-4o-mini", max_completion_tokens=100)
     assert "short-answer" in classify(ask("Who wrote Hamlet?"), capped, count_tokens).reasons
     assert "short-answer" in classify(ask("Who wrote Hamlet?", max_tokens=500), capped, count_tokens).reasons

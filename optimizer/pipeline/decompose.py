@@ -153,8 +153,7 @@ _DEMONSTRATIVE_THAT = re.compile(
     re.IGNORECASE,
 )
 _ELLIPTICAL = re.compile(
-    r"^(?:and|or|but|so|because|what about|how about|what of|what else|why not|same for|"
-    r"and for)\b",
+    r"^(?:and|or|but|so|because|what about|how about|what of|what else|why not|same for|" r"and for)\b",
     re.IGNORECASE,
 )
 _AGGREGATE = re.compile(
@@ -313,8 +312,9 @@ def _parse_inline(text: str) -> _Parsed | None:
         return None
     preamble = text[: chosen[0].start()].strip()
     items: list[str] = []
-    for a, b in zip(chosen, chosen[1:] + [None]):
-        items.append(text[a.end() : b.start() if b else len(text)].strip())
+    ends = [m.start() for m in chosen[1:]] + [len(text)]
+    for mark, end in zip(chosen, ends, strict=True):
+        items.append(text[mark.end() : end].strip())
     items[-1], postamble = _tail_split(items[-1])
     return _Parsed("inline_numbered", preamble, items, postamble)
 
@@ -325,9 +325,7 @@ def _parse_questions(text: str) -> _Parsed | None:
     expanded: list[str] = []
     for s in sentences:
         pieces = _AND_ALSO.split(s)
-        if len(pieces) == 2 and s.endswith("?") and all(
-            _QUESTION_START.match(p.strip()) for p in pieces
-        ):
+        if len(pieces) == 2 and s.endswith("?") and all(_QUESTION_START.match(p.strip()) for p in pieces):
             expanded.extend([pieces[0].rstrip(" ,") + "?", pieces[1]])
         else:
             expanded.append(s)
@@ -383,9 +381,7 @@ def _context(preamble: str) -> str:
 
 
 def _tail(postamble: str) -> str:
-    return " ".join(
-        s for s in _sentences(postamble.replace("\n", " ")) if not _PLEASANTRY.match(s)
-    ).strip()
+    return " ".join(s for s in _sentences(postamble.replace("\n", " ")) if not _PLEASANTRY.match(s)).strip()
 
 
 def _clean_item(item: str) -> str:
@@ -462,8 +458,7 @@ def split(request: Mapping[str, Any]) -> Decomposition | None:
     if not all(_is_question(q) for q in questions):
         return None
     if any(
-        len(q) > MAX_PART_CHARS or len(q.split()) < MIN_PART_WORDS or _ELLIPTICAL.match(q)
-        for q in questions
+        len(q) > MAX_PART_CHARS or len(q.split()) < MIN_PART_WORDS or _ELLIPTICAL.match(q) for q in questions
     ):
         return None
     if any(_depends(q) for q in questions[1:]):
@@ -496,9 +491,12 @@ def question_count(text: str) -> int:
     if not text:
         return 0
     parsed = _parse(text)
-    if parsed is not None and len(parsed.items) >= 2:
-        if all(_is_question(_clean_item(item)) for item in parsed.items):
-            return len(parsed.items)
+    if (
+        parsed is not None
+        and len(parsed.items) >= 2
+        and all(_is_question(_clean_item(item)) for item in parsed.items)
+    ):
+        return len(parsed.items)
     return 1
 
 
@@ -523,12 +521,10 @@ def compose(decomposition: Decomposition, answers: list[str]) -> str:
     Deterministic: the same decomposition and answers give the same text.
     """
     if len(answers) != len(decomposition.parts):
-        raise ValueError(
-            f"compose needs {len(decomposition.parts)} answers, got {len(answers)}"
-        )
+        raise ValueError(f"compose needs {len(decomposition.parts)} answers, got {len(answers)}")
     blocks = [
         f"**{n}. {part.question}**\n\n{answer.strip()}"
-        for n, (part, answer) in enumerate(zip(decomposition.parts, answers), start=1)
+        for n, (part, answer) in enumerate(zip(decomposition.parts, answers, strict=False), start=1)
     ]
     return decomposition.separator.join(blocks)
 

@@ -122,9 +122,7 @@ def message_text(content: Any) -> str:
         return content
     if isinstance(content, list):
         texts = [
-            str(p.get("text", ""))
-            for p in content
-            if isinstance(p, Mapping) and p.get("type") == "text"
+            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text"
         ]
         return "\n".join(texts)
     return str(content)
@@ -421,9 +419,7 @@ class _Optimizer:
             self.changes.append(f"{where}: tidied whitespace")
         return result
 
-    def _drop_repeated_sentences(
-        self, lines: list[str], role: str, local: set[str]
-    ) -> tuple[list[str], int]:
+    def _drop_repeated_sentences(self, lines: list[str], role: str, local: set[str]) -> tuple[list[str], int]:
         removed = 0
         out: list[str] = []
         for line in lines:
@@ -432,17 +428,14 @@ class _Optimizer:
             if "\t" in stripped:
                 out.append(line)  # a tab-separated row is data
                 continue
-            if "`" in stripped or '"' in stripped:
-                # Sentences around code or quotes are not split: a split could cut a span.
-                sentences = [stripped]
-            else:
-                sentences = _SENTENCE_SPLIT.split(stripped)
+            # Sentences around code or quotes are not split: a split could cut a span.
+            protected = "`" in stripped or '"' in stripped
+            sentences = [stripped] if protected else _SENTENCE_SPLIT.split(stripped)
             kept: list[str] = []
             for sentence in sentences:
                 key = _sentence_key(sentence)
-                if key is not None and (key in local or (
-                    role not in _INSTRUCTION_ROLES and key in self.instruction_sentences
-                )):
+                in_system = role not in _INSTRUCTION_ROLES and key in self.instruction_sentences
+                if key is not None and (key in local or in_system):
                     removed += 1
                     continue
                 if key is not None:
@@ -467,9 +460,7 @@ def _trim_history(messages: list[dict[str, Any]], keep: int, changes: list[str])
     # tool results (a provider rejects a tool message without the call before it).
     while len(window) > 1 and messages[window[0]].get("role") != "user":
         window = window[1:]
-    kept_idx = set(window) | {
-        i for i, m in enumerate(messages) if m.get("role") in _INSTRUCTION_ROLES
-    }
+    kept_idx = set(window) | {i for i, m in enumerate(messages) if m.get("role") in _INSTRUCTION_ROLES}
     dropped = len(messages) - len(kept_idx)
     changes.append(f"messages: trimmed {dropped} old message(s) of history")
     return [m for i, m in enumerate(messages) if i in kept_idx]

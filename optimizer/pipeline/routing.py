@@ -91,6 +91,8 @@ class RoutingRule:
     name: str = ""
 
     def __post_init__(self) -> None:
+        # Rules often come from JSON settings, where extra_cues arrives as a list.
+        object.__setattr__(self, "extra_cues", tuple(self.extra_cues))
         if not self.from_model or not self.to_model:
             raise ValueError("a routing rule needs both from_model and to_model")
         if self.max_prompt_tokens < 1 or self.max_messages < 1:
@@ -106,9 +108,7 @@ class RoutingRule:
             return False
         if model == self.from_model:
             return True
-        return any(c in self.from_model for c in "*?[") and fnmatch.fnmatchcase(
-            model, self.from_model
-        )
+        return any(c in self.from_model for c in "*?[") and fnmatch.fnmatchcase(model, self.from_model)
 
 
 @dataclass(frozen=True)
@@ -182,9 +182,7 @@ def _answer_cap(request: Mapping[str, Any]) -> int | None:
     return None
 
 
-def classify(
-    request: Mapping[str, Any], rule: RoutingRule, count_tokens: CountTokens
-) -> Classification:
+def classify(request: Mapping[str, Any], rule: RoutingRule, count_tokens: CountTokens) -> Classification:
     """Run the documented classifier for one rule's limits; see the module docstring."""
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:

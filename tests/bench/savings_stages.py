@@ -68,7 +68,10 @@ RULES = [RoutingRule("gpt-4o", "gpt-4o-mini", max_prompt_tokens=200)]
 def chat(text: str) -> dict[str, Any]:
     return {
         "model": "gpt-4o",
-        "messages": [{"role": "system", "content": "You are a terse assistant."}, {"role": "user", "content": text}],
+        "messages": [
+            {"role": "system", "content": "You are a terse assistant."},
+            {"role": "user", "content": text},
+        ],
     }
 
 
@@ -93,10 +96,12 @@ def main() -> None:
     for label, corpus in (("compound", COMPOUND), ("not compound", NOT_COMPOUND)):
         requests = [chat(t) for t in corpus]
         found = [split(r) for r in requests]
-        med, p99 = timed(lambda: [split(r) for r in requests], repeat)
+        med, p99 = timed(lambda requests=requests: [split(r) for r in requests], repeat)
         parts = [0 if d is None else len(d.parts) for d in found]
-        print(f"  {label:13s} {len(corpus)} prompts, parts found {parts}; "
-              f"per call median {med / len(corpus):.1f} us, p99 {p99 / len(corpus):.1f} us")
+        print(
+            f"  {label:13s} {len(corpus)} prompts, parts found {parts}; "
+            f"per call median {med / len(corpus):.1f} us, p99 {p99 / len(corpus):.1f} us"
+        )
 
     print("prompt optimization (cl100k_base tokens, counting included in the time)")
     for mode in ("lossless", "aggressive"):
@@ -105,23 +110,32 @@ def main() -> None:
             results = [optimize(r, mode, count_tokens) for r in requests]  # type: ignore[arg-type]
             before = sum(r.tokens_before for r in results)
             after = sum(r.tokens_after for r in results)
-            med, p99 = timed(lambda: [optimize(r, mode, count_tokens) for r in requests], repeat)  # type: ignore[arg-type]
-            print(f"  {mode:10s} {label:9s} tokens {before} -> {after} "
-                  f"({100 * (before - after) / before:.1f}% saved); per call median "
-                  f"{med / len(corpus):.1f} us, p99 {p99 / len(corpus):.1f} us")
+            med, p99 = timed(
+                lambda requests=requests, mode=mode: [optimize(r, mode, count_tokens) for r in requests],
+                repeat,
+            )
+            print(
+                f"  {mode:10s} {label:9s} tokens {before} -> {after} "
+                f"({100 * (before - after) / before:.1f}% saved); per call median "
+                f"{med / len(corpus):.1f} us, p99 {p99 / len(corpus):.1f} us"
+            )
     big = chat("\n\n".join([DOC] * 40 + ["What   changed?   "] * 5))
     result = optimize(big, "lossless", count_tokens)
     med, p99 = timed(lambda: optimize(big, "lossless", count_tokens), max(1, repeat // 10))
-    print(f"  lossless   40x pasted document ({len(big['messages'][1]['content'])} chars): tokens "
-          f"{result.tokens_before} -> {result.tokens_after}; median {med:.0f} us, p99 {p99:.0f} us")
+    print(
+        f"  lossless   40x pasted document ({len(big['messages'][1]['content'])} chars): tokens "
+        f"{result.tokens_before} -> {result.tokens_after}; median {med:.0f} us, p99 {p99:.0f} us"
+    )
 
     print("routing (gpt-4o -> gpt-4o-mini, <= 200 prompt tokens)")
     for label, corpus in (("routable", ROUTABLE), ("not routable", NOT_ROUTABLE)):
         requests = [chat(t) for t in corpus]
         decisions = [route(r, RULES, count_tokens) for r in requests]
-        med, p99 = timed(lambda: [route(r, RULES, count_tokens) for r in requests], repeat)
-        print(f"  {label:13s} routed {[d.routed for d in decisions]}; per call median "
-              f"{med / len(corpus):.1f} us, p99 {p99 / len(corpus):.1f} us")
+        med, p99 = timed(lambda requests=requests: [route(r, RULES, count_tokens) for r in requests], repeat)
+        print(
+            f"  {label:13s} routed {[d.routed for d in decisions]}; per call median "
+            f"{med / len(corpus):.1f} us, p99 {p99 / len(corpus):.1f} us"
+        )
 
 
 if __name__ == "__main__":

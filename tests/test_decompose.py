@@ -121,6 +121,72 @@ def test_splits_every_recognised_form(text: str, form: str, expected: list[str])
     assert [p.index for p in d.parts] == list(range(len(expected)))
 
 
+POOL = [
+    "What is the capital of Peru?",
+    "How does a hash index work?",
+    "Who painted the Mona Lisa?",
+    "Why is the sky blue?",
+    "When did the Berlin Wall fall?",
+    "Which planet has the most moons?",
+    "How do I create a Python virtual environment?",
+    "What does HTTP status 418 mean?",
+]
+LAYOUTS = {
+    "numbered": lambda qs: "\n".join(f"{i}. {q}" for i, q in enumerate(qs, 1)),
+    "paren": lambda qs: "\n".join(f"{i}) {q}" for i, q in enumerate(qs, 1)),
+    "bullets": lambda qs: "\n".join(f"- {q}" for q in qs),
+    "inline": lambda qs: "Quick questions: " + " ".join(f"{i}. {q}" for i, q in enumerate(qs, 1)),
+    "sentences": lambda qs: " ".join(qs),
+    "lines": lambda qs: "\n".join(qs),
+    "also": lambda qs: " Also, ".join([qs[0], *(q[0].lower() + q[1:] for q in qs[1:])]),
+}
+
+
+@given(
+    st.lists(st.sampled_from(POOL), min_size=2, max_size=5, unique=True),
+    st.sampled_from(sorted(LAYOUTS)),
+)
+@settings(max_examples=200, deadline=None)
+def test_independent_questions_split_back_into_themselves_in_every_layout(
+    questions: list[str], layout: str
+) -> None:
+    d = split(ask(LAYOUTS[layout](questions)))
+    assert d is not None
+    assert [p.question for p in d.parts] == questions
+    assert [p.text for p in d.parts] == questions  # "Quick questions:" is a lead-in, dropped
+    assert question_count(LAYOUTS[layout](questions)) == len(questions)
+
+
+CUES = [
+    "How is it spelled?",
+    "Why is that so?",
+    "Is this still true?",
+    "Where are they now?",
+    "Who said the above?",
+    "What was the previous one called?",
+    "Then what comes next?",
+    "Based on that, who won?",
+    "After that, what happened?",
+    "What is the answer using the result?",
+    "Is the first one older?",
+]
+
+
+@given(
+    st.lists(st.sampled_from(POOL), min_size=1, max_size=3, unique=True),
+    st.sampled_from(CUES),
+    st.sampled_from(sorted(LAYOUTS)),
+    st.data(),
+)
+@settings(max_examples=200, deadline=None)
+def test_any_back_reference_in_a_later_part_refuses_the_split(
+    questions: list[str], cue: str, layout: str, data: st.DataObject
+) -> None:
+    at = data.draw(st.integers(min_value=1, max_value=len(questions)))
+    text = LAYOUTS[layout]([*questions[:at], cue, *questions[at:]])
+    assert split(ask(text)) is None
+
+
 def test_shared_context_and_trailing_instruction_are_kept_on_every_part() -> None:
     d = split(
         ask(

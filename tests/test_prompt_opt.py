@@ -374,3 +374,12 @@ def test_aggressive_history_trim_only_when_asked_and_starts_at_a_user_turn() -> 
     trimmed = optimize(request, "aggressive", count_tokens, options=AggressiveOptions(max_history_turns=3))
     assert [m["content"] for m in trimmed.request["messages"]] == ["Be brief.", "q2", "a2", "q3"]
     assert any("trimmed" in c for c in trimmed.changes)
+
+
+def test_deeply_nested_or_unclosed_json_neither_crashes_nor_goes_quadratic() -> None:
+    text = "[\n" * 20000 + "What   now?"
+    result = optimize(chat(("user", text)), "lossless", count_tokens)
+    assert user_text(result.request).endswith("What now?")
+    closed = "[" * 5000 + "]" * 5000
+    result = optimize(chat(("user", closed + "\nOk   then")), "lossless", count_tokens)
+    assert user_text(result.request) == closed + "\nOk then"

@@ -167,6 +167,7 @@ _PROTECTED = re.compile(
     r"|(?P<quote>\"(?:[^\"\\\n]|\\.)*\")"
 )
 _JSON = json.JSONDecoder()
+_MAX_JSON_ATTEMPTS = 16
 
 
 @dataclass
@@ -211,7 +212,7 @@ def _json_end(text: str, line_starts: list[int], lines: list[str], start: int) -
     begin = line_starts[start] + len(lines[start]) - len(stripped)
     try:
         _, end = _JSON.raw_decode(text, begin)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the stack
         return None
     last = text.count("\n", begin, end) + start
     rest_of_line = text[end : line_starts[last] + len(lines[last])]
@@ -231,6 +232,9 @@ def _blocks(text: str) -> list[_Block]:
     blocks: list[_Block] = []
     blank_before = False
     current: _Block | None = None
+    # Each failed JSON parse can read to the end of the text: cap them so a text of many "["
+    # lines stays linear. Past the cap, JSON is treated as prose (its strings stay protected).
+    json_budget = _MAX_JSON_ATTEMPTS
     i = 0
 
     def sep() -> str:
@@ -242,9 +246,11 @@ def _blocks(text: str) -> list[_Block]:
         line = lines[i]
         end = _fence_end(lines, i)
         kind: Literal["fence", "json"] = "fence"
-        if end is None:
+        if end is None and json_budget > 0 and line.lstrip()[:1] in ("{", "["):
             end = _json_end(text, line_starts, lines, i)
             kind = "json"
+            if end is None:
+                json_budget -= 1
         if end is not None:
             blocks.append(_Block(kind, lines[i : end + 1], sep()))
             current, blank_before = None, False

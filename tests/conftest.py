@@ -220,7 +220,7 @@ def kit(make_tenant: Callable[..., TenantKit]) -> TenantKit:
     return make_tenant()
 
 
-def wait_for_rows(model: Any, count: int, timeout: float = 10.0, **filters: Any) -> list[Any]:
+def wait_for_rows(model: Any, count: int, timeout: float = 30.0, **filters: Any) -> list[Any]:
     """Ledger rows are written behind (within ~50 ms); wait until `count` rows match."""
     deadline = time.monotonic() + timeout
     while True:

@@ -58,11 +58,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WEB_CONCURRENCY=2
 
 # libpq for psycopg; tini reaps children and forwards signals for the Celery containers.
+# PROMETHEUS_MULTIPROC_DIR must exist before anything imports prometheus_client (manage.py
+# commands included), so it is part of the image.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libpq5 tini \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 leo \
-    && useradd --system --uid 10001 --gid leo --home-dir /app --shell /usr/sbin/nologin leo
+    && useradd --system --uid 10001 --gid leo --home-dir /app --shell /usr/sbin/nologin leo \
+    && mkdir -p /tmp/leo-prometheus && chown leo:leo /tmp/leo-prometheus
 
 COPY --from=builder /opt/venv /opt/venv
 

@@ -47,6 +47,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
+# In multiprocess mode prometheus_client opens its sample files as metrics are created and fails
+# if the directory is missing (a fresh container running `manage.py migrate`, say).
+if _mp_dir := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(_mp_dir, exist_ok=True)
+
 __all__ = [
     "TECHNIQUES",
     "CeleryQueueDepthCollector",

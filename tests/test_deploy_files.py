@@ -13,6 +13,7 @@ where one is missing here the test says so and skips.
 from __future__ import annotations
 
 import json
+import os
 import re
 import runpy
 import shutil
@@ -260,8 +261,12 @@ def render_nginx(tmp_path: Path, **overrides: str) -> Path:
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (tmp_path / f"tmp_{sub}").mkdir(exist_ok=True)
     main = tmp_path / "nginx.conf"
+    # Run as root (CI), nginx's workers would drop to `nobody`, who cannot enter pytest's 0700
+    # temporary directories to buffer large request bodies; keep them as the invoking user.
+    user = "user root;" if os.geteuid() == 0 else ""
     main.write_text(
         f"""
+{user}
 worker_processes 1;
 pid {tmp_path}/nginx.pid;
 error_log {tmp_path}/error.log warn;

@@ -27,10 +27,11 @@ The class is pure logic over plain numbers: the Django side loads it with ``from
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .verifier import Verdict
+from .verifier import Verdict, lexical_overlap, verify
 
 DEFAULT_THRESHOLD = 0.80
 """Starting cosine threshold, tuned on the first halves of the benchmark sets (see docs)."""
@@ -75,6 +76,64 @@ def decide(
     if not verdict.ok:
         return Decision(False, f"verifier:{verdict.reason}", best)
     return Decision(True, "hit", best)
+
+
+LEXICAL_WEIGHT = 0.2
+"""Weight of word overlap when ranking verified candidates against each other (see ``choose``)."""
+
+CANDIDATES = 4
+"""How many nearest entries ``choose`` looks at (``index.search(..., k=CANDIDATES)``)."""
+
+
+def choose(
+    query: str,
+    candidates: Sequence[tuple[int, float, str]],
+    threshold: float = DEFAULT_THRESHOLD,
+    margin: float = DEFAULT_MARGIN,
+    verifier: Callable[[str, str], Verdict] = verify,
+    fallthrough: bool = False,
+    lexical_weight: float = LEXICAL_WEIGHT,
+) -> tuple[int | None, Decision]:
+    """Pick the entry to serve from the nearest ``candidates`` ``(entry_id, similarity, text)``,
+    best first (``index.search(partition, vec, k=CANDIDATES)`` plus the stored texts).
+
+    The margin is measured between *verified* candidates: a runner-up that the verifier rejects
+    (it names another number, entity, direction...) could never be served for this query, so it
+    does not make the query ambiguous. The nearest candidate itself must pass the verifier: when
+    it fails, the query is most likely a specific variant of it, and serving the next one instead
+    (``fallthrough=True``) served more near-duplicates of the wrong entry than right answers in
+    the benchmark. Returns the entry to serve (or ``None``) and the ``decide`` result behind it.
+    """
+    if not candidates:
+        return None, decide([], None, threshold, margin)
+    first_reason: Decision | None = None
+    verified: list[tuple[int, float, float]] = []
+    for entry_id, sim, text in candidates:
+        # Candidates further than the margin below the threshold can neither be served nor
+        # make a served one ambiguous; skip verifying them.
+        if sim < threshold - margin:
+            break
+        verdict = verifier(query, text)
+        if verdict.ok:
+            verified.append((entry_id, sim, sim + lexical_weight * lexical_overlap(query, text)))
+        elif first_reason is None:
+            first_reason = decide([sim], verdict, threshold, margin)
+            if not verified and not fallthrough:
+                return None, first_reason
+    if not verified:
+        if first_reason is not None:
+            return None, first_reason
+        return None, decide([candidates[0][1]], None, threshold, margin)
+    # Rank the verified candidates by similarity plus word overlap: near-duplicate entries tie on
+    # cosine, and the one that shares the query's words is the better bet. The threshold still
+    # applies to the cosine alone; the margin applies to the combined score.
+    verified.sort(key=lambda v: -v[2])
+    best = verified[0]
+    if best[1] < threshold:
+        return None, Decision(False, "below_threshold", best[1])
+    if len(verified) > 1 and best[2] - verified[1][2] < margin:
+        return None, Decision(False, "ambiguous", best[1])
+    return best[0], Decision(True, "hit", best[1])
 
 
 def wilson_upper(wrong: float, total: float, z: float = 1.2816) -> float:

@@ -116,7 +116,8 @@ _UNIT_GROUPS: dict[str, tuple[str, ...]] = {
     "v": ("volt", "volts"),
     "hz": ("hz", "mhz", "ghz", "hertz"),
     "cal": ("calorie", "calories", "kcal"),
-    "acre": ("acre", "acres", "hectare", "hectares"),
+    "acre": ("acre", "acres"),
+    "ha": ("hectare", "hectares"),
 }
 # Units that are also common words count only right after a number ("5 s", "10 in.").
 _NUMERIC_ONLY_UNITS = {
@@ -124,6 +125,9 @@ _NUMERIC_ONLY_UNITS = {
     "kb", "tb", "gal", "yd", "ft", "cup", "cups", "sec", "hr", "day", "days", "week", "weeks",
     "month", "months", "year", "years", "hour", "hours", "minute", "minutes", "seconds",
 }
+_TIME_UNITS = {"sec", "min", "hour", "day", "week", "month", "year"}
+# "how many minutes", "a few hours", "per day": a time unit asked about without a number.
+_QUANTITY_WORDS = {"many", "few", "several", "per", "some", "couple", "more", "less", "much"}
 _UNIT_OF: dict[str, str] = {w: k for k, ws in _UNIT_GROUPS.items() for w in ws}
 
 _DATE_WORDS = {
@@ -177,9 +181,16 @@ _ANTONYM_PAIRS = [
     ("avoid", "cause"), ("gain", "lose"), ("gain", "loss"), ("profit", "loss"),
     ("weekday", "weekend"), ("day", "night"), ("morning", "evening"), ("summer", "winter"),
     ("first", "last"), ("earliest", "latest"), ("beginner", "advanced"), ("private", "public"),
+    ("raise", "lower"), ("raise", "reduce"), ("increase", "reduce"), ("increase", "lower"),
+    ("rise", "fall"), ("heat", "cool"), ("accept", "reject"), ("allow", "block"),
+    ("allow", "deny"), ("include", "exclude"), ("early", "late"), ("cheap", "expensive"),
+    ("strong", "weak"), ("hard", "easy"), ("long", "short"), ("light", "dark"),
+    ("light", "heavy"), ("fast", "slow"), ("high", "low"), ("big", "small"), ("old", "new"),
+    ("young", "old"), ("love", "hate"), ("like", "dislike"), ("win", "loss"),
     ("sync", "async"), ("synchronous", "asynchronous"), ("client", "server"),
     ("frontend", "backend"), ("input", "output"), ("read", "write"), ("send", "receive"),
 ]
+_NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non-", "non", "anti", "de")
 _ANTONYM_OF: dict[str, set[str]] = {}
 for _a, _b in _ANTONYM_PAIRS:
     _ANTONYM_OF.setdefault(_a, set()).add(_b)
@@ -226,7 +237,7 @@ _WEAK_FORMATS = {
 }
 _WEAK_FORMAT_RE = re.compile(
     r"\b(?:in|as|into|with|using|write|give|make|create|generate|return|output|format)\s+"
-    r"(?:(?:a|an|the|one|two|three|four|five|six|seven|eight|nine|ten|\d+|few|short|long|"
+    r"(?:(?:me|us|a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d+|few|short|long|"
     r"brief|simple|single|markdown|python|numbered|bulleted)\s+){0,2}(\w+)"
 )
 _LENGTH_RE = re.compile(
@@ -238,6 +249,11 @@ _LENGTH_RE = re.compile(
     r"|\b(briefly|concisely|in detail|in depth|in brief|in short|in a nutshell|at length|"
     r"step by step|one sentence|one word|one line)\b"
 )
+_TONES = {
+    "formal": "formal", "informal": "casual", "casual": "casual", "funny": "funny",
+    "humorous": "funny", "humourous": "funny", "serious": "serious", "sarcastic": "sarcastic",
+    "polite": "polite", "rude": "rude", "romantic": "romantic", "persuasive": "persuasive",
+}
 _SHORT = {"short", "shorter", "brief", "concise", "quick", "succinct", "one-line", "briefly",
           "concisely", "in brief", "in short", "in a nutshell", "one sentence", "one word",
           "one line"}
@@ -303,8 +319,10 @@ _WH = r"(?:what|how|why|when|where|who|which|whom|whose|is|are|can|could|should|
 _WH_WORD = r"(?:what|how|why|when|where|who|which|whom|whose)"
 _AUX_SUBJ = r"(?:is|are|can|could|should|do|does|did|will|would)\s+(?:i|you|we|it|they|there|he|she|one)"
 _COMPOUND_RE = re.compile(
-    rf"(?:\b(?:and|also|but|or)\s+(?:also\s+)?(?:{_WH_WORD}|{_AUX_SUBJ})\b|[;,]\s*(?:and\s+)?{_WH_WORD}\s+(?:is|are|was|do|does|did|can|should|would|will)\b)"
+    rf"(?:\b(?:and|also|but|or)\s+(?:also\s+)?(?:(?:in|on|at|for|from|by|with|to)\s+)?(?:{_WH_WORD}|{_AUX_SUBJ})\b|"
+    r"\band\s+(?:its|their|his|her)\s+(?!own\b)\w+|[;,]\s*(?:and\s+)?{_WH_WORD}\s+(?:is|are|was|do|does|did|can|should|would|will)\b)"
 )
+_REQUEST_VERBS = r"(?:describe|explain|list|tell|give|compare|summarize|summarise|write|show|define)"
 _CODE_RE = re.compile(r"`[^`]+`|\b[a-zA-Z_]+\(\)|\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z][a-zA-Z]+\b")
 _DIRECTION_CUES = {"to", "into", "than", "before", "after", "then", "from", "vs", "versus",
                    "->", "over", "until", "till"}
@@ -353,10 +371,19 @@ class _Features:
     content: tuple[str, ...]
 
 
+_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
+          "xi": "11", "xii": "12", "xiv": "14", "xv": "15", "xvi": "16"}
+# Capitalised words that are not names: interjections and common acronyms of plain speech.
+_NOT_ENTITIES = {"ok", "okay", "hi", "hello", "hey", "thanks", "please", "tv", "pc", "faq", "diy",
+                 "asap", "fyi", "btw", "eli5", "tl;dr", "tldr"} | set(_ROMAN)
+
+
 def _numbers(tokens: list[str]) -> set[str]:
     out: set[str] = set()
     for i, tok in enumerate(tokens):
-        if tok[0].isdigit():
+        if tok in _ROMAN:
+            out.add(_ROMAN[tok])
+        elif tok[0].isdigit():
             n = tok.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", tok) else tok
             n = re.sub(r"^(\d+)k$", lambda m: str(int(m.group(1)) * 1000), n)
             out.add(n)
@@ -368,10 +395,8 @@ def _numbers(tokens: list[str]) -> set[str]:
                     continue
             if tok in _WEAK_NUMBER_WORDS:
                 nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-                # "one hour", "half a cup": a number only when a unit or noun of quantity follows.
-                if nxt not in _UNIT_OF and nxt not in ("a", "an", "of"):
-                    continue
-                if tok in ("second", "first", "last") and nxt in ("a", "an", "of"):
+                # "one hour", "half a cup" are quantities; "one of", "the first time" are not.
+                if not (nxt in _UNIT_OF or (tok in ("half", "quarter", "double") and nxt in ("a", "an"))):
                     continue
             out.add(_NUMBER_WORDS[tok])
     return out
@@ -385,7 +410,8 @@ def _units(tokens: list[str]) -> set[str]:
             continue
         if tok in _NUMERIC_ONLY_UNITS:
             prev = tokens[i - 1] if i else ""
-            if not (prev[:1].isdigit() or prev in _NUMBER_WORDS):
+            quantity = prev in _QUANTITY_WORDS and unit in _TIME_UNITS
+            if not (prev[:1].isdigit() or prev in _NUMBER_WORDS or quantity):
                 continue
         out.add(unit)
     return out
@@ -401,7 +427,8 @@ def _entities(text: str, tokens: list[str]) -> set[str]:
         before = norm[:start].rstrip()
         sentence_start = not before or before[-1] in ".?!:\n\"'(" or before.endswith("- ")
         if word[0].isupper() and (not sentence_start or sum(c.isupper() for c in word) > 1):
-            if word.lower() not in _STOP and word.lower() not in _NUMBER_WORDS and len(word) > 1:
+            low = word.lower()
+            if low not in _STOP and low not in _NUMBER_WORDS and low not in _NOT_ENTITIES and len(word) > 1:
                 out.add(word.lower())
     for m in _CODE_RE.finditer(norm):
         out.add(m.group(0).strip("`").lower())
@@ -426,6 +453,9 @@ def _written_in(tokens: list[str]) -> str:
 
 @lru_cache(maxsize=8192)
 def _features(text: str) -> _Features:
+    # "not only X but also Y" affirms both; "1)" "2)" enumerate, they are not quantities.
+    text = re.sub(r"\bnot only\b", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"(?:(?<=\s)|^)\d{1,2}\)", " ", text)
     tokens = _tokens(text)
     low = " ".join(tokens)
     squashed = re.sub(r"[^a-z0-9+#]", "", low)
@@ -442,18 +472,24 @@ def _features(text: str) -> _Features:
     # A leading "No," / "Yes," answers a question; it does not negate the statement.
     if re.match(r"\s*no\s*[,.!]", _norm(text).lower()) and neg_tokens:
         neg_tokens = neg_tokens[1:]
+    question = "?" in text or bool(re.match(rf"\s*(?:{_WH}|{_REQUEST_VERBS})\b", low))
     formats = {_STRONG_FORMATS[t] for t in tokens if t in _STRONG_FORMATS}
-    formats |= {
-        _WEAK_FORMATS[m.group(1)] for m in _WEAK_FORMAT_RE.finditer(low) if m.group(1) in _WEAK_FORMATS
-    }
+    formats |= {"tone:" + _TONES[t] for t in tokens if t in _TONES}
     length = set()
-    for m in _LENGTH_RE.finditer(low):
-        word = m.group(1) or m.group(3)
-        length.add("short" if word in _SHORT else "long")
+    # Ordinary nouns ("table", "list", "code") and length words are a requested format only in
+    # a request; in a statement they are its subject ("the Table class").
+    if question:
+        formats |= {
+            _WEAK_FORMATS[m.group(1)]
+            for m in _WEAK_FORMAT_RE.finditer(low)
+            if m.group(1) in _WEAK_FORMATS
+        }
+        for m in _LENGTH_RE.finditer(low):
+            word = m.group(1) or m.group(3)
+            length.add("short" if word in _SHORT else "long")
     # A language asked for ("in French", "translate to Spanish"); programming languages and
     # platforms are entities and go through the entity rule instead.
     languages = {t for t in tokens if t in _LANGUAGES}
-    question = "?" in text or bool(re.match(rf"\s*{_WH}\b", low))
     parts = 1
     if question:
         parts = max(1, text.count("?")) + len(_COMPOUND_RE.findall(low))
@@ -510,6 +546,16 @@ _STRONG_CUES = {"than", "before", "after", "then", "vs", "versus", "->", "until"
 _KEY_CUES = {"to", "into", "from", "over", "against"}
 
 
+_TRANSFER_VERBS = {
+    "convert", "cast", "transfer", "copy", "move", "migrat", "merge", "translat", "export",
+    "import", "chang", "switch", "send", "map", "port", "upgrad", "downgrad", "sort", "rebas",
+    "redirect", "forward", "pip", "compil", "transpil", "cop", "mov", "transform", "turn",
+}
+_FROM_TO_RE = re.compile(
+    r"\bfrom\s+(?:the\s+|my\s+|a\s+|an\s+)?(\S+)\s+(?:\S+\s+)?(?:to|into)\s+(?:the\s+|my\s+|a\s+|an\s+)?(\S+)"
+)
+
+
 def _ordered_pairs(f: _Features, shared: set[str], key: set[str]) -> set[tuple[str, str]]:
     """(left, right) pairs of shared terms joined by a direction cue ("X to Y", "X before Y").
 
@@ -517,9 +563,13 @@ def _ordered_pairs(f: _Features, shared: set[str], key: set[str]) -> set[tuple[s
     units, currencies, languages), since "to" joins too many ordinary phrases.
     """
     toks = [_stem(t) for t in f.tokens]
-    pairs: set[tuple[str, str]] = set()
+    pairs: set[tuple[str, str]] = {
+        (_stem(m.group(1)), _stem(m.group(2))) for m in _FROM_TO_RE.finditer(f.low)
+    }
+    # With a verb of moving or converting, "X to Y" is a direction whatever X and Y are.
+    transfer = any(t in _TRANSFER_VERBS for t in toks)
     for i, t in enumerate(toks):
-        if t in _STRONG_CUES:
+        if t in _STRONG_CUES or (transfer and t in ("to", "into")):
             allowed = shared
         elif t in _KEY_CUES:
             allowed = shared & key
@@ -597,6 +647,11 @@ def verify(query: str, candidate: str) -> Verdict:
     for w in q.contrast - c.contrast:
         if _ANTONYM_OF.get(w, set()) & c.contrast:
             return Verdict(False, "qualifier")
+    # "safe" vs "unsafe", "legal" vs "illegal": a negating prefix on one side.
+    for w in set(q.tokens) ^ set(c.tokens):
+        base = next((w[len(pre):] for pre in _NEG_PREFIXES if w.startswith(pre)), None)
+        if base and len(base) >= 4 and base in (c.tokens if w in q.tokens else q.tokens):
+            return Verdict(False, "qualifier")
     strong = {"least", "worst", "disadvantag", "cons", "downsid", "opposit", "revers", "un", "undo"}
     if (q_only | c_only) & strong:
         return Verdict(False, "qualifier")
@@ -623,3 +678,16 @@ def verify(query: str, candidate: str) -> Verdict:
             return Verdict(False, "direction")
 
     return Verdict(True, "ok")
+
+
+def lexical_overlap(a: str, b: str) -> float:
+    """Jaccard overlap of the two texts' content-word stems, in [0, 1].
+
+    Used by the policy to break near-ties between candidates: when two cached entries are
+    almost equally close in embedding space, the one sharing more of the query's own words is
+    the more likely match.
+    """
+    fa, fb = set(_features(a).content), set(_features(b).content)
+    if not fa or not fb:
+        return 0.0
+    return len(fa & fb) / len(fa | fb)

@@ -59,15 +59,11 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 def _database_select_one() -> str:
     from django.db import connection
 
-    # A connection left broken by a database restart would fail forever; drop it first.
-    connection.close_if_unusable_or_obsolete()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            row = cursor.fetchone()
-    except Exception:
-        connection.close()
-        raise
+    # No connection housekeeping here: Django closes unusable connections when the request ends
+    # (a failed query marks the connection), so the next probe reconnects after an outage.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        row = cursor.fetchone()
     if not row or row[0] != 1:
         raise RuntimeError("SELECT 1 returned an unexpected row")
     return connection.vendor

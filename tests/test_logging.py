@@ -228,6 +228,7 @@ def test_middleware_logs_async_stream_when_it_ends(caplog: pytest.LogCaptureFixt
     assert record.latency_ms >= 60 * 0.9
 
 
+@pytest.mark.django_db  # response.close() sends request_finished, which checks DB connections
 def test_middleware_logs_abandoned_sync_stream(caplog: pytest.LogCaptureFixture) -> None:
     def view(request: Any) -> StreamingHttpResponse:
         return StreamingHttpResponse(iter([b"a", b"b", b"c"]))

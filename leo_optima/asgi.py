@@ -39,6 +39,21 @@ _site = ASGIHandler()
 _api = ApiASGIHandler()
 
 
+def _warm_up() -> None:
+    """Load the embedding model and the semantic index replica once per worker, at start."""
+    from optimizer.pipeline import semantic_stage
+    from optimizer.semantic import get_embedder
+
+    get_embedder().warm_up()
+    semantic_stage.start_refresher()
+
+
+if settings.LEO_PRELOAD_EMBEDDER:
+    import threading
+
+    threading.Thread(target=_warm_up, name="leo-warm-up", daemon=True).start()
+
+
 async def application(scope, receive, send):  # type: ignore[no-untyped-def]
     if scope["type"] == "http" and scope["path"].startswith("/v1/"):
         return await _api(scope, receive, send)

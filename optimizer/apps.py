@@ -7,3 +7,9 @@ class OptimizerConfig(AppConfig):
     name = "optimizer"
     verbose_name = "Optimizer and ledger"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from .observers import observe
+        from .pipeline.ledger import add_observer
+
+        add_observer(observe)

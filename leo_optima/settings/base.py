@@ -5,6 +5,8 @@ Everything comes from the environment through `env.py`; nothing secret has a def
 
 from __future__ import annotations
 
+from leo_optima.logging import build_logging, init_sentry
+
 from .env import BASE_DIR, env, optional_secret, secret, strict_bool, strict_float, strict_int, strict_url
 
 # --- Core ---------------------------------------------------------------------------------------
@@ -44,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "leo_optima.logging.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -60,6 +63,8 @@ MIDDLEWARE = [
 # The /v1 API runs behind its own, async-only middleware stack (see leo_optima/asgi.py): every
 # MiddlewareMixin middleware above costs two thread hops per request under ASGI, and the proxy's
 # hot path has no sessions, CSRF or templates to serve.
+# Its access line is written from the ledger record (optimizer/observers.py), which knows the tenant
+# and technique; so the API stack is empty.
 API_MIDDLEWARE: list[str] = []
 
 TEMPLATES = [
@@ -187,6 +192,9 @@ LEO_UPSTREAM_RETRIES = strict_int("LEO_UPSTREAM_RETRIES", 2)
 LEO_UPSTREAM_MAX_CONNECTIONS = strict_int("LEO_UPSTREAM_MAX_CONNECTIONS", 512, minimum=1)
 LEO_LEDGER_FLUSH_SECONDS = strict_float("LEO_LEDGER_FLUSH_SECONDS", 0.05)
 LEO_BASE_URL = strict_url("LEO_BASE_URL", default="http://127.0.0.1:8000")
+LEO_TRUST_X_FORWARDED_FOR = strict_bool("LEO_TRUST_X_FORWARDED_FOR", default=False)
+# Load the embedding model when a worker starts rather than on its first semantic lookup.
+LEO_PRELOAD_EMBEDDER = strict_bool("LEO_PRELOAD_EMBEDDER", default=True)
 
 # --- Stripe / dj-stripe -------------------------------------------------------------------------
 STRIPE_LIVE_MODE = strict_bool("STRIPE_LIVE_MODE", default=False)
@@ -211,13 +219,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ACKS_LATE = True
 
 # --- Logging ------------------------------------------------------------------------------------
+# JSON lines on stdout, secrets redacted (leo_optima/logging.py); Sentry only when SENTRY_DSN is set.
 LEO_LOG_LEVEL = env.str("LEO_LOG_LEVEL", default="INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": LEO_LOG_LEVEL},
-}
+LOGGING = build_logging(LEO_LOG_LEVEL)
+init_sentry(optional_secret("SENTRY_DSN"), environment=env.str("SENTRY_ENVIRONMENT", default="") or None)
 
 # --- Security defaults (production.py tightens them) --------------------------------------------
 X_FRAME_OPTIONS = "DENY"
@@ -234,5 +239,3 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
-LEO_TRUST_X_FORWARDED_FOR = strict_bool("LEO_TRUST_X_FORWARDED_FOR", default=False)
-FORMS_URLFIELD_ASSUME_HTTPS = True

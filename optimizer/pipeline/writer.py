@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, models, transaction
+from django.db import DataError, IntegrityError, connections, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -87,6 +87,18 @@ class Writer:
             with transaction.atomic():
                 for model, batch in rows.items():
                     model.objects.bulk_create(batch, batch_size=BATCH)
+        except (IntegrityError, DataError):
+            # One bad row (say, its tenant was deleted meanwhile) must not block the rest forever.
+            self._write_one_by_one(rows)
+        except Exception:
+            # The transaction rolled back as a whole (e.g. PostgreSQL restarting), so retrying the
+            # whole batch later writes each row exactly once.
+            log.exception("write-behind flush failed; %d items kept for retry", len(items))
+            self._pending_retry = items[-100_000:]
+            connections.close_all()
+            time.sleep(1.0)
+            return
+        try:
             if hits:
                 from ..models import CacheEntry  # the writer is generic; only hits know the cache model
 
@@ -94,14 +106,32 @@ class Writer:
                 for (tenant_id, key_hash), n in hits.items():
                     CacheEntry.objects.filter(tenant_id=tenant_id, key_hash=key_hash).update(
                         hits=F("hits") + n, last_hit_at=now)
-        except Exception:
-            # Keep the rows and try again on the next round (e.g. PostgreSQL restarting).
-            # The transaction rolled back as a whole, so retrying the whole batch writes each row once.
-            log.exception("write-behind flush failed; %d items kept for retry", len(items))
-            self._pending_retry = items[-100_000:]
-            time.sleep(1.0)
+        except Exception:  # hit counts are statistics: losing one batch of them is acceptable
+            log.warning("could not record cache hits", exc_info=True)
         finally:
             connections.close_all()
+
+    def _write_one_by_one(self, rows: dict[type[models.Model], list[models.Model]]) -> None:
+        for model, batch in rows.items():
+            for row in batch:
+                row.pk = None
+                try:
+                    with transaction.atomic():
+                        row.save(force_insert=True)
+                    continue
+                except (IntegrityError, DataError):
+                    pass
+                # A ledger row whose key was deleted keeps its tenant and loses the key link.
+                if getattr(row, "api_key_id", None) is not None:
+                    row.api_key_id = None
+                    try:
+                        with transaction.atomic():
+                            row.save(force_insert=True)
+                        continue
+                    except (IntegrityError, DataError):
+                        pass
+                log.error("dropping an unwritable %s row (its tenant no longer exists?): %s",
+                          model.__name__, getattr(row, "request_id", row.pk))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until everything queued so far is written (tests, shutdown)."""

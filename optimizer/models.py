@@ -171,3 +171,43 @@ class Feedback(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["request_log"], name="one_feedback_per_request")]
+
+
+class UsageRollup(models.Model):
+    """Ledger totals per tenant, period (hour or day) and technique, recomputed idempotently.
+
+    It lives here, beside the ledger, because both the portal's overview (this app) and billing
+    (which imports this app) read it; billing keeps its Stripe sync state in its own models.
+    Rerunning a period replaces its rows, so late ledger rows are picked up.
+    """
+
+    class Period(models.TextChoices):
+        HOUR = "hour", "Hour"
+        DAY = "day", "Day"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_rollups")
+    period = models.CharField(max_length=4, choices=Period.choices)
+    start = models.DateTimeField()
+    technique = models.CharField(max_length=12, choices=Technique.choices)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    upstream_calls = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    tokens_saved = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal("0"))
+    counterfactual_usd = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal("0"))
+    saved_usd = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal("0"))
+    prompt_opt_tokens_saved = models.BigIntegerField(default=0)
+    prompt_opt_saved_usd = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal("0"))
+    routing_saved_usd = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal("0"))
+    routed_requests = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "period", "start", "technique"],
+                                               name="one_rollup_per_period_and_technique")]
+        indexes = [models.Index(fields=["tenant", "period", "start"])]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} {self.period} {self.start:%Y-%m-%d %H:00} {self.technique}"

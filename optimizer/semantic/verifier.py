@@ -59,11 +59,11 @@ _NUMBER_WORDS = {
     "hundred": "100", "thousand": "1000", "million": "1e6", "billion": "1e9", "trillion": "1e12",
     "dozen": "12", "half": "0.5", "quarter": "0.25", "twice": "2", "thrice": "3", "double": "2",
     "triple": "3", "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th",
-    "fifth": "5th", "tenth": "10th", "last": "last",
+    "fifth": "5th", "tenth": "10th",
 }
 # "one" and "first"/"second" are too often not numbers ("one of", "first time", "a second"),
 # so they count only next to a digit-like context; see _numbers().
-_WEAK_NUMBER_WORDS = {"one", "first", "second", "last", "half", "double", "quarter"}
+_WEAK_NUMBER_WORDS = {"one", "first", "second", "half", "double", "quarter"}
 
 _MAGNITUDES = {"hundred", "thousand", "million", "billion", "trillion"}
 
@@ -527,17 +527,27 @@ def _mentions(f: _Features, entity: str) -> bool:
     return any(_stem(t) == stem for t in f.tokens)
 
 
+def _abbreviates(short: str, long: str) -> bool:
+    """Is ``short`` an abbreviation of ``long``: same first letter, letters in order ("js")?"""
+    if len(short) < 2 or len(long) <= len(short) or short[0] != long[0]:
+        return False
+    it = iter(long[1:])
+    return all(ch in it for ch in short[1:])
+
+
 def _extra_entities(a: _Features, b: _Features) -> list[str]:
     """Entities of ``a`` that ``b`` does not mention (abbreviations of b's words excepted)."""
     out = []
     for e in a.entities:
         if _mentions(b, e):
             continue
-        # "JS" for "JavaScript", "HF" for "Hugging Face": an acronym whose letters start b's words.
+        # "HF" for "Hugging Face" (initials), "JS" for "JavaScript" (letters in order), either way.
         if e.isalpha() and len(e) <= 5:
             initials = "".join(t[0] for t in b.tokens if t[:1].isalpha())
-            if e in initials or any(t.startswith(e) for t in b.tokens):
+            if e in initials or any(t.startswith(e) or _abbreviates(e, t) for t in b.tokens):
                 continue
+        if any(len(t) <= 5 and t.isalpha() and _abbreviates(t, e) for t in b.tokens):
+            continue
         out.append(e)
     return out
 

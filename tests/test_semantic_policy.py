@@ -1,0 +1,122 @@
+"""The decision rule, the verified-candidate choice and the adaptive threshold."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from optimizer.semantic import AdaptiveThreshold, Verdict, decide
+from optimizer.semantic.policy import choose, wilson_upper
+
+OK = Verdict(True, "ok")
+
+
+def test_decide_needs_threshold_margin_and_verdict() -> None:
+    assert decide([0.95, 0.60], OK, 0.80, 0.02).hit
+    assert decide([0.79, 0.60], OK, 0.80, 0.02).reason == "below_threshold"
+    assert decide([0.95, 0.94], OK, 0.80, 0.02).reason == "ambiguous"
+    assert decide([0.95, 0.60], Verdict(False, "numbers"), 0.80, 0.02).reason == "verifier:numbers"
+    assert decide([0.95, 0.60], None, 0.80, 0.02).reason == "unverified"
+    assert decide([0.95], OK, 0.80, 0.02).hit  # a lone entry has no runner-up
+    assert decide([], OK).reason == "empty"
+    assert decide([0.95, 0.60], OK, 0.80, 0.02).similarity == pytest.approx(0.95)
+
+
+def test_choose_ignores_a_runner_up_the_verifier_rejects() -> None:
+    stored = [
+        (1, 0.93, "What is the capital of France?"),
+        (2, 0.925, "What is the capital of Germany?"),
+    ]
+    entry, decision = choose("what's the capital city of France", stored, 0.80, 0.02)
+    assert entry == 1 and decision.hit
+
+
+def test_choose_refuses_when_two_verified_candidates_tie() -> None:
+    stored = [
+        (1, 0.93, "How do I sort a list in Python?"),
+        (2, 0.925, "How can I sort a Python list?"),
+    ]
+    entry, decision = choose("Sorting a list in Python: how?", stored, 0.80, 0.10)
+    assert entry is None and decision.reason == "ambiguous"
+
+
+def test_choose_does_not_fall_through_past_a_rejected_nearest() -> None:
+    stored = [
+        (1, 0.97, "Is coffee not good for your health?"),
+        (2, 0.90, "Is coffee good for your health?"),
+    ]
+    # The nearest entry is negated and the query is not: refuse rather than serve the next one.
+    entry, decision = choose("Is coffee good for health?", stored, 0.80, 0.02)
+    assert entry is None and decision.reason == "verifier:negation"
+    entry, _ = choose("Is coffee good for health?", stored, 0.80, 0.02, fallthrough=True)
+    assert entry == 2
+
+
+def test_wrong_feedback_raises_right_feedback_lowers_slowly() -> None:
+    a = AdaptiveThreshold(threshold=0.80, bound=0.01, step_up=0.01)
+    assert a.record(False) == pytest.approx(0.81)
+    b = AdaptiveThreshold(threshold=0.80, bound=0.01, step_up=0.01)
+    b.record(True)
+    assert 0.80 - 0.0001 < b.threshold < 0.80
+    # Going down 0.01 takes many more "right" than going up takes "wrong".
+    assert b.step_down < b.step_up / 50
+
+
+def test_limits_hold() -> None:
+    a = AdaptiveThreshold(threshold=0.98, ceiling=0.99)
+    for _ in range(10):
+        a.record(False)
+    assert a.threshold == 0.99
+    b = AdaptiveThreshold(threshold=0.71, floor=0.70)
+    for _ in range(20_000):
+        b.record(True)
+    assert b.threshold == 0.70
+
+
+def test_state_round_trips_through_a_dict() -> None:
+    a = AdaptiveThreshold(threshold=0.83)
+    for ok in (True, True, False, True):
+        a.record(ok)
+    b = AdaptiveThreshold.from_dict({**a.to_dict(), "unknown": 1})
+    assert b.to_dict() == a.to_dict()
+    assert b.record(True) == a.record(True)
+
+
+def test_wilson_upper() -> None:
+    assert wilson_upper(0, 0) == 1.0
+    assert wilson_upper(1, 1000) > 0.001
+    assert wilson_upper(1, 1000) < wilson_upper(1, 100)
+
+
+def _simulate(start: float, bound: float, steps: int, seed: int) -> tuple[float, int, int]:
+    """A tenant whose served answers are wrong with a probability that falls as the threshold
+    rises (10% at 0.75, 0.3% at 0.95); feedback arrives for every served answer."""
+    rng = random.Random(seed)
+    a = AdaptiveThreshold(threshold=start, bound=bound, floor=0.70, ceiling=0.99)
+    wrong = right = 0
+    for _ in range(steps):
+        p_wrong = max(0.001, 0.10 * (0.95 - a.threshold) / 0.20 + 0.003)
+        is_wrong = rng.random() < p_wrong
+        wrong += is_wrong
+        right += not is_wrong
+        a.record(not is_wrong)
+    return a.threshold, wrong, right
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_threshold_settles_where_the_wrong_rate_is_under_the_bound(seed: int) -> None:
+    threshold, wrong, right = _simulate(0.75, 0.01, 20_000, seed)
+    # The threshold climbed from 0.75, where 10% of answers were wrong...
+    assert threshold > 0.90
+    # ...and over the second half of the run the realised rate stays under the 1% bound.
+    _, wrong2, right2 = _simulate(threshold, 0.01, 10_000, seed + 10)
+    assert wrong2 / (wrong2 + right2) < 0.01
+
+
+def test_a_clean_tenant_gets_a_lower_threshold() -> None:
+    """Feedback that is always right lets the threshold drift down, slowly."""
+    a = AdaptiveThreshold(threshold=0.85, bound=0.01)
+    for _ in range(2000):
+        a.record(True)
+    assert 0.70 <= a.threshold < 0.85

@@ -1,0 +1,112 @@
+"""The verifier: ordinary paraphrases pass; each kind of answer-changing difference is rejected."""
+
+from __future__ import annotations
+
+import pytest
+
+from optimizer.semantic.verifier import lexical_overlap, verify
+
+# A few pairs from ../shared/data/paraphrase_pairs_gptcache.json (MIT, zilliztech/GPTCache) and
+# a few everyday question rewordings: case, punctuation, synonyms, reordered clauses.
+PARAPHRASES = [
+    (
+        "Hugging Face Hub is a platform to host Git-based models, datasets, and Spaces.",
+        "Hugging Face Hub serves as a repository for Git-based models, datasets, and Spaces.",
+    ),
+    (
+        "Transformers is a state-of-the-art machine learning library for Pytorch, TensorFlow, and JAX.",
+        "Transformers is a cutting-edge machine learning library for Pytorch, TensorFlow, and JAX.",
+    ),
+    (
+        "Huggingface.js is a collection of JS libraries to interact with Hugging Face, with TS types included.",
+        "Hugging Face.js is a set of JavaScript libraries that allow for interaction with Hugging Face, complete with TypeScript types.",
+    ),
+    (
+        "The Inference API is a platform that allows you to use more than 50k models through a public inference API, with scalability built-in.",
+        "The Inference API provides a platform with the capacity to access over 50k models through a public API, and scalability is already incorporated.",
+    ),
+    ("How do I reverse a string in Python?", "how do i reverse a string in python"),
+    ("How do I sort a list in Python?", "In Python, how do I sort a list?"),
+    ("Who wrote Hamlet?", "Who is the author of Hamlet?"),
+    ("Convert 100 USD to EUR", "Please convert 100 US dollars to euros"),
+    ("Explain recursion in 3 bullet points", "Explain recursion using 3 bullet points."),
+    ("What is the capital of France?", "what's the capital city of France"),
+    ("Is it safe to eat raw eggs?", "Are raw eggs safe to eat?"),
+    ("Can dogs eat grapes?", "Is it OK for dogs to eat grapes?"),
+    ("When did World War II end?", "In what year did World War 2 end?"),
+    ("Summarize the French Revolution", "Give me a summary of the French Revolution"),
+]
+
+# (stored, query, the rule that must fire)
+NEAR_MISSES = [
+    ("Is coffee good for your health?", "Is coffee not good for your health?", "negation"),
+    ("How do I make bread with yeast?", "How do I make bread without yeast?", "negation"),
+    ("why is my phone charging", "why is my phone not charging", "negation"),
+    ("What is 15% of 80?", "What is 15% of 90?", "numbers"),
+    ("Give me 5 tips for better sleep", "Give me ten tips for better sleep", "numbers"),
+    ("What are the features of Python 3.12?", "What are the features of Python 3.11?", "numbers"),
+    ("How many km is a marathon?", "How many miles is a marathon?", "units"),
+    ("Convert 10 kg to pounds", "Convert 10 kg to ounces", "units"),
+    ("How many minutes to cook rice?", "How many hours to cook rice?", "units"),
+    ("What is the weather in Paris today?", "What is the weather in Paris tomorrow?", "dates"),
+    ("Is the museum open on Monday?", "Is the museum open on Sunday?", "dates"),
+    ("Sales report for last month", "Sales report for this month", "dates"),
+    ("What is the capital of France?", "What is the capital of Germany?", "entities"),
+    ("Who is the CEO of Apple?", "Who is the CEO of Microsoft?", "entities"),
+    ("how do i install numpy on windows", "how do i install numpy on linux", "entities"),
+    ("Convert USD to EUR", "Convert EUR to USD", "direction"),
+    ("Is Python faster than Java?", "Is Java faster than Python?", "direction"),
+    ("Should I shower before breakfast?", "Should I have breakfast before shower?", "direction"),
+    ("Does the dog chase the cat?", "Does the cat chase the dog?", "direction"),
+    ("Copy files from the server to my laptop", "Copy files from my laptop to the server", "direction"),
+    ("List the planets in JSON", "List the planets as a table", "format"),
+    ("Write a short poem about autumn", "Write a long poem about autumn", "format"),
+    ("Write a poem about cats", "Write a short poem about cats", "format"),
+    ("Draft a formal email declining the meeting", "Draft a casual email declining the meeting", "format"),
+    ("Translate 'good morning' to French", "Translate 'good morning' to Spanish", "language"),
+    ("Quelle est la capitale de la France ?", "What is the capital of France?", "language"),
+    ("What is Docker and how do I install it on Ubuntu?", "What is Docker?", "compound"),
+    ("Who invented the telephone and in which year?", "Who invented the telephone?", "compound"),
+    ("What are the advantages of remote work?", "What are the disadvantages of remote work?", "qualifier"),
+    ("Is it safe to eat raw eggs?", "Is it unsafe to eat raw eggs?", "qualifier"),
+    ("Foods that raise blood pressure", "Foods that lower blood pressure", "qualifier"),
+]
+
+
+@pytest.mark.parametrize(("stored", "query"), PARAPHRASES)
+def test_paraphrases_pass(stored: str, query: str) -> None:
+    verdict = verify(query, stored)
+    assert verdict.ok, verdict.reason
+    # The verdict does not depend on which side is stored.
+    assert verify(stored, query).ok
+
+
+@pytest.mark.parametrize(("stored", "query", "reason"), NEAR_MISSES)
+def test_near_misses_rejected_for_the_right_reason(stored: str, query: str, reason: str) -> None:
+    verdict = verify(query, stored)
+    assert not verdict.ok
+    assert verdict.reason == reason
+
+
+@pytest.mark.parametrize(("stored", "query", "reason"), NEAR_MISSES)
+def test_near_misses_rejected_both_ways(stored: str, query: str, reason: str) -> None:
+    assert not verify(stored, query).ok
+
+
+def test_identical_text_passes() -> None:
+    assert verify("What is 2+2?", "What is 2+2?").ok
+
+
+def test_statements_keep_their_nouns_out_of_format_rules() -> None:
+    # "table" and "list" are the subject here, not a requested format.
+    assert verify(
+        "The Table class's `equals` method is employed to verify if the contents of two tables are the same.",
+        "The `equals` method in the Table class is used to check if contents of two tables are equal.",
+    ).ok
+
+
+def test_lexical_overlap_bounds() -> None:
+    assert lexical_overlap("sort a list in python", "sort a list in python") == 1.0
+    assert lexical_overlap("sort a list in python", "bake sourdough bread") == 0.0
+    mid = lexical_overlap("sort a list in python", "sort a dictionary in python")
+    assert 0.0 < mid < 1.0

@@ -75,15 +75,15 @@ WORKDIR /app
 COPY . /app
 
 # collectstatic needs importable production settings, not real secrets: these throwaway values
-# exist only for this RUN line and never reach the image's environment.
+# exist only for this RUN line and never reach the image's environment. (Production settings
+# insist on PostgreSQL and Redis URLs; collectstatic connects to neither.)
 RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-secret-0123456789abcdefghijklmnop \
     LEO_KEY_PEPPER=collectstatic-only \
     LEO_ENCRYPTION_KEYS=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
-    DATABASE_URL=sqlite:////tmp/collectstatic.sqlite3 \
+    DATABASE_URL=postgres://collectstatic@127.0.0.1:5432/unused \
     REDIS_URL=redis://127.0.0.1:6379/0 \
     ALLOWED_HOSTS=localhost \
-    python manage.py collectstatic --noinput \
-    && rm -f /tmp/collectstatic.sqlite3
+    python manage.py collectstatic --noinput
 
 USER leo:leo
 EXPOSE 8000

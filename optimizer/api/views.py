@@ -25,7 +25,7 @@ from .. import analytics, cache_admin
 from ..pipeline import run
 from ..pipeline.types import Call, ProxyError, Reply
 from ..providers.registry import allowed_models
-from . import parsing
+from . import parsing, schema
 from .errors import error_response, json_response
 
 
@@ -102,21 +102,25 @@ class _GenerateView(ProxyView):
         return to_response(await run.handle(call))
 
 
+@schema.chat
 class ChatCompletionsView(_GenerateView):
     endpoint = "chat"
     validate = staticmethod(parsing.validate_chat)
 
 
+@schema.completions
 class CompletionsView(_GenerateView):
     endpoint = "completions"
     validate = staticmethod(parsing.validate_completions)
 
 
+@schema.embeddings
 class EmbeddingsView(_GenerateView):
     endpoint = "embeddings"
     validate = staticmethod(parsing.validate_embeddings)
 
 
+@schema.models
 class ModelsView(ProxyView):
     async def get(self, request: HttpRequest) -> HttpResponse:
         principal = await self.principal(request)
@@ -125,6 +129,7 @@ class ModelsView(ProxyView):
         return json_response({"object": "list", "data": data})
 
 
+@schema.model_detail
 class ModelDetailView(ProxyView):
     async def get(self, request: HttpRequest, model: str) -> HttpResponse:
         principal = await self.principal(request)
@@ -151,6 +156,7 @@ def _parse_when(value: str | None, name: str) -> datetime | None:
     return parsed
 
 
+@schema.analytics
 class AnalyticsView(ProxyView):
     """GET /v1/analytics?start=ISO&end=ISO: the calling tenant's figures from the ledger."""
 
@@ -169,7 +175,7 @@ class FeedbackSerializer(serializers.Serializer):
 class FeedbackView(ProxyView):
     """POST /v1/feedback {"request_id", "correct"}: mark a served answer right or wrong."""
 
-    @extend_schema(request=FeedbackSerializer)
+    @extend_schema(request={"application/json": FeedbackSerializer}, responses=schema.OK)
     async def post(self, request: HttpRequest) -> HttpResponse:
         principal = await self.principal(request)
         body = parsing.read_json(request._request if hasattr(request, "_request") else request)
@@ -186,6 +192,7 @@ class FeedbackView(ProxyView):
         return json_response(result)
 
 
+@schema.cache
 class CacheView(ProxyView):
     """GET /v1/cache: stats. DELETE /v1/cache?model=&older_than=SECONDS: purge (all by default)."""
 
@@ -205,6 +212,7 @@ class CacheView(ProxyView):
         return json_response({"deleted": deleted})
 
 
+@schema.cache_entry
 class CacheEntryView(ProxyView):
     """DELETE /v1/cache/<id>: delete one entry of the calling tenant."""
 

@@ -1,0 +1,84 @@
+"""OpenAPI descriptions of the `/v1/*` request bodies, for drf-spectacular (served at /api/schema).
+
+The proxy views parse JSON themselves (optimizer/api/parsing.py), so DRF cannot infer their bodies;
+these serializers only *describe* them, for clients and for the schemathesis fuzz suite
+(tests/test_bad_input.py). They name the fields LEO checks; any other field passes through to the
+upstream, as OpenAI adds fields often, so the objects allow additional properties.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers
+
+from .parsing import MAX_N, MAX_TOKENS_LIMIT
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "developer", "user", "assistant", "tool"])
+    content = serializers.CharField(allow_blank=True)
+
+
+class StreamOptionsSerializer(serializers.Serializer):
+    include_usage = serializers.BooleanField(required=False)
+
+
+class _SamplingSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=200)
+    n = serializers.IntegerField(min_value=1, max_value=MAX_N, required=False)
+    max_tokens = serializers.IntegerField(min_value=1, max_value=MAX_TOKENS_LIMIT, required=False)
+    temperature = serializers.FloatField(min_value=0, max_value=2, required=False)
+    top_p = serializers.FloatField(min_value=0, max_value=1, required=False)
+    stream = serializers.BooleanField(required=False)
+    stream_options = StreamOptionsSerializer(required=False)
+
+
+class ChatCompletionRequestSerializer(_SamplingSerializer):
+    messages = MessageSerializer(many=True, min_length=1)  # type: ignore[call-arg]
+    max_completion_tokens = serializers.IntegerField(min_value=1, max_value=MAX_TOKENS_LIMIT, required=False)
+
+
+class CompletionRequestSerializer(_SamplingSerializer):
+    prompt = serializers.CharField()
+
+
+class EmbeddingRequestSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=200)
+    input = serializers.ListField(child=serializers.CharField(), min_length=1)
+    dimensions = serializers.IntegerField(min_value=1, required=False)
+    encoding_format = serializers.ChoiceField(choices=["float", "base64"], required=False)
+
+
+_ERRORS = {400: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI error envelope"),
+           401: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI error envelope"),
+           404: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI error envelope"),
+           413: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI error envelope"),
+           429: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI error envelope")}
+OK = {200: OpenApiTypes.OBJECT, **_ERRORS}
+
+
+def _body(serializer: type[serializers.Serializer]) -> dict[str, type[serializers.Serializer]]:
+    # DEFAULT_PARSER_CLASSES is empty (the views read JSON themselves), so name the media type here.
+    return {"application/json": serializer}
+
+
+chat = extend_schema_view(post=extend_schema(request=_body(ChatCompletionRequestSerializer), responses=OK,
+                                             summary="Create a chat completion (JSON or SSE)"))
+completions = extend_schema_view(post=extend_schema(request=_body(CompletionRequestSerializer), responses=OK,
+                                                    summary="Create a legacy completion"))
+embeddings = extend_schema_view(post=extend_schema(request=_body(EmbeddingRequestSerializer), responses=OK,
+                                                   summary="Create embeddings"))
+models = extend_schema_view(get=extend_schema(responses=OK, operation_id="v1_models_list",
+                                              summary="List the models this key may call"))
+model_detail = extend_schema_view(get=extend_schema(responses=OK, summary="One model"))
+analytics = extend_schema_view(get=extend_schema(
+    responses=OK, summary="The calling tenant's figures",
+    parameters=[OpenApiParameter("start", OpenApiTypes.DATETIME, required=False),
+                OpenApiParameter("end", OpenApiTypes.DATETIME, required=False)]))
+cache = extend_schema_view(
+    get=extend_schema(responses=OK, summary="Cache statistics"),
+    delete=extend_schema(responses=OK, operation_id="v1_cache_purge", summary="Purge cache entries", parameters=[
+        OpenApiParameter("model", OpenApiTypes.STR, required=False),
+        OpenApiParameter("older_than", OpenApiTypes.INT, required=False)]))
+cache_entry = extend_schema_view(delete=extend_schema(responses=OK, summary="Delete one cache entry"))

@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,8 +250,10 @@ def test_edge_tls_redirect_and_headers(stack: Stack) -> None:
 
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     old.load_verify_locations(str(stack.cafile))
-    old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with warnings.catch_warnings():  # deprecated on purpose: this is the client nginx must refuse
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
     with pytest.raises(httpx.ConnectError), httpx.Client(verify=old) as client:
         client.get(f"{stack.https}/healthz")
 

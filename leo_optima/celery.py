@@ -1,0 +1,45 @@
+"""The Celery app: Redis broker in production, eager in-process tasks when no broker is configured.
+
+Settings come from Django's (`CELERY_*`, see settings/base.py); tasks live in each app's tasks.py.
+The beat schedule is here, in code, so it is reviewed with the tasks it runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery, signals
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leo_optima.settings.local")
+
+app = Celery("leo_optima")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # Recompute recent hours and days (and any older period with late ledger rows) every 10 minutes.
+    "usage-rollups": {
+        "task": "billing.tasks.rollup_recent",
+        "schedule": crontab(minute="*/10"),
+    },
+    # Send closed days' usage to Stripe; retried with backoff while Stripe is unreachable.
+    "stripe-usage-sync": {
+        "task": "billing.tasks.sync_all_usage",
+        "schedule": crontab(minute=20),
+    },
+    # Pick up subscription changes a lost webhook would otherwise leave stale.
+    "stripe-subscription-refresh": {
+        "task": "billing.tasks.refresh_subscriptions",
+        "schedule": crontab(minute=40, hour="*/6"),
+    },
+}
+
+
+@signals.celeryd_init.connect
+def _install_worker_metrics(**_: object) -> None:
+    """Only a worker serves metrics; importing the app (web, beat, shell) must not import
+    prometheus_client early, before gunicorn has set PROMETHEUS_MULTIPROC_DIR."""
+    from optimizer.metrics import install_celery_worker_exporter
+
+    install_celery_worker_exporter()

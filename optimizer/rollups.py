@@ -1,0 +1,161 @@
+"""Usage rollups: ledger totals per tenant, hour or day (UTC) and technique, recomputed idempotently.
+
+`rollup(tenant_id, period, start)` replaces one period's rows inside one transaction (delete, then
+insert what the ledger says now), so rerunning a period gives the same rows and nothing double
+counts. The ledger is written behind and a row's `created_at` is when its request *started*, so a
+long stream can land in an hour that was already rolled up; `stale_periods` finds such periods by
+comparing each period's ledger row count and newest row with its rollup, and `rollup_recent` (the
+scheduled job) recomputes those plus the last few periods every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from tenants.models import Tenant
+
+from .models import RequestLog, UsageRollup
+
+Period = UsageRollup.Period
+LENGTH = {Period.HOUR: timedelta(hours=1), Period.DAY: timedelta(days=1)}
+_TRUNC = {Period.HOUR: TruncHour, Period.DAY: TruncDay}
+
+# Summed ledger columns, copied one to one into the rollup.
+_SUMS = ("upstream_calls", "prompt_tokens", "completion_tokens", "tokens_saved", "cost_usd",
+         "counterfactual_usd", "saved_usd", "prompt_opt_tokens_saved", "prompt_opt_saved_usd",
+         "routing_saved_usd")
+
+
+def period_start(period: str, moment: datetime) -> datetime:
+    """The UTC start of the hour or day that contains `moment`."""
+    moment = moment.astimezone(UTC)
+    if period == Period.HOUR:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    if period == Period.DAY:
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    raise ValueError(f"unknown period {period!r}")
+
+
+def _check_start(period: str, start: datetime) -> datetime:
+    if timezone.is_naive(start):
+        raise ValueError("start must be timezone-aware")
+    aligned = period_start(period, start)
+    if aligned != start:
+        raise ValueError(f"{start.isoformat()} is not the start of a {period}")
+    return aligned
+
+
+def _ledger(tenant_id: int, start: datetime, end: datetime) -> Iterable[dict[str, object]]:
+    qs = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end)
+    return (qs.values("technique")
+            .annotate(requests=Count("id"), errors=Count("id", filter=Q(status_code__gte=400)),
+                      routed_requests=Count("id", filter=~Q(served_model=F("model")) & ~Q(served_model="")),
+                      **{name: Sum(name) for name in _SUMS})
+            .order_by("technique"))
+
+
+def rollup(tenant_id: int, period: str, start: datetime) -> list[UsageRollup]:
+    """Recompute one tenant's rows for one hour or day; returns the rows now stored (one per technique).
+
+    Idempotent: the period's rows are deleted and re-inserted in one transaction, so concurrent
+    readers see the old rows or the new ones, never a mix. The tenant row is locked (PostgreSQL) so
+    two workers recomputing the same tenant queue up rather than collide on the unique constraint.
+    """
+    start = _check_start(period, start)
+    end = start + LENGTH[Period(period)]
+    with transaction.atomic():
+        Tenant.objects.select_for_update().filter(pk=tenant_id).exists()
+        rows = [
+            UsageRollup(tenant_id=tenant_id, period=period, start=start, technique=agg["technique"],
+                        requests=agg["requests"], errors=agg["errors"], routed_requests=agg["routed_requests"],
+                        **{name: agg[name] or (Decimal(0) if name.endswith("_usd") else 0) for name in _SUMS})
+            for agg in _ledger(tenant_id, start, end)
+        ]
+        UsageRollup.objects.filter(tenant_id=tenant_id, period=period, start=start).delete()
+        return UsageRollup.objects.bulk_create(rows)
+
+
+def rollup_range(period: str, start: datetime, end: datetime, tenant_ids: Iterable[int] | None = None) -> int:
+    """Recompute every period in [start, end) that has ledger rows or rollups; returns periods done."""
+    first = period_start(period, start)
+    keys = _ledger_periods(period, first, end, tenant_ids).keys() | _rollup_periods(period, first, end, tenant_ids).keys()
+    for tenant_id, p in sorted(keys):
+        rollup(tenant_id, period, p)
+    return len(keys)
+
+
+def _ledger_periods(period: str, start: datetime, end: datetime,
+                    tenant_ids: Iterable[int] | None) -> dict[tuple[int, datetime], tuple[int, datetime]]:
+    """(tenant, period start) -> (ledger rows, newest created_at), for periods with ledger rows."""
+    qs = RequestLog.objects.filter(created_at__gte=start, created_at__lt=end)
+    if tenant_ids is not None:
+        qs = qs.filter(tenant_id__in=list(tenant_ids))
+    trunc = _TRUNC[Period(period)]("created_at", tzinfo=UTC)
+    return {(r["tenant_id"], r["p"]): (r["n"], r["last"])
+            for r in qs.annotate(p=trunc).values("tenant_id", "p").annotate(n=Count("id"), last=Max("created_at"))
+            .order_by()}
+
+
+def _rollup_periods(period: str, start: datetime, end: datetime,
+                    tenant_ids: Iterable[int] | None) -> dict[tuple[int, datetime], tuple[int, datetime]]:
+    """(tenant, period start) -> (requests counted, oldest computed_at), for periods with rollups."""
+    qs = UsageRollup.objects.filter(period=period, start__gte=start, start__lt=end)
+    if tenant_ids is not None:
+        qs = qs.filter(tenant_id__in=list(tenant_ids))
+    return {(r["tenant_id"], r["start"]): (r["n"], r["computed"])
+            for r in qs.values("tenant_id", "start").annotate(n=Sum("requests"), computed=Min("computed_at"))
+            .order_by()}
+
+
+def stale_periods(period: str, start: datetime, end: datetime,
+                  tenant_ids: Iterable[int] | None = None) -> set[tuple[int, datetime]]:
+    """Periods in [start, end) whose rollup no longer matches the ledger.
+
+    A period is stale when its ledger row count differs from the requests its rollup counted
+    (late or removed rows), when its newest ledger row is newer than its rollup, or when it has
+    ledger rows and no rollup at all. Counting is exact: ledger rows are only ever inserted.
+    """
+    first = period_start(period, start)
+    ids = list(tenant_ids) if tenant_ids is not None else None
+    ledger = _ledger_periods(period, first, end, ids)
+    rolled = _rollup_periods(period, first, end, ids)
+    stale: set[tuple[int, datetime]] = set()
+    for key in ledger.keys() | rolled.keys():
+        n_ledger, newest = ledger.get(key, (0, None))
+        n_rolled, computed = rolled.get(key, (0, None))
+        if n_ledger != n_rolled or (newest is not None and (computed is None or newest > computed)):
+            stale.add(key)
+    return stale
+
+
+@dataclass(frozen=True)
+class RecentResult:
+    hours: int
+    days: int
+
+
+def rollup_recent(now: datetime | None = None, *, recent_hours: int = 3, recent_days: int = 2,
+                  scan_days: int = 35, tenant_ids: Iterable[int] | None = None) -> RecentResult:
+    """The scheduled job: recompute the last `recent_hours` hours and `recent_days` days, and any
+    period of the last `scan_days` days that `stale_periods` finds (late ledger rows)."""
+    now = now or timezone.now()
+    ids = list(tenant_ids) if tenant_ids is not None else None
+    done = {}
+    for period, recent in ((Period.HOUR, recent_hours), (Period.DAY, recent_days)):
+        end = period_start(period, now) + LENGTH[period]
+        recent_start = end - recent * LENGTH[period]
+        keys = stale_periods(period, now - timedelta(days=scan_days), end, ids)
+        keys |= _ledger_periods(period, recent_start, end, ids).keys()
+        keys |= _rollup_periods(period, recent_start, end, ids).keys()
+        for tenant_id, p in sorted(keys):
+            rollup(tenant_id, period, p)
+        done[period] = len(keys)
+    return RecentResult(hours=done[Period.HOUR], days=done[Period.DAY])

@@ -467,7 +467,8 @@ async def _optimize(call: Call, rec: Record, plan: _Plan, est_prompt: int
     if call.endpoint == "chat" and plan.cfg.routing and plan.cfg.routing_rules:
         from .routing import RoutingRule, route
 
-        rules = [RoutingRule(**r) for r in plan.cfg.routing_rules]
+        rules = [RoutingRule(**{k: v for k, v in r.items() if k != "api_keys"})
+                 for r in plan.cfg.routing_rules if _rule_covers_key(r, call.principal.key_prefix)]
         decision = route(body, rules, count_tokens)
         if decision.routed:
             owners = await allowed_models(call.principal)
@@ -479,6 +480,16 @@ async def _optimize(call: Call, rec: Record, plan: _Plan, est_prompt: int
         # Always ask for usage so the ledger has the upstream's count; stripped if the client did not ask.
         body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
     return body, model, ratio
+
+
+def _rule_covers_key(rule: dict[str, Any], key_prefix: str) -> bool:
+    """Routing opt-in per key: a rule with `api_keys` (key prefixes, as the portal shows them)
+    applies only to requests made with one of those keys; without it, to every key. Per model,
+    the rule's `from_model` already decides; per tenant, `OptimizerSettings.routing`."""
+    keys = rule.get("api_keys")
+    if not keys:
+        return True
+    return key_prefix in keys
 
 
 async def _store(call: Call, plan: _Plan, response: dict[str, Any]) -> None:

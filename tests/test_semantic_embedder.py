@@ -113,3 +113,20 @@ def test_aencode_runs_off_the_event_loop(embedder) -> None:  # type: ignore[no-u
     assert vecs.shape == (64, DIM)
     assert seen and all(name.startswith("leo-embed") for name in seen)
     assert ticks > 1  # the loop kept running while the model worked
+
+
+def test_onnx_and_torch_backends_agree_on_padded_batches(embedder) -> None:  # type: ignore[no-untyped-def]
+    """The ONNX export computes the same embeddings as torch, for texts of different lengths
+    batched together (padding exercised)."""
+    from optimizer.semantic import Embedder
+
+    texts = [
+        "Hi",
+        "How do I reverse a string in Python?",
+        "The Inference API provides a platform with the capacity to access over 50k models "
+        "through a public API, and scalability is already incorporated. " * 3,
+    ]
+    torch_vecs = Embedder(backend="torch", cache_size=0).encode(texts)
+    onnx_vecs = Embedder(backend="onnx", cache_size=0).encode(texts)
+    assert np.min(np.sum(torch_vecs * onnx_vecs, axis=1)) > 0.9999
+    assert embedder.backend in ("onnx", "torch")

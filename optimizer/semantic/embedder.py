@@ -5,22 +5,39 @@ we load it from the package's directory with ``HF_HUB_OFFLINE=1``. One ``Embedde
 (``get_embedder()``), loaded lazily on first use or eagerly at worker start by calling
 ``get_embedder().warm_up()``.
 
-Encoding is CPU-bound torch work. ``aencode`` runs it on a dedicated single-thread executor so the
-event loop never blocks and concurrent requests queue instead of fighting over the cores; torch
-itself gets a small intra-op thread pool (``LEO_EMBED_THREADS``, default: ``min(2, cores)``).
+Two backends compute the same function (token embeddings, mean pooling, L2 normalisation):
+
+- ``onnx`` (default when onnxruntime is installed): on first load the torch model is exported to
+  ONNX once per machine (``LEO_EMBED_CACHE_DIR``, default ``~/.cache/leo_optima``; written to a
+  temporary file and renamed, so concurrent workers do not clash) and run by onnxruntime with one
+  intra-op thread. For one short query it is 2 to 4 times faster than torch eager, whose
+  per-operator overhead dominates at batch size 1, and it degrades far less when the cores are
+  busy. Cosines against the torch path agree to 1e-6.
+- ``torch``: the same model through PyTorch (``LEO_EMBED_BACKEND=torch``, or when the export
+  fails), with bfloat16 autocast on CPUs that compute it natively.
+
+Encoding is CPU-bound. ``aencode`` runs it on a dedicated single-thread executor so the event loop
+never blocks and concurrent requests queue instead of fighting over the cores
+(``LEO_EMBED_THREADS`` sets the intra-op threads; default 1 for onnx, ``min(2, cores)`` for torch).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import os
+import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 DIM = 384
 """Width of all-MiniLM-L6-v2 embeddings."""
@@ -81,11 +98,100 @@ def conversation_text(messages: Sequence[dict[str, Any]]) -> str:
     return "\n".join([*prior, user_turns[-1]])
 
 
-def _default_threads() -> int:
+def _default_threads(backend: str) -> int:
     env = os.environ.get("LEO_EMBED_THREADS")
     if env:
         return max(1, int(env))
+    if backend == "onnx":
+        return 1
     return max(1, min(2, os.cpu_count() or 1))
+
+
+def _default_backend() -> str:
+    env = os.environ.get("LEO_EMBED_BACKEND")
+    if env in ("onnx", "torch"):
+        return env
+    # find_spec, not import: importing onnxruntime is slow and is done once, when loading.
+    import importlib.util
+
+    return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
+
+
+class _MeanPooled:
+    """torch module: the transformer plus mean pooling and L2 normalisation, for export."""
+
+    @staticmethod
+    def build(transformer: Any) -> Any:
+        import torch
+
+        class MeanPooled(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.transformer = transformer
+
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+                hidden = self.transformer(
+                    input_ids=input_ids, attention_mask=attention_mask
+                ).last_hidden_state
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+        return MeanPooled().eval()
+
+
+def _onnx_path(model_path: str) -> str:
+    """Where this model's ONNX export lives: keyed by model files and library versions."""
+    import onnxruntime
+    import torch
+
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        full = os.path.join(model_path, name)
+        if os.path.exists(full):
+            st = os.stat(full)
+            h.update(f"{name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    h.update(f"{torch.__version__}:{onnxruntime.__version__}".encode())
+    base = os.environ.get("LEO_EMBED_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "leo_optima"
+    )
+    return os.path.join(base, f"minilm-{h.hexdigest()[:16]}.onnx")
+
+
+def _export_onnx(st_model: Any, path: str) -> None:
+    """Export the pooled model to ``path`` atomically (a temp file, then a rename)."""
+    import torch
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    module = _MeanPooled.build(st_model[0].auto_model)
+    sample = st_model.tokenizer(["a sample sentence to trace"], return_tensors="pt")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        # The tracer warns about shape checks it freezes; they concern padding and causal masks
+        # that a bidirectional encoder never uses, and the export is checked against torch in
+        # tests/test_semantic_embedder.py.
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (sample["input_ids"], sample["attention_mask"]),
+                tmp,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "seq"},
+                    "attention_mask": {0: "batch", 1: "seq"},
+                    "embedding": {0: "batch"},
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _cpu_has_bf16() -> bool:
@@ -111,10 +217,13 @@ class Embedder:
         threads: int | None = None,
         cache_size: int = 4096,
         bf16: bool | None = None,
+        backend: str | None = None,
     ) -> None:
         self._model_path = model_path
-        self._threads = threads if threads is not None else _default_threads()
+        self.backend = backend or _default_backend()
+        self._threads = threads if threads is not None else _default_threads(self.backend)
         self._model: Any = None
+        self._session: Any = None
         self._load_lock = threading.Lock()
         # Guards the model call: sentence-transformers is not documented as re-entrant, and two
         # concurrent forward passes on 2 cores only slow each other down.
@@ -146,8 +255,27 @@ class Embedder:
                 model = SentenceTransformer(path, device="cpu")
                 model.max_seq_length = MAX_SEQ_LENGTH
                 model.eval()
+                if self.backend == "onnx":
+                    try:
+                        self._session = self._onnx_session(model, path)
+                    except Exception:  # noqa: BLE001 - any export/runtime failure: use torch
+                        log.exception("ONNX export or load failed; embedding with torch")
+                        self.backend = "torch"
+                        torch.set_num_threads(_default_threads("torch"))
                 self._model = model
         return self._model
+
+    def _onnx_session(self, model: Any, path: str) -> Any:
+        import onnxruntime as ort
+
+        onnx_file = _onnx_path(path)
+        if not os.path.exists(onnx_file):
+            _export_onnx(model, onnx_file)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self._threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(onnx_file, opts, providers=["CPUExecutionProvider"])
 
     def warm_up(self) -> None:
         """Load the model and run one encoding, so the first request pays neither."""
@@ -160,7 +288,7 @@ class Embedder:
 
         This is exactly the all-MiniLM-L6-v2 pipeline (its modules.json: Transformer, mean
         Pooling, Normalize) but called directly: SentenceTransformer.encode adds about 1.5 ms of
-        bookkeeping per call, which is a sixth of the lookup budget.
+        bookkeeping per call, a sixth of the lookup budget. The onnx backend runs the same graph.
         """
         model = self._load()
         import torch
@@ -170,6 +298,25 @@ class Embedder:
         # Sort by length so each batch pads little; restore the order at the end.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), DIM), dtype=np.float32)
+        if self._session is not None:
+            with self._encode_lock:
+                for start in range(0, len(order), 32):
+                    idx = order[start : start + 32]
+                    batch = tokenizer(
+                        [texts[i] for i in idx],
+                        padding=True,
+                        truncation=True,
+                        max_length=MAX_SEQ_LENGTH,
+                        return_tensors="np",
+                    )
+                    out[idx] = self._session.run(
+                        None,
+                        {
+                            "input_ids": batch["input_ids"].astype(np.int64),
+                            "attention_mask": batch["attention_mask"].astype(np.int64),
+                        },
+                    )[0]
+            return out
         with self._encode_lock, torch.inference_mode(), self._autocast():
             for start in range(0, len(order), 64):
                 idx = order[start : start + 64]

@@ -27,8 +27,17 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+import importlib.util
+
 import numpy as np
-from usearch.index import Index
+
+# onnxruntime (the embedder's backend) segfaults on import when usearch's native module was loaded
+# first (usearch 2.26 / onnxruntime 1.31; the reverse order is fine). Load it first, here, where
+# usearch is imported, so the order holds whoever imports what.
+if importlib.util.find_spec("onnxruntime") is not None:
+    import onnxruntime  # noqa: F401
+
+from usearch.index import Index  # noqa: E402
 
 from .embedder import DIM
 

@@ -39,11 +39,16 @@ _site = ASGIHandler()
 _api = ApiASGIHandler()
 
 
+# Import the URL map (and with it every view and pipeline module) now, in this thread: imports
+# racing between the warm-up thread and the first request could hand one of them a partially
+# initialised module.
+import leo_optima.urls  # noqa: E402,F401
+from optimizer.pipeline import semantic_stage  # noqa: E402
+from optimizer.semantic import get_embedder  # noqa: E402
+
+
 def _warm_up() -> None:
     """Load the embedding model and the semantic index replica once per worker, at start."""
-    from optimizer.pipeline import semantic_stage
-    from optimizer.semantic import get_embedder
-
     get_embedder().warm_up()
     semantic_stage.start_refresher()
 

@@ -145,6 +145,15 @@ _NEGATIONS = {
     "wouldnt", "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "mustnt", "neednt",
 }
 
+# Words that carry a negation without "not": a side with one of these may paraphrase a "not"
+# on the other side ("is not required" / "is optional", "without metadata" / "in the absence").
+_IMPLICIT_NEGATIONS = {
+    "absence", "absent", "lack", "lacks", "lacking", "missing", "optional", "deprecated",
+    "unavailable", "unnecessary", "unsupported", "excluding", "except", "instead", "avoid",
+    "avoids", "avoiding", "prevent", "prevents", "eliminate", "eliminates", "unable", "fail",
+    "fails", "neither", "free",
+}
+
 # Words that turn a question into its opposite when added on one side only.
 _CONTRAST = {
     "least", "worst", "disadvantage", "disadvantages", "cons", "downside", "downsides", "minimum",
@@ -361,6 +370,7 @@ class _Features:
     units: frozenset[str]
     dates: frozenset[str]
     negated: bool
+    implicit_negation: bool
     entities: frozenset[str]
     formats: frozenset[str]
     length: frozenset[str]
@@ -502,6 +512,9 @@ def _features(text: str) -> _Features:
         units=frozenset(_units(tokens)),
         dates=frozenset(dates),
         negated=bool(neg_tokens),
+        implicit_negation=any(
+            t in _IMPLICIT_NEGATIONS or t.startswith(("non-", "no-")) for t in tokens
+        ),
         entities=frozenset(_entities(text, tokens)),
         formats=frozenset(formats),
         length=frozenset(length),
@@ -632,7 +645,9 @@ def verify(query: str, candidate: str) -> Verdict:
     if q.dates != c.dates:
         return Verdict(False, "dates")
     if q.negated != c.negated:
-        return Verdict(False, "negation")
+        plain = c if q.negated else q
+        if not plain.implicit_negation:
+            return Verdict(False, "negation")
     if q.languages != c.languages:
         return Verdict(False, "language")
     if q.written_in != c.written_in and "?" not in (q.written_in, c.written_in):

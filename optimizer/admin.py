@@ -1,0 +1,70 @@
+"""Staff admin for the optimizer: prices are editable; the ledger and the cache are read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import CacheEntry, Feedback, ModelPrice, OptimizerSettings, RequestLog, UsageRollup
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The ledger is evidence: staff may read and filter it, never edit it."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ["model", "provider", "kind", "input_per_million", "output_per_million", "active"]
+    list_editable = ["input_per_million", "output_per_million", "active"]
+    list_filter = ["provider", "kind", "active"]
+    search_fields = ["model"]
+
+
+@admin.register(OptimizerSettings)
+class OptimizerSettingsAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "exact_cache", "semantic_cache", "dedup", "decomposition", "prompt_mode", "routing",
+                    "semantic_threshold", "updated_at"]
+    search_fields = ["tenant__name"]
+    readonly_fields = ["adaptive_state", "updated_at"]
+
+
+@admin.register(RequestLog)
+class RequestLogAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "request_id", "tenant", "model", "served_model", "technique", "status_code",
+                    "prompt_tokens", "completion_tokens", "cost_usd", "saved_usd", "latency_ms"]
+    list_filter = ["technique", "status_code", "stream", "endpoint"]
+    search_fields = ["request_id", "tenant__name", "model"]
+    date_hierarchy = "created_at"
+    list_select_related = ["tenant"]
+    show_full_result_count = False  # counting millions of ledger rows on every page is too slow
+
+
+@admin.register(CacheEntry)
+class CacheEntryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "tenant", "model", "request_text", "hits", "is_part", "created_at", "expires_at"]
+    list_filter = ["is_part", "model"]
+    search_fields = ["request_text", "tenant__name"]
+    exclude = ["embedding"]
+    show_full_result_count = False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return True
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "tenant", "request_log", "correct"]
+    list_filter = ["correct"]
+
+
+@admin.register(UsageRollup)
+class UsageRollupAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "period", "start", "technique", "requests", "tokens_saved", "saved_usd", "cost_usd"]
+    list_filter = ["period", "technique"]
+    search_fields = ["tenant__name"]

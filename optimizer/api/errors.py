@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
 from ..pipeline.types import ProxyError
+
+log = logging.getLogger(__name__)
 
 
 def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
@@ -32,7 +35,10 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRespon
     if isinstance(exc, ProxyError):
         return error_response(exc)
     if response is None:
-        return None
+        # Anything unexpected: logged with its traceback, answered in the envelope (not Django's HTML 500).
+        log.exception("unhandled error in a /v1 view")
+        return json_response({"error": {"message": "Internal error in the gateway.", "type": "server_error",
+                                        "param": None, "code": "internal_error"}}, 500)
     kind = {
         status.HTTP_401_UNAUTHORIZED: ("invalid_request_error", "invalid_api_key"),
         status.HTTP_403_FORBIDDEN: ("invalid_request_error", "forbidden"),
@@ -45,3 +51,9 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRespon
     headers = {k: v for k, v in response.items() if k.lower() in ("allow", "retry-after")}
     return json_response({"error": {"message": str(message), "type": kind[0], "param": None, "code": kind[1]}},
                          response.status_code, headers)
+
+
+async def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Any other path under /v1/ (or a malformed id): a 404 in the envelope, not the portal's HTML page."""
+    return json_response({"error": {"message": f"Unknown request URL: {request.method} {request.path}.",
+                                    "type": "invalid_request_error", "param": None, "code": "unknown_url"}}, 404)

@@ -17,6 +17,9 @@ from ..pipeline.types import Options, ProxyError
 MAX_N = 128
 MAX_TOKENS_LIMIT = 1_000_000
 MAX_NAMESPACE = 100
+# Deeper JSON than any real request (tool schemas included) would make the pipeline's recursive
+# steps (deepcopy, canonical dumps) hit Python's recursion limit: refuse it at the door.
+MAX_JSON_DEPTH = 64
 
 
 def _bad(message: str, param: str | None = None, code: str | None = "invalid_value") -> ProxyError:
@@ -41,7 +44,31 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
                    code="invalid_json") from None
     if not isinstance(body, dict):
         raise _bad("The JSON body must be an object.", code="invalid_json")
+    if _depth_exceeds(body, MAX_JSON_DEPTH):
+        raise _bad(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.", code="invalid_json")
+    # JSON may escape lone UTF-16 surrogates ("\\ud800"), which Python parses into strings that
+    # cannot be encoded as UTF-8 later (hashing, caching, the upstream call). Cheap test first.
+    if b"\\ud" in raw or b"\\uD" in raw:
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise _bad("The JSON body contains an invalid Unicode escape (a lone surrogate).",
+                       code="invalid_json") from None
     return body
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Iteratively (a recursive walk would itself overflow), whether containers nest deeper than `limit`."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+    return False
 
 
 def _require_model(body: dict[str, Any]) -> None:

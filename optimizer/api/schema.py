@@ -8,11 +8,16 @@ upstream, as OpenAI adds fields often, so the objects allow additional propertie
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 
 from .parsing import MAX_N, MAX_TOKENS_LIMIT
+
+V = TypeVar("V")
 
 
 class MessageSerializer(serializers.Serializer):
@@ -63,12 +68,26 @@ def _body(serializer: type[serializers.Serializer]) -> dict[str, type[serializer
     return {"application/json": serializer}
 
 
-chat = extend_schema_view(post=extend_schema(request=_body(ChatCompletionRequestSerializer), responses=OK,
-                                             summary="Create a chat completion (JSON or SSE)"))
-completions = extend_schema_view(post=extend_schema(request=_body(CompletionRequestSerializer), responses=OK,
-                                                    summary="Create a legacy completion"))
-embeddings = extend_schema_view(post=extend_schema(request=_body(EmbeddingRequestSerializer), responses=OK,
-                                                   summary="Create embeddings"))
+def _describe_post(serializer: type[serializers.Serializer], summary: str) -> Callable[[type[V]], type[V]]:
+    """Describe an inherited async `post`. extend_schema_view would wrap an inherited method in a
+    *sync* function (drf-spectacular's isolate_view_method), which makes adrf treat the view as sync
+    and return an un-awaited coroutine; so give the class its own async override and annotate that."""
+
+    def decorate(view: type[V]) -> type[V]:
+        inherited = view.post  # type: ignore[attr-defined]
+
+        async def post(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            return await inherited(self, request, *args, **kwargs)
+
+        view.post = extend_schema(request=_body(serializer), responses=OK, summary=summary)(post)  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
+chat = _describe_post(ChatCompletionRequestSerializer, "Create a chat completion (JSON or SSE)")
+completions = _describe_post(CompletionRequestSerializer, "Create a legacy completion")
+embeddings = _describe_post(EmbeddingRequestSerializer, "Create embeddings")
 models = extend_schema_view(get=extend_schema(responses=OK, operation_id="v1_models_list",
                                               summary="List the models this key may call"))
 model_detail = extend_schema_view(get=extend_schema(responses=OK, summary="One model"))

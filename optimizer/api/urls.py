@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
-from . import views
+from . import errors, views
 
 app_name = "api"
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("feedback", views.FeedbackView.as_view(), name="feedback"),
     path("cache", views.CacheView.as_view(), name="cache"),
     path("cache/<int:entry_id>", views.CacheEntryView.as_view(), name="cache-entry"),
+    re_path(r"^.*$", errors.not_found, name="not-found"),  # last: OpenAI's envelope for unknown URLs
 ]

@@ -207,6 +207,8 @@ class CacheView(ProxyView):
             older_than = int(older) if older else None
         except ValueError:
             raise ProxyError(400, "older_than must be a number of seconds.", param="older_than") from None
+        if older_than is not None and not 0 <= older_than <= 100 * 365 * 24 * 3600:  # timedelta overflows beyond
+            raise ProxyError(400, "older_than must be between 0 and 3153600000 seconds.", param="older_than")
         deleted = await cache_admin.purge(principal.tenant_id, model=request.GET.get("model") or None,
                                           older_than_seconds=older_than)
         return json_response({"deleted": deleted})

@@ -1,0 +1,280 @@
+"""Bad input never gets a 5xx, and every error is in OpenAI's envelope.
+
+Three layers:
+- hypothesis over the request parsing itself (`optimizer/api/parsing.py`), in process: any JSON
+  value and any byte string either validates or raises a 400/413 `ProxyError`, never anything else;
+- schemathesis over the live server, generating valid and invalid requests from `/api/schema`
+  (drf-spectacular, annotated in optimizer/api/schema.py) for every `/v1/*` operation;
+- a named list of hostile bodies and headers (oversized, deeply nested, invalid UTF-8, lone
+  surrogates, NaN, huge `n` / `max_tokens`, unknown models, bad stream options ...).
+
+Each layer prints how many inputs it tried (pytest -s shows them; docs/reliability.md lists them).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from django.test import RequestFactory
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from optimizer.api import parsing
+from optimizer.pipeline.types import ProxyError
+from tests.conftest import TenantKit
+
+ENVELOPE_KEYS = {"message", "type", "param", "code"}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=True)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=20,
+)
+# Bodies shaped like real requests, with each field drawn from anything JSON can hold, so the
+# validators see plausible structures with wrong types rather than only random noise.
+FIELDS = ["model", "messages", "prompt", "input", "n", "max_tokens", "max_completion_tokens", "temperature",
+          "top_p", "stream", "stream_options", "tools", "user"]
+shaped_bodies = st.fixed_dictionaries({}, optional={
+    "model": st.sampled_from(["gpt-4o-mini", "", " ", "x" * 300]) | json_values,
+    "messages": st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "system"]) | json_values},
+                                               optional={"content": json_values}), max_size=3) | json_values,
+    "prompt": json_values, "input": json_values,
+    "n": st.integers(min_value=-5, max_value=10**9) | json_values,
+    "max_tokens": st.integers(min_value=-5, max_value=10**12) | json_values,
+    "temperature": st.floats() | json_values, "top_p": st.floats() | json_values,
+    "stream": json_values, "stream_options": json_values,
+})
+
+def _validate_or_400(validate: Any, body: Any) -> None:
+    try:
+        if not isinstance(body, dict):
+            raise ProxyError(400, "The JSON body must be an object.")
+        validate(body)
+    except ProxyError as exc:
+        assert exc.status == 400
+        envelope = exc.envelope()["error"]
+        assert set(envelope) >= ENVELOPE_KEYS and envelope["message"]
+
+
+@pytest.mark.parametrize("validate", [parsing.validate_chat, parsing.validate_completions,
+                                      parsing.validate_embeddings], ids=["chat", "completions", "embeddings"])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=json_values | shaped_bodies)
+def test_validators_accept_or_raise_a_400(validate: Any, body: Any) -> None:
+    _validate_or_400(validate, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_read_json_parses_or_raises_a_400(raw: bytes) -> None:
+    request = RequestFactory().post("/v1/chat/completions", data=raw, content_type="application/json")
+    try:
+        body = parsing.read_json(request)
+    except ProxyError as exc:
+        assert exc.status == 400 and exc.code == "invalid_json"
+    else:
+        assert isinstance(body, dict)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ttl=st.text(max_size=12), namespace=st.text(max_size=120), cache_control=st.text(max_size=40))
+def test_leo_headers_parse_or_raise_a_400(ttl: str, namespace: str, cache_control: str) -> None:
+    headers = {"HTTP_X_LEO_CACHE_TTL": ttl, "HTTP_X_LEO_CACHE_NAMESPACE": namespace,
+               "HTTP_CACHE_CONTROL": cache_control}
+    request = RequestFactory().post("/v1/chat/completions", **headers)
+    try:
+        options = parsing.options_from_headers(request)
+    except ProxyError as exc:
+        assert exc.status == 400 and exc.param in ("X-LEO-Cache-TTL", "X-LEO-Cache-Namespace")
+    else:
+        assert options.ttl is None or 0 < options.ttl <= 365 * 24 * 3600
+
+
+# --- over the live server ---------------------------------------------------------------------
+
+def assert_openai_error(response: httpx.Response, *statuses: int, name: str = "") -> dict[str, Any]:
+    """Not a 5xx; an error is OpenAI's envelope (and, when given, one of `statuses`)."""
+    assert response.status_code < 500, (name, response.status_code, response.text[:300])
+    if statuses:
+        assert response.status_code in statuses, (name, response.status_code, response.text[:300])
+    if response.status_code >= 400:
+        assert response.headers.get("content-type", "").startswith("application/json"), (
+            name, response.status_code, response.text[:300])
+        body = response.json()
+        assert set(body) == {"error"} and set(body["error"]) == ENVELOPE_KEYS, body
+        assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+        return body["error"]
+    return {}
+
+
+@pytest.fixture
+def quiet_kit(kit: TenantKit) -> TenantKit:
+    """A tenant with the semantic cache off: fuzzing need not load the embedding model."""
+    from optimizer.models import OptimizerSettings
+
+    OptimizerSettings.objects.update_or_create(tenant=kit.tenant, defaults={"semantic_cache": False})
+    return kit
+
+
+HOSTILE: list[tuple[str, bytes | None, dict[str, Any] | None, dict[str, str], tuple[int, ...]]] = [
+    # (name, raw body, json body, extra headers, expected statuses)
+    ("empty body", b"", None, {}, (400,)),
+    ("not json", b"{model: gpt}", None, {}, (400,)),
+    ("invalid utf-8", b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\xff\xfe"}]}', None, {},
+     (400,)),
+    ("utf-16 bytes", json.dumps({"model": "gpt-4o-mini"}).encode("utf-16"), None, {}, (400,)),
+    ("array body", b"[1, 2, 3]", None, {}, (400,)),
+    ("string body", b'"hello"', None, {}, (400,)),
+    ("deep nesting", b"[" * 200_000 + b"]" * 200_000, None, {}, (400, 413)),
+    ("deep object nesting", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, None, {}, (400, 413)),
+    ("deep nesting inside a message", None, None, {}, (200, 400)),  # filled in below
+    ("oversized body", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 3_000_000}]},
+     {}, (413,)),
+    ("huge n", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "n": 10**9}, {},
+     (400,)),
+    ("n zero", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "n": 0}, {}, (400,)),
+    ("huge max_tokens", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                               "max_tokens": 10**15}, {}, (400,)),
+    ("bigint max_tokens", b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":'
+     + b"9" * 5000 + b"}", None, {}, (400,)),
+    ("float max_tokens", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                                "max_tokens": 1.5}, {}, (400,)),
+    ("NaN temperature", b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":NaN}',
+     None, {}, (400,)),
+    ("Infinity top_p", b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"top_p":Infinity}',
+     None, {}, (400,)),
+    ("unknown model", None, {"model": "gpt-does-not-exist", "messages": [{"role": "user", "content": "hi"}]}, {},
+     (404,)),
+    ("model not a string", None, {"model": ["gpt-4o"], "messages": [{"role": "user", "content": "hi"}]}, {}, (400,)),
+    ("missing messages", None, {"model": "gpt-4o-mini"}, {}, (400,)),
+    ("message not an object", None, {"model": "gpt-4o-mini", "messages": ["hi"]}, {}, (400,)),
+    ("content a number", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 5}]}, {}, (400,)),
+    ("stream not a bool", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                                 "stream": "yes"}, {}, (400,)),
+    ("stream_options without stream", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                                             "stream_options": {"include_usage": True}}, {}, (400,)),
+    ("stream_options not an object", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                                            "stream": True, "stream_options": "usage"}, {}, (400,)),
+    ("include_usage not a bool", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                                        "stream": True, "stream_options": {"include_usage": "yes"}}, {}, (400,)),
+    ("bad cache ttl header", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+     {"X-LEO-Cache-TTL": "soon"}, (400,)),
+    ("negative cache ttl", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+     {"X-LEO-Cache-TTL": "-5"}, (400,)),
+    ("long namespace", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+     {"X-LEO-Cache-Namespace": "n" * 500}, (400,)),
+    ("embeddings streamed", None, {"model": "text-embedding-3-small", "input": "x", "stream": True}, {}, (400,)),
+    ("embeddings empty input", None, {"model": "text-embedding-3-small", "input": []}, {}, (400,)),
+]
+
+
+def _hostile_cases() -> list[tuple[str, str, bytes, dict[str, str], tuple[int, ...]]]:
+    out = []
+    for name, raw, body, headers, statuses in HOSTILE:
+        if name == "deep nesting inside a message":
+            # Valid JSON that Python parses, nested as deep as its parser allows inside a content part.
+            nested: Any = "x"
+            for _ in range(900):
+                nested = {"a": nested}
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi",
+                                                                                          "extra": nested}]}]}
+        path = "/v1/embeddings" if name.startswith("embeddings") else "/v1/chat/completions"
+        out.append((name, path, raw if raw is not None else json.dumps(body).encode(), headers, statuses))
+    return out
+
+
+def test_hostile_bodies_get_openai_errors_and_never_reach_the_upstream(quiet_kit: TenantKit, fake_upstream: Any
+                                                                       ) -> None:
+    cases = _hostile_cases()
+    before = fake_upstream.stats()["requests"]
+    with quiet_kit.http() as http:
+        for name, path, raw, headers, statuses in cases:
+            r = http.post(path, content=raw, headers={"Content-Type": "application/json", **headers})
+            error = assert_openai_error(r, *statuses, name=name)
+            assert r.headers["x-leo-request-id"].startswith("req_"), name
+            if r.status_code == 413:
+                assert error["code"] == "request_too_large", name
+        # Lone UTF-16 surrogates are valid JSON escapes but not encodable text: a 400, not a 500.
+        r = http.post("/v1/chat/completions", content=b'{"model":"gpt-4o-mini","messages":[{"role":"user",'
+                                                      b'"content":"\\ud800 hi"}]}',
+                      headers={"Content-Type": "application/json", "Cache-Control": "no-cache, no-store"})
+        assert_openai_error(r, 200, 400)
+    reached = fake_upstream.stats()["requests"] - before
+    # Only the two well-formed-but-odd requests (deep part nesting, lone surrogate) may go upstream.
+    assert reached <= 2
+    print(f"\nbad input: {len(cases) + 1} hostile bodies and headers, 0 server errors")
+
+
+def test_wrong_methods_paths_and_content_types(quiet_kit: TenantKit) -> None:
+    with quiet_kit.http() as http:
+        assert_openai_error(http.get("/v1/chat/completions"), 405)
+        assert_openai_error(http.put("/v1/embeddings", json={}), 405)
+        assert_openai_error(http.post("/v1/models", json={}), 405)
+        assert_openai_error(http.delete("/v1/analytics"), 405)
+        assert_openai_error(http.get("/v1/analytics", params={"start": "yesterday"}), 400)
+        assert_openai_error(http.get("/v1/models/no-such-model"), 404)
+        assert_openai_error(http.delete("/v1/cache", params={"older_than": "old"}), 400)
+        assert_openai_error(http.post("/v1/feedback", json={"request_id": "x" * 500, "correct": "maybe"}), 400)
+        r = http.post("/v1/chat/completions", content=b'{"model":"gpt-4o-mini"}', headers={"Content-Type":
+                                                                                          "text/plain"})
+        assert_openai_error(r, 400)
+        # A non-numeric cache id never matches the route: the 404 still uses the envelope if it is /v1's.
+        r = http.delete("/v1/cache/abc")
+        assert r.status_code == 404
+
+
+def test_schemathesis_fuzz_of_every_v1_operation(quiet_kit: TenantKit, leo_server: Any) -> None:
+    """Valid and invalid requests generated from the served OpenAPI schema, sent with a real key."""
+    import schemathesis
+    from schemathesis.generation.modes import GenerationMode
+
+    raw_schema = httpx.get(leo_server.url + "/api/schema", params={"format": "json"}, timeout=30).json()
+    v1 = {p for p in raw_schema["paths"] if p.startswith("/v1/")}
+    assert {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/analytics",
+            "/v1/feedback", "/v1/cache", "/v1/cache/{entry_id}"} <= v1
+    chat = raw_schema["paths"]["/v1/chat/completions"]["post"]
+    ref = chat["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert "messages" in raw_schema["components"]["schemas"][ref]["properties"]  # described, not empty
+    schema = schemathesis.openapi.from_dict(raw_schema)
+    auth = {"Authorization": f"Bearer {quiet_kit.key}"}
+    seen: dict[str, int] = {}
+    statuses: dict[int, int] = {}
+    session = httpx.Client(base_url=leo_server.url, timeout=30)
+
+    def check(case: Any) -> None:
+        request = case.as_transport_kwargs(base_url=leo_server.url, headers=auth)
+        method, url = request.pop("method"), request.pop("url")
+        kwargs = {k: v for k, v in request.items() if k in ("headers", "params", "json", "content", "data")}
+        # Generated headers may contain characters httpx refuses to send; those never reach LEO.
+        try:
+            response = session.request(method, url, **kwargs)
+        except (httpx.LocalProtocolError, UnicodeEncodeError, ValueError, TypeError):
+            return
+        key = f"{case.method} {case.path}"
+        seen[key] = seen.get(key, 0) + 1
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            assert response.status_code == 200
+            return
+        assert_openai_error(response, name=f"{method} {url} {kwargs}"[:400])
+
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        strategy = schema.as_strategy(generation_mode=mode)
+
+        @settings(max_examples=150, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=strategy)
+        def run(case: Any) -> None:
+            check(case)
+
+        run()
+    session.close()
+    total = sum(seen.values())
+    print(f"\nschemathesis: {total} generated requests over {len(seen)} operations, statuses {sorted(statuses.items())}")
+    assert total >= 200
+    assert len(seen) >= 6
+    assert not any(s >= 500 for s in statuses)

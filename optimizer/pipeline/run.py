@@ -102,7 +102,7 @@ def _leo_headers(call: Call, rec: Record) -> dict[str, str]:
 
 
 def _cache_header(technique: str) -> str:
-    return {Technique.EXACT: "exact", Technique.SEMANTIC: "semantic", Technique.DEDUP: "exact",
+    return {Technique.EXACT: "exact", Technique.SEMANTIC: "semantic", Technique.DEDUP: "dedup",
             Technique.DECOMPOSED: "decomposed", Technique.BYPASS: "bypass"}.get(technique, "miss")
 
 
@@ -286,8 +286,16 @@ async def _generate(call: Call, rec: Record) -> Reply:
 
 
 def _serve_cached(call: Call, rec: Record, cached: Cached, technique: str, price: Price,
-                  reservation: quotas.Reservation, leader: singleflight.Leader | None = None) -> Reply:
-    rec.served_from_cache(technique, price, cached.prompt_tokens, cached.completion_tokens)
+                  reservation: quotas.Reservation, leader: singleflight.Leader | None = None,
+                  query_text: str = "") -> Reply:
+    prompt_tokens = cached.prompt_tokens
+    if technique == Technique.SEMANTIC and query_text and cached.request_text:
+        # The counterfactual is *this* prompt: scale the stored prompt's upstream count by the
+        # two texts' local estimates (the upstream never saw this prompt).
+        prompt_tokens = round(cached.prompt_tokens * count_tokens(_prompt_text(call)) /
+                              max(1, count_tokens(_prompt_text(call)) - count_tokens(query_text)
+                                  + count_tokens(cached.request_text)))
+    rec.served_from_cache(technique, price, prompt_tokens, cached.completion_tokens)
     response = fresh(cached.response, f"chatcmpl-{call.request_id}" if call.endpoint == "chat"
                      else f"cmpl-{call.request_id}")
     return serve_response(call, rec, response, reservation, leader)
@@ -407,7 +415,8 @@ async def _answer(call: Call, rec: Record, plan: _Plan, requested_price: Price, 
         if plan.semantic:
             hit = await semantic_stage.lookup(call, rec, plan)
             if hit is not None:
-                return _serve_cached(call, rec, hit, Technique.SEMANTIC, requested_price, reservation, leader)
+                return _serve_cached(call, rec, hit, Technique.SEMANTIC, requested_price, reservation, leader,
+                                     plan.embedded_text)
 
         if plan.lookup and call.endpoint == "chat" and plan.cfg.decomposition:
             from . import decomposition_stage

@@ -13,6 +13,9 @@ urlpatterns = [
     path("v1/", include("optimizer.api.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    # The tenant portal: identity pages (tenants), then overview, requests, cache, settings (optimizer).
+    path("portal/", include("tenants.urls")),
+    path("portal/", include("optimizer.portal.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

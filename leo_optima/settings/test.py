@@ -18,7 +18,8 @@ os.environ.setdefault("LEO_ENCRYPTION_KEYS", Fernet.generate_key().decode())
 from .base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if not os.environ.get("EMAIL_FILE_PATH"):  # live servers in browser tests write mail to files
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 # Servers started by the tests (uvicorn, gunicorn) must reach the test database, so SQLite's test
 # database is a file rather than memory; one per test process.

@@ -1,0 +1,1 @@
+"""The optimizer's portal pages: overview, requests (the ledger), cache, optimizer settings."""

@@ -1,0 +1,71 @@
+"""Server-side SVG charts: no JavaScript, nothing fetched at run time, readable by screen readers
+through their <title> and the table beside them. Only numbers and our own labels go into the SVG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH, HEIGHT = 640, 200
+LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 24
+
+
+def _label(moment: datetime, size: timedelta) -> str:
+    return moment.strftime("%H:%M" if size < timedelta(days=1) else "%b %d")
+
+
+def _x(i: int, n: int) -> float:
+    span = WIDTH - LEFT - RIGHT
+    return LEFT + (span * i / (n - 1) if n > 1 else span / 2)
+
+
+def _y(value: float, top: float) -> float:
+    span = HEIGHT - TOP - BOTTOM
+    return TOP + span - (span * value / top if top else 0)
+
+
+def _frame(title: str, times: Sequence[datetime], size: timedelta, top: float, fmt: str) -> list[str]:
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" xmlns="http://www.w3.org/2000/svg">',
+             f"<title>{escape(title)}</title>",
+             f'<line class="axis" x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" y2="{HEIGHT - BOTTOM}"/>']
+    for frac in (0, 0.5, 1):
+        y = _y(top * frac, top)
+        parts.append(f'<line class="axis" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}"/>')
+        parts.append(f'<text x="{LEFT - 4}" y="{y + 3:.1f}" text-anchor="end">{fmt.format(top * frac)}</text>')
+    n = len(times)
+    step = max(1, n // 6)
+    for i in range(0, n, step):
+        parts.append(f'<text x="{_x(i, n):.1f}" y="{HEIGHT - 6}" text-anchor="middle">{_label(times[i], size)}</text>')
+    return parts
+
+
+def spend_vs_saved(times: Sequence[datetime], spend: Sequence[Decimal], saved: Sequence[Decimal],
+                   size: timedelta) -> SafeString:
+    """Two lines: what was paid upstream and what LEO saved, per bucket, in dollars."""
+    top = float(max([*spend, *saved, Decimal(0)])) or 1.0
+    parts = _frame("Spend and saved per period (USD)", times, size, top, "${:.4g}")
+    n = len(times)
+    for cls, series in (("spend", spend), ("saved", saved)):
+        points = " ".join(f"{_x(i, n):.1f},{_y(float(v), top):.1f}" for i, v in enumerate(series))
+        parts.append(f'<polyline class="{cls}" points="{points}"/>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 (numbers and escaped text only)
+
+
+def hit_rate(times: Sequence[datetime], rates: Sequence[float | None], size: timedelta) -> SafeString:
+    """Bars: the share of requests served without an upstream call, per bucket (none: no traffic)."""
+    parts = _frame("Cache hit rate per period", times, size, 1.0, "{:.0%}")
+    n = len(times)
+    width = max(1.0, (WIDTH - LEFT - RIGHT) / max(n, 1) * 0.7)
+    for i, rate in enumerate(rates):
+        if rate is None:
+            continue
+        y = _y(rate, 1.0)
+        parts.append(f'<rect class="hit" x="{_x(i, n) - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" '
+                     f'height="{HEIGHT - BOTTOM - y:.1f}"/>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308

@@ -1,0 +1,155 @@
+"""The overview's figures, from hourly rollups for closed hours and the ledger for the rest.
+
+Reading 1M ledger rows per render is too slow, so closed hours come from `UsageRollup` (hour
+rows, recomputed by the scheduled `optimizer.rollups.rollup_recent`). Hours after the tenant's
+newest hourly rollup, and always the current hour, are read live from the ledger, so a request
+shows up on the overview as soon as its ledger row is written, with or without the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, F, Max, Q, Sum
+from django.db.models.functions import TruncHour
+
+from optimizer.analytics import CACHE_TECHNIQUES
+from optimizer.models import RequestLog, Technique, UsageRollup
+from optimizer.rollups import period_start
+
+HOUR = timedelta(hours=1)
+# Summed per (hour, technique); the same names on UsageRollup and as ledger aggregates.
+INT_FIELDS = ("requests", "errors", "upstream_calls", "prompt_tokens", "completion_tokens", "tokens_saved",
+              "prompt_opt_tokens_saved", "routed_requests")
+USD_FIELDS = ("cost_usd", "counterfactual_usd", "saved_usd", "prompt_opt_saved_usd", "routing_saved_usd")
+FIELDS = INT_FIELDS + USD_FIELDS
+TECHNIQUE_LABELS = dict(Technique.choices)
+
+
+@dataclass
+class Totals:
+    """Sums over any set of (hour, technique) cells."""
+
+    values: dict[str, Any] = field(default_factory=lambda: {**{f: 0 for f in INT_FIELDS},
+                                                            **{f: Decimal(0) for f in USD_FIELDS}})
+    hits: int = 0
+
+    def add(self, technique: str, row: dict[str, Any]) -> None:
+        for name in FIELDS:
+            self.values[name] += row.get(name) or 0
+        if technique in CACHE_TECHNIQUES:
+            self.hits += row.get("requests") or 0
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.values["requests"] if self.values["requests"] else 0.0
+
+    @property
+    def saved_percent(self) -> float:
+        cf = self.values["counterfactual_usd"]
+        return float(self.values["saved_usd"] / cf * 100) if cf else 0.0
+
+
+@dataclass
+class Bucket:
+    start: datetime
+    totals: Totals
+
+
+@dataclass
+class Overview:
+    start: datetime
+    end: datetime
+    totals: Totals
+    by_technique: list[dict[str, Any]]
+    buckets: list[Bucket]
+    bucket_size: timedelta
+    live_from: datetime  # where rollups stop and the ledger is read directly
+
+
+def _rollup_watermark(tenant_id: int, now: datetime) -> datetime | None:
+    """The end of the newest hourly rollup, never past the current (still open) hour."""
+    newest = UsageRollup.objects.filter(tenant_id=tenant_id, period=UsageRollup.Period.HOUR).aggregate(
+        m=Max("start"))["m"]
+    if newest is None:
+        return None
+    return min(newest + HOUR, period_start("hour", now))
+
+
+def _cells(tenant_id: int, start: datetime, end: datetime, now: datetime) -> tuple[list[tuple[datetime, str, dict[str, Any]]], datetime]:
+    """(hour, technique, sums) cells for [start, end), and where the live part began."""
+    watermark = _rollup_watermark(tenant_id, now)
+    live_from = start if watermark is None else max(start, min(watermark, end))
+    cells: list[tuple[datetime, str, dict[str, Any]]] = []
+    if live_from > start:
+        rolled = UsageRollup.objects.filter(tenant_id=tenant_id, period=UsageRollup.Period.HOUR,
+                                            start__gte=start, start__lt=live_from).values("start", "technique", *FIELDS)
+        cells.extend((r["start"], r["technique"], r) for r in rolled)
+    if live_from < end:
+        live = (RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=live_from, created_at__lt=end)
+                .annotate(hour=TruncHour("created_at", tzinfo=UTC)).values("hour", "technique")
+                .annotate(requests=Count("id"), errors=Count("id", filter=Q(status_code__gte=400)),
+                          routed_requests=Count("id", filter=~Q(served_model=F("model")) & ~Q(served_model="")),
+                          **{name: Sum(name) for name in FIELDS if name not in ("requests", "errors", "routed_requests")})
+                .order_by())
+        cells.extend((r["hour"], r["technique"], r) for r in live)
+    return cells, live_from
+
+
+def bucket_size_for(start: datetime, end: datetime) -> timedelta:
+    return HOUR if end - start <= timedelta(days=2) else timedelta(days=1)
+
+
+def overview(tenant_id: int, start: datetime, end: datetime, now: datetime) -> Overview:
+    """Figures for [start, end): `start` is floored to the hour (rollups are hourly)."""
+    start = period_start("hour", start)
+    cells, live_from = _cells(tenant_id, start, end, now)
+    size = bucket_size_for(start, end)
+    totals = Totals()
+    per_technique: dict[str, Totals] = defaultdict(Totals)
+    per_bucket: dict[datetime, Totals] = defaultdict(Totals)
+    for hour, technique, row in cells:
+        hour = hour.astimezone(UTC)
+        totals.add(technique, row)
+        per_technique[technique].add(technique, row)
+        key = hour if size == HOUR else hour.replace(hour=0)
+        per_bucket[key].add(technique, row)
+    buckets = []
+    cursor = start if size == HOUR else start.replace(hour=0)
+    while cursor < end:
+        buckets.append(Bucket(cursor, per_bucket.get(cursor) or Totals()))
+        cursor += size
+    return Overview(start, end, totals, _by_technique(per_technique, totals), buckets, size, live_from)
+
+
+def _by_technique(per: dict[str, Totals], totals: Totals) -> list[dict[str, Any]]:
+    """The saving split by what earned it, as /v1/analytics splits it: a cache technique's own
+    saving is net of what prompt optimization and routing saved on the same rows."""
+    rows = []
+    for technique, t in sorted(per.items(), key=lambda item: -item[1].requests):
+        own_usd = t.saved_usd - t.prompt_opt_saved_usd - t.routing_saved_usd
+        own_tokens = t.tokens_saved - t.prompt_opt_tokens_saved
+        rows.append({"technique": technique, "label": TECHNIQUE_LABELS.get(technique, technique),
+                     "requests": t.requests, "tokens_saved": own_tokens if technique in CACHE_TECHNIQUES else 0,
+                     "saved_usd": own_usd if technique in CACHE_TECHNIQUES else Decimal(0)})
+    if totals.prompt_opt_tokens_saved:
+        rows.append({"technique": "prompt_optimization", "label": "Prompt optimization", "requests": None,
+                     "tokens_saved": totals.prompt_opt_tokens_saved, "saved_usd": totals.prompt_opt_saved_usd})
+    if totals.routed_requests:
+        rows.append({"technique": "routing", "label": "Model routing", "requests": totals.routed_requests,
+                     "tokens_saved": 0, "saved_usd": totals.routing_saved_usd})
+    return rows
+
+
+def has_traffic(tenant_id: int) -> bool:
+    return RequestLog.objects.filter(tenant_id=tenant_id).exists()

@@ -1,0 +1,269 @@
+"""The optimizer's portal pages. Access goes through tenants.portal (404 for outsiders, 403 for
+members on management actions); every query is filtered by request.tenant."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from asgiref.sync import async_to_sync
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from optimizer import cache_admin
+from optimizer.models import CacheEntry, Feedback, RequestLog, Technique
+from optimizer.pipeline import config
+from optimizer.pipeline.semantic_stage import record_feedback
+from tenants.models import ApiKey, AuditEvent
+from tenants.portal import portal_view, render_portal
+from tenants.portal.urlbase import public_base_url
+
+from . import charts, figures
+from .forms import LedgerFilterForm, OptimizerSettingsForm, PeriodForm
+
+PAGE_SIZE = 50
+
+
+def _tenant_id(request: HttpRequest) -> int:
+    return int(request.tenant.pk)  # type: ignore[attr-defined]
+
+
+# --- Overview --------------------------------------------------------------------------------------
+
+def _month_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _quota_bars(request: HttpRequest, now: datetime) -> list[dict[str, Any]]:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    if tenant.monthly_token_quota is None and tenant.monthly_spend_quota_usd is None:
+        return []
+    month = figures.overview(_tenant_id(request), _month_start(now), now, now).totals
+    bars = []
+    if tenant.monthly_token_quota is not None:
+        used = month.prompt_tokens + month.completion_tokens
+        bars.append({"label": "Tokens this month", "used": f"{used:,}", "limit": f"{tenant.monthly_token_quota:,}",
+                     "percent": min(100, round(used * 100 / tenant.monthly_token_quota)) if tenant.monthly_token_quota else 100})
+    if tenant.monthly_spend_quota_usd is not None:
+        limit = Decimal(tenant.monthly_spend_quota_usd)
+        used_usd = month.cost_usd
+        bars.append({"label": "Spend this month", "used": f"${used_usd:,.2f}", "limit": f"${limit:,.2f}",
+                     "percent": min(100, round(float(used_usd * 100 / limit))) if limit else 100})
+    return bars
+
+
+@portal_view()
+def overview(request: HttpRequest) -> HttpResponse:
+    tenant_id = _tenant_id(request)
+    if not figures.has_traffic(tenant_id):
+        # First run: nothing in the ledger yet, so the page is the quick start.
+        return render_portal(request, "optimizer/first_run.html",
+                             {"section": "overview", "base_url": public_base_url(request)})
+    now = timezone.now()
+    form = PeriodForm(request.GET or {"period": "7d"})
+    if not form.is_valid():
+        return render_portal(request, "optimizer/overview.html", {"section": "overview", "form": form}, status=400)
+    start, end = form.range(now)
+    data = figures.overview(tenant_id, start, end, now)
+    times = [b.start for b in data.buckets]
+    context = {
+        "section": "overview", "form": form, "data": data, "totals": data.totals,
+        "spend_chart": charts.spend_vs_saved(times, [b.totals.cost_usd for b in data.buckets],
+                                             [b.totals.saved_usd for b in data.buckets], data.bucket_size),
+        "hit_chart": charts.hit_rate(times, [b.totals.hit_rate if b.totals.requests else None for b in data.buckets],
+                                     data.bucket_size),
+        "quota_bars": _quota_bars(request, now),
+    }
+    return render_portal(request, "optimizer/overview.html", context)
+
+
+# --- Requests (the ledger) -------------------------------------------------------------------------
+
+def _filter_form(request: HttpRequest) -> LedgerFilterForm:
+    keys = [(k.pk, f"{k.prefix}… {k.name}")
+            for k in ApiKey.objects.filter(tenant=request.tenant).only("pk", "prefix", "name")]  # type: ignore[attr-defined]
+    return LedgerFilterForm(request.GET, keys=keys)
+
+
+def _querystring(form: LedgerFilterForm) -> str:
+    return urlencode({k: v for k, v in form.data.items() if k in form.fields and v})
+
+
+@portal_view()
+def requests_list(request: HttpRequest) -> HttpResponse:
+    form = _filter_form(request)
+    qs = RequestLog.objects.filter(tenant=request.tenant)  # type: ignore[attr-defined]
+    status = 200
+    if form.is_valid():
+        qs = form.apply(qs)
+    else:
+        qs, status = qs.none(), 400
+    try:
+        page = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        page = 1
+    # No COUNT(*) over a large ledger: fetch one row more than a page to know whether there is another.
+    offset = (page - 1) * PAGE_SIZE
+    rows = list(qs.order_by("-created_at", "-id").select_related("api_key")[offset:offset + PAGE_SIZE + 1])
+    return render_portal(request, "optimizer/requests.html", {
+        "section": "requests", "form": form, "rows": rows[:PAGE_SIZE], "page": page,
+        "has_next": len(rows) > PAGE_SIZE, "querystring": _querystring(form),
+    }, status=status)
+
+
+CSV_COLUMNS = ["request_id", "created_at", "key_prefix", "endpoint", "model", "served_model", "technique",
+               "status_code", "error_code", "prompt_tokens", "completion_tokens", "tokens_saved", "cost_usd",
+               "counterfactual_usd", "saved_usd", "similarity", "latency_ms"]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@portal_view()
+def requests_csv(request: HttpRequest) -> HttpResponse:
+    """The filtered ledger as CSV, streamed: rows are read in chunks and written as they come."""
+    form = _filter_form(request)
+    if not form.is_valid():
+        return requests_list(request)
+    qs = form.apply(RequestLog.objects.filter(tenant=request.tenant)).order_by("-created_at", "-id")  # type: ignore[attr-defined]
+    prefixes = dict(ApiKey.objects.filter(tenant=request.tenant).values_list("pk", "prefix"))  # type: ignore[attr-defined]
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(CSV_COLUMNS)
+        for r in qs.iterator(chunk_size=2000):
+            yield writer.writerow([r.request_id, r.created_at.isoformat(), prefixes.get(r.api_key_id, ""), r.endpoint,
+                                   r.model, r.served_model, r.technique, r.status_code, r.error_code, r.prompt_tokens,
+                                   r.completion_tokens, r.tokens_saved, r.cost_usd, r.counterfactual_usd, r.saved_usd,
+                                   "" if r.similarity is None else r.similarity, r.latency_ms])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="leo-requests-{timezone.now():%Y%m%d-%H%M}.csv"'
+    return response
+
+
+@portal_view()
+def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
+    row = get_object_or_404(RequestLog.objects.select_related("api_key"), tenant=request.tenant,  # type: ignore[attr-defined]
+                            request_id=request_id)
+    feedback = Feedback.objects.filter(request_log=row).first()
+    stages = (row.trail or {}).get("stages", []) if isinstance(row.trail, dict) else []
+    return render_portal(request, "optimizer/request_detail.html", {
+        "section": "requests", "row": row, "stages": stages, "feedback": feedback,
+        "served_from_cache": row.technique in (Technique.EXACT, Technique.SEMANTIC, Technique.DECOMPOSED),
+    })
+
+
+@portal_view()
+@require_POST
+def request_feedback(request: HttpRequest, request_id: str) -> HttpResponse:
+    """Mark a served answer right or wrong; a verdict on a semantic hit moves the adaptive threshold."""
+    correct = request.POST.get("correct") == "1"
+    result = record_feedback(_tenant_id(request), request_id, correct)
+    if result is None:
+        raise Http404("No such request")
+    if result.get("semantic_threshold") is not None:
+        messages.success(request, f"Thanks. The semantic threshold is now {result['semantic_threshold']:.3f}.")
+    else:
+        messages.success(request, "Thanks, recorded.")
+    nxt = request.POST.get("next", "")
+    if nxt == "cache":
+        return redirect("optimizer_portal:cache")
+    return redirect("optimizer_portal:request_detail", request_id=request_id)
+
+
+# --- Cache -----------------------------------------------------------------------------------------
+
+@portal_view()
+def cache(request: HttpRequest) -> HttpResponse:
+    tenant_id = _tenant_id(request)
+    q = request.GET.get("q", "").strip()[:200]
+    model = request.GET.get("model", "").strip()[:120]
+    entries = CacheEntry.objects.filter(tenant_id=tenant_id).defer("embedding", "response")
+    if q:
+        entries = entries.filter(request_text__icontains=q)
+    if model:
+        entries = entries.filter(model=model)
+    try:
+        page = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        page = 1
+    offset = (page - 1) * PAGE_SIZE
+    rows = list(entries.order_by("-created_at", "-id")[offset:offset + PAGE_SIZE + 1])
+    recent_hits = (RequestLog.objects.filter(tenant_id=tenant_id, technique__in=(Technique.EXACT, Technique.SEMANTIC))
+                   .order_by("-created_at")[:20])
+    return render_portal(request, "optimizer/cache.html", {
+        "section": "cache", "stats": cache_admin.stats(tenant_id), "rows": rows[:PAGE_SIZE], "page": page,
+        "has_next": len(rows) > PAGE_SIZE, "q": q, "model": model, "recent_hits": recent_hits,
+        "querystring": urlencode({k: v for k, v in (("q", q), ("model", model)) if v}),
+    })
+
+
+@portal_view(manage=True)
+@require_POST
+def cache_purge(request: HttpRequest) -> HttpResponse:
+    model = request.POST.get("model", "").strip()[:120] or None
+    removed = async_to_sync(cache_admin.purge)(_tenant_id(request), model=model)
+    AuditEvent.record("cache.purged", tenant=request.tenant, actor=request.user, target=model or "all",  # type: ignore[attr-defined]
+                      ip=request.META.get("REMOTE_ADDR"), entries=removed)
+    messages.success(request, f"Purged {removed} cache entr{'y' if removed == 1 else 'ies'}.")
+    return redirect("optimizer_portal:cache")
+
+
+@portal_view(manage=True)
+@require_POST
+def cache_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    get_object_or_404(CacheEntry.objects.only("pk"), pk=pk, tenant=request.tenant)  # type: ignore[attr-defined]
+    async_to_sync(cache_admin.delete_entry)(_tenant_id(request), pk)
+    if request.htmx:  # type: ignore[attr-defined]
+        return HttpResponse("")  # the row is swapped out
+    messages.success(request, "Cache entry deleted.")
+    return redirect("optimizer_portal:cache")
+
+
+# --- Optimizer settings ----------------------------------------------------------------------------
+
+@portal_view()
+def settings_page(request: HttpRequest) -> HttpResponse:
+    row = config.get_settings_row(_tenant_id(request))
+    can_manage = request.membership.can_manage  # type: ignore[attr-defined]
+    status = 200
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("Owners and admins only")
+        before = {name: getattr(row, name) for name in [*OptimizerSettingsForm.Meta.fields, "routing_rules"]}
+        form = OptimizerSettingsForm(request.POST, instance=row)
+        if form.is_valid():
+            saved = form.save()
+            changed = {name: [_plain(before[name]), _plain(getattr(saved, name))]
+                       for name in before if before[name] != getattr(saved, name)}
+            if changed:
+                AuditEvent.record("settings.changed", tenant=request.tenant, actor=request.user,  # type: ignore[attr-defined]
+                                  target="optimizer", ip=request.META.get("REMOTE_ADDR"), changed=changed)
+            config.forget(_tenant_id(request))  # this process; others reload within the config TTL
+            messages.success(request, "Settings saved." if changed else "Nothing changed.")
+            return redirect("optimizer_portal:settings")
+        status = 400
+    else:
+        form = OptimizerSettingsForm(instance=row)
+    if not can_manage:
+        for field in form.fields.values():
+            field.disabled = True
+    adaptive = row.adaptive_state or {}
+    return render_portal(request, "optimizer/settings.html", {"section": "settings", "form": form,
+                                                              "adaptive": adaptive}, status=status)
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (bool, int, float, str, list, dict, type(None))) else str(value)
+

@@ -129,7 +129,7 @@ class LocalState:
                 stream = self._streams.setdefault(key, _Stream(expires=time.monotonic() + 60))
             try:
                 await asyncio.wait_for(stream.event.wait(), block_ms / 1000)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return []
         return stream.entries[start:]
 
@@ -190,7 +190,7 @@ class RedisState:
             raise StateUnavailable("redis circuit open")
         try:
             return await getattr(self._client(), name)(*args, **kwargs)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             self._trip()
             raise StateUnavailable(str(exc)) from exc
         except Exception as exc:

@@ -7,7 +7,6 @@ effect within `CACHE_SECONDS`. Repeated bad keys from one client address are thr
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime

@@ -93,9 +93,8 @@ class Record:
     def fail(self, status: int, code: str) -> None:
         self.status_code = status
         self.error_code = code[:60]
-        if self.technique in (Technique.MISS, Technique.BYPASS) and self.upstream_calls == 0:
-            self.technique = Technique.ERROR
-        elif status >= 400 and self.technique == Technique.MISS:
+        # A failed upstream path is an error; a cache hit whose client went away was still served.
+        if self.technique in (Technique.MISS, Technique.BYPASS):
             self.technique = Technique.ERROR
 
     @property

@@ -24,5 +24,6 @@ class Command(BaseCommand):
         expires = timezone.now() + timedelta(days=expires_days) if expires_days else None
         key, plaintext = ApiKey.issue(t, name=name, expires_at=expires)
         AuditEvent.record("api_key.created", tenant=t, target=key.prefix, via="cli", name=name)
-        self.stdout.write(f"Created key {key.prefix}… ({name}) for tenant {t.slug}. Store it now: it is not shown again.")
+        self.stdout.write(f"Created key {key.prefix}… ({name}) for tenant {t.slug}. "
+                          "Store it now: it is not shown again.")
         self.stdout.write(plaintext)

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from billing.webhooks import stripe_webhook
 from leo_optima import health
 from optimizer.metrics import metrics_view
 
@@ -16,6 +17,8 @@ urlpatterns = [
     # The tenant portal: identity pages (tenants), then overview, requests, cache, settings (optimizer).
     path("portal/", include("tenants.urls")),
     path("portal/", include("optimizer.portal.urls")),
+    path("portal/billing/", include("billing.urls")),
+    path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

@@ -70,6 +70,8 @@ NEAR_MISSES = [
     ("What are the advantages of remote work?", "What are the disadvantages of remote work?", "qualifier"),
     ("Is it safe to eat raw eggs?", "Is it unsafe to eat raw eggs?", "qualifier"),
     ("Foods that raise blood pressure", "Foods that lower blood pressure", "qualifier"),
+    ("Why did the Berlin Wall fall?", "When did the Berlin Wall fall?", "question"),
+    ("Why are cats afraid of water?", "Are cats afraid of water?", "question"),
 ]
 
 

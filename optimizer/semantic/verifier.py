@@ -20,6 +20,8 @@ format          the requested output format differs (JSON, table, 3 bullet point
 language        a requested natural or programming language differs ("in French"), or the
                 two texts are written in different languages
 compound        one is a compound question and the other one part of it
+question        the questions ask for different kinds of answer (why / when / where / who /
+                how many / yes-no)
 qualifier       a contrast word that flips the answer appears on one side only
                 (least, worst, disadvantages, cons, ...)
 ==============  =========================================================================
@@ -377,6 +379,7 @@ class _Features:
     languages: frozenset[str]
     written_in: str
     parts: int
+    answer_type: str
     contrast: frozenset[str]
     content: tuple[str, ...]
 
@@ -448,6 +451,25 @@ def _entities(text: str, tokens: list[str]) -> set[str]:
     return out
 
 
+_ANSWER_TYPES = [
+    ("quantity", re.compile(r"\bhow (?:many|much)\b|\bwhat (?:is the )?(?:number|amount|price|cost) of\b")),
+    ("when", re.compile(r"\bwhen\b|\b(?:what|which) (?:year|time|date|day|month|century)\b")),
+    ("where", re.compile(r"\bwhere\b|\b(?:what|which) (?:place|country|city|location)\b")),
+    ("why", re.compile(r"\bwhy\b|\bwhat (?:is the )?reasons? (?:for|why)\b|\bhow come\b")),
+    ("who", re.compile(r"\b(?:who|whom|whose)\b|\b(?:what|which) (?:person|people)\b")),
+]
+_YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|had)\b")
+
+
+def _answer_type(low: str) -> str:
+    """What kind of answer a question asks for: a quantity, a time, a place, a reason, a person,
+    yes/no, or "" (open: what/how/which/requests, which paraphrase into each other freely)."""
+    for name, pattern in _ANSWER_TYPES:
+        if pattern.search(low):
+            return name
+    return "yes/no" if _YES_NO.match(low) else ""
+
+
 def _written_in(tokens: list[str]) -> str:
     if any(re.match(r"[\u0400-\u04ff]", t) for t in tokens):
         return "ru"
@@ -503,6 +525,7 @@ def _features(text: str) -> _Features:
     parts = 1
     if question:
         parts = max(1, text.count("?")) + len(_COMPOUND_RE.findall(low))
+    answer_type = _answer_type(low) if question else ""
     content = tuple(_stem(t) for t in tokens if t not in _STOP and len(t) > 1 or t[:1].isdigit())
     return _Features(
         tokens=tuple(tokens),
@@ -521,6 +544,7 @@ def _features(text: str) -> _Features:
         languages=frozenset(languages),
         written_in=_written_in(tokens),
         parts=parts,
+        answer_type=answer_type,
         contrast=frozenset(t for t in tokens if t in _ANTONYM_OF or t in _CONTRAST),
         content=content,
     )
@@ -656,6 +680,10 @@ def verify(query: str, candidate: str) -> Verdict:
         return Verdict(False, "format")
     if q.parts != c.parts:
         return Verdict(False, "compound")
+    # "Why is X?", "When is X?" and "Is X?" want different answers. Open questions (what, how,
+    # which, requests) paraphrase into the typed ones too often to be compared.
+    if "" not in (q.answer_type, c.answer_type) and q.answer_type != c.answer_type:
+        return Verdict(False, "question")
 
     q_extra, c_extra = _extra_entities(q, c), _extra_entities(c, q)
     # A swap: each side names something the other does not (France vs Germany).

@@ -1,8 +1,8 @@
 """Celery tasks: thin wrappers over optimizer.rollups and billing.stripe_sync.
 
-Stripe down or slow: `sync_tenant_usage` retries with exponential backoff (30 s doubling, capped at
-an hour, jittered); what a failed run committed stays PENDING and is resent under the same
-idempotency key, so retries never bill twice. Without a broker tasks run eagerly, where a retry
+Stripe down or slow: `sync_tenant_usage` retries with exponential backoff (LEO_BILLING_RETRY_SECONDS,
+default 30 s, doubling, capped at an hour, jittered); what a failed run committed stays PENDING and
+is resent under the same idempotency key, so retries never bill twice. Without a broker tasks run eagerly, where a retry
 would spin in-process, so eager runs raise instead and the next scheduled run picks up.
 """
 
@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from optimizer import rollups
 
@@ -27,8 +28,9 @@ MAX_BACKOFF_SECONDS = 3600
 
 
 def backoff(retries: int) -> int:
-    """Seconds before retry number `retries + 1`: 30, 60, 120, ... capped at an hour, +-20% jitter."""
-    base = min(MAX_BACKOFF_SECONDS, 30 * 2 ** retries)
+    """Seconds before retry number `retries + 1`: 30, 60, 120, ... (LEO_BILLING_RETRY_SECONDS
+    doubling) capped at an hour, +-20% jitter so many tenants do not retry in step."""
+    base = min(MAX_BACKOFF_SECONDS, settings.LEO_BILLING_RETRY_SECONDS * 2 ** retries)
     return max(1, int(base * random.uniform(0.8, 1.2)))  # noqa: S311 (jitter, not security)
 
 

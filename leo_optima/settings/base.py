@@ -225,6 +225,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ACKS_LATE = True
+# First retry delay of the Stripe usage sync (doubles per retry, capped at an hour; billing/tasks.py).
+LEO_BILLING_RETRY_SECONDS = strict_int("LEO_BILLING_RETRY_SECONDS", 30, minimum=1)
 
 # --- Logging ------------------------------------------------------------------------------------
 # JSON lines on stdout, secrets redacted (leo_optima/logging.py); Sentry only when SENTRY_DSN is set.

@@ -106,7 +106,7 @@ def _simulate(start: float, bound: float, steps: int, seed: int) -> tuple[float,
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_threshold_settles_where_the_wrong_rate_is_under_the_bound(seed: int) -> None:
-    threshold, wrong, right = _simulate(0.75, 0.01, 20_000, seed)
+    threshold, _, _ = _simulate(0.75, 0.01, 20_000, seed)
     # The threshold climbed from 0.75, where 10% of answers were wrong...
     assert threshold > 0.90
     # ...and over the second half of the run the realised rate stays under the 1% bound.

@@ -27,15 +27,15 @@ from .policy import (
 from .verifier import Verdict, verify
 
 __all__ = [
-    "DIM",
     "DEFAULT_MARGIN",
     "DEFAULT_THRESHOLD",
     "DEFAULT_WRONG_RATE_BOUND",
+    "DIM",
     "AdaptiveThreshold",
     "Decision",
     "Embedder",
-    "Verdict",
     "VectorIndex",
+    "Verdict",
     "conversation_text",
     "decide",
     "get_embedder",

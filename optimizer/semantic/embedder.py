@@ -258,7 +258,7 @@ class Embedder:
                 if self.backend == "onnx":
                     try:
                         self._session = self._onnx_session(model, path)
-                    except Exception:  # noqa: BLE001 - any export/runtime failure: use torch
+                    except Exception:
                         log.exception("ONNX export or load failed; embedding with torch")
                         self.backend = "torch"
                         torch.set_num_threads(_default_threads("torch"))

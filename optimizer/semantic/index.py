@@ -23,11 +23,10 @@ partition map itself is guarded by a plain lock held only for dictionary access.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-
-import importlib.util
 
 import numpy as np
 
@@ -37,7 +36,7 @@ import numpy as np
 if importlib.util.find_spec("onnxruntime") is not None:
     import onnxruntime  # noqa: F401
 
-from usearch.index import Index  # noqa: E402
+from usearch.index import Index
 
 from .embedder import DIM
 
@@ -87,7 +86,7 @@ class _RWLock:
 class _Partition:
     """One partition: dense float32 rows while small, a usearch HNSW index once large."""
 
-    __slots__ = ("lock", "ann", "vecs", "ids", "row_of", "n", "_dtype", "_connectivity")
+    __slots__ = ("_connectivity", "_dtype", "ann", "ids", "lock", "n", "row_of", "vecs")
 
     def __init__(self, dtype: str, connectivity: int) -> None:
         self.lock = _RWLock()

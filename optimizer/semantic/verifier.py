@@ -167,7 +167,7 @@ _CONTRAST = {
     "delete", "create", "enable", "disable", "install", "uninstall", "start", "end", "buy",
     "sell", "import", "export", "upload", "download", "encrypt", "decrypt", "encode", "decode",
     "male", "female", "men", "women", "boy", "girl", "legal", "illegal", "true", "false",
-    "pros", "positive", "negative", "good", "bad",
+    "positive", "negative", "good", "bad",
 }
 # Pairs where swapping one for the other on the two sides changes the answer.
 _ANTONYM_PAIRS = [
@@ -304,7 +304,7 @@ _STOP = {
     "like", "please", "tell", "explain", "give", "show", "let", "know", "want", "need",
     "s", "t", "'s", "good", "best", "better", "new", "possible", "help", "provide", "provides",
     "allow", "allows", "able", "both", "each", "other", "via", "through", "only", "own",
-    "which", "while", "same", "up", "out", "over", "under", "not", "no", "yes",
+    "while", "same", "up", "out", "over", "under", "not", "no", "yes",
 }
 
 # Small stopword profiles to tell the language a text is written in.
@@ -314,7 +314,7 @@ _LANG_STOP = {
     "fr": {"le", "la", "les", "est", "sont", "quel", "quelle", "comment", "et", "des", "du",
            "je", "vous", "une", "pourquoi", "avec", "pour", "mon", "qui", "que", "ce", "dans"},
     "es": {"el", "los", "las", "es", "son", "qué", "que", "cómo", "como", "y", "del", "yo",
-           "usted", "una", "por", "qué", "con", "para", "mi", "cuál", "en", "se"},
+           "usted", "una", "por", "con", "para", "mi", "cuál", "en", "se"},
     "de": {"der", "die", "das", "ist", "sind", "was", "wie", "und", "ich", "sie", "ein",
            "eine", "warum", "mit", "für", "mein", "welche", "nicht", "zu", "den", "im"},
     "it": {"il", "lo", "gli", "è", "sono", "cosa", "come", "perché", "con", "per", "mio",

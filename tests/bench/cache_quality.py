@@ -46,7 +46,7 @@ import gzip
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,7 +107,7 @@ class Tally:
     reasons: Counter[str] = field(default_factory=Counter)
 
     def row(self, dataset: str, rule: str) -> str:
-        pct = lambda x: f"{x:5d} {100 * x / max(1, self.n):5.1f}%"  # noqa: E731
+        pct = lambda x: f"{x:5d} {100 * x / max(1, self.n):5.1f}%"
         served = self.right + self.wrong
         extra = ""
         if self.positives:
@@ -206,7 +206,7 @@ def eval_qqp(p: Prepared, rule: Rule, half: int) -> Tally:
     """Per pair, a partition with its ``a`` and ``QQP_DISTRACTORS`` other pairs' ``a`` (drawn
     with a fixed seed from the same half); ask ``b``."""
     mid = len(p.qqp) // 2
-    rows = list(range(0, mid)) if half == 1 else list(range(mid, len(p.qqp)))
+    rows = list(range(mid)) if half == 1 else list(range(mid, len(p.qqp)))
     rng = np.random.default_rng(half)
     t = Tally()
     for i in rows:
@@ -269,15 +269,15 @@ def report(p: Prepared) -> None:
     print("-" * len(header))
     hard_kinds: dict[str, Counter[str]] = {}
     for rule in rules:
-        lines: list[tuple[str, Callable[[], Tally]]] = [
-            ("GPTCache all", lambda: eval_gptcache(p, rule, range(g_n))),
-            ("GPTCache tune (0-499)", lambda: eval_gptcache(p, rule, range(500))),
-            ("GPTCache eval (500-998)", lambda: eval_gptcache(p, rule, range(500, g_n))),
-            ("QQP half 1 (tune)", lambda: eval_qqp(p, rule, 1)),
-            ("QQP half 2 (eval)", lambda: eval_qqp(p, rule, 2)),
+        rows = [
+            ("GPTCache all", eval_gptcache(p, rule, range(g_n))),
+            ("GPTCache tune (0-499)", eval_gptcache(p, rule, range(500))),
+            ("GPTCache eval (500-998)", eval_gptcache(p, rule, range(500, g_n))),
+            ("QQP half 1 (tune)", eval_qqp(p, rule, 1)),
+            ("QQP half 2 (eval)", eval_qqp(p, rule, 2)),
         ]
-        for name, fn in lines:
-            print(fn().row(name, rule.name))
+        for name, tally in rows:
+            print(tally.row(name, rule.name))
         hard, kinds = eval_pairs(p.hard, p.hard_svec, p.hard_qvec, rule, positive=False)
         hard_kinds[rule.name] = kinds
         print(hard.row("hard negatives", rule.name))

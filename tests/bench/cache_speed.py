@@ -29,7 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from optimizer.semantic import DEFAULT_MARGIN, DEFAULT_THRESHOLD, DIM, Embedder, VectorIndex
+from optimizer.semantic import (
+    DEFAULT_MARGIN,
+    DEFAULT_THRESHOLD,
+    DIM,
+    Embedder,
+    VectorIndex,
+)
 from optimizer.semantic.policy import CANDIDATES, choose
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -111,7 +117,7 @@ def semantic_lookup_latency(
             total.append(t_end - t_start)
             embed.append(t_embedded - t_start)
             rest.append(t_end - t_embedded)
-        ms = lambda xs, q: float(np.percentile(xs, q) * 1000)  # noqa: E731
+        ms = lambda xs, q: float(np.percentile(xs, q) * 1000)
         rows.append(
             SpeedRow(
                 entries=len(index),

@@ -6,11 +6,12 @@ import json
 import logging
 from typing import Any
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
-from ..pipeline.types import ProxyError
+from ..pipeline.types import ProxyError, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRespon
     response = exception_handler(exc, context)
     if isinstance(exc, ProxyError):
         return error_response(exc)
+    if response is None and isinstance(exc, DatabaseError):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(database_unavailable())
     if response is None:
         # Anything unexpected: logged with its traceback, answered in the envelope (not Django's HTML 500).
         log.exception("unhandled error in a /v1 view")

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from leo_optima.aio import background
 from leo_optima.db import run_db
@@ -35,7 +36,7 @@ from .exact_cache import Cached
 from .ledger import Record
 from .pricing import Price, count_tokens, price_of
 from .responses import DONE, StreamAssembler, answer_text, fresh, is_storable, replay_as_stream, sse, usage_of
-from .types import Call, ProxyError, Reply
+from .types import Call, ProxyError, Reply, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,12 @@ async def handle(call: Call) -> Reply:
         rec.fail(499, "client_disconnected")
         rec.finish()
         raise
+    except DatabaseError as exc:  # down or restarting: a retryable 503; the row is written once it is back
+        log.warning("database unavailable: %s", type(exc).__name__, extra={"request_id": call.request_id})
+        err = database_unavailable()
+        rec.fail(err.status, err.code or "database_unavailable")
+        rec.finish()
+        return _error_reply(call, rec, err)
     except Exception as exc:  # never a 500 with a stack trace, never a lost ledger row
         log.exception("pipeline failure", extra={"request_id": call.request_id})
         rec.fail(500, "internal_error")

@@ -64,3 +64,9 @@ class ProxyError(Exception):
         if self.body and isinstance(self.body.get("error"), dict):
             return self.body
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def database_unavailable() -> ProxyError:
+    """The database is down or restarting: a clean, retryable 503 rather than a 500."""
+    return ProxyError(503, "The gateway's database is unavailable; please retry shortly.", type="server_error",
+                      code="database_unavailable", headers={"Retry-After": "5"})

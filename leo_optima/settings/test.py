@@ -26,3 +26,6 @@ if not os.environ.get("EMAIL_FILE_PATH"):  # live servers in browser tests write
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
 LEO_PRELOAD_EMBEDDER = False
+# Browser tests load the portal's CSS and scripts from live test servers, which run without
+# collectstatic: WhiteNoise serves them straight from the app and project static directories.
+WHITENOISE_USE_FINDERS = True

@@ -28,6 +28,7 @@ from .exact_cache import Cached
 from .pricing import Price, count_tokens
 from .prompt_opt import count_prompt_tokens
 from .responses import is_storable, usage_of
+from .run import question_sized
 
 if TYPE_CHECKING:
     from .ledger import Record
@@ -45,7 +46,7 @@ async def _lookup_part(call: Call, rec: Record, plan: _Plan, part_request: dict[
             exact_cache.count_hit(tenant_id, canon.key)
             rec.stage("part", index=index, hit="exact")
             return hit, None, "", canon
-    if plan.cfg.semantic_cache:
+    if plan.cfg.semantic_cache and question_sized(canon.last_user):
         hit, vector, text = await semantic_stage.find(tenant_id, part_request["messages"], canon.partition,
                                                       plan.cfg, rec, label=f"part{index}_semantic")
         if hit is not None:

@@ -229,6 +229,20 @@ async def _embeddings(call: Call, rec: Record) -> Reply:
 
 # --- chat and completions ---------------------------------------------------------------------
 
+# Semantic matching compares questions. In a message that carries pasted context (a document, a
+# log) the context dominates the embedding, so two different questions about the same document
+# score as near-duplicates and the verifier, which sees no changed number or name, lets the wrong
+# answer through (tests/bench/savings.py measured 5 of 12 such requests served another question's
+# answer). Such messages are looked up exactly only.
+SEMANTIC_MAX_CHARS = 300
+
+
+def question_sized(text: str) -> bool:
+    """Whether a user message is short enough, and one paragraph, for a semantic lookup."""
+    text = text.strip()
+    return len(text) <= SEMANTIC_MAX_CHARS and "\n\n" not in text
+
+
 class _Plan:
     """What the optimizer decided for one call."""
 
@@ -245,7 +259,8 @@ class _Plan:
         self.tools = tools
         self.semantic = (cfg.semantic_cache and self.lookup and call.endpoint == "chat" and not tools
                          and not body.get("response_format") and not has_non_text(body.get("messages") or [])
-                         and bool(canon.last_user.strip()) and (body.get("n") or 1) == 1)
+                         and bool(canon.last_user.strip()) and (body.get("n") or 1) == 1
+                         and question_sized(canon.last_user))
         self.dedup = cfg.dedup and not call.options.no_cache
         self.ttl = call.options.ttl if call.options.ttl is not None else cfg.cache_ttl_seconds
         self.embedding: Any = None  # the query's vector, computed once for lookup and store

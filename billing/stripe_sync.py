@@ -39,7 +39,9 @@ log = logging.getLogger("leo.billing")
 
 # Late ledger rows older than this are not looked for (the ledger is written within seconds).
 ROLLUP_LOOKBACK = timedelta(days=35)
-LOCK_SECONDS = 600
+# A sync cannot outlive Celery's hard time limit (CELERY_TASK_TIME_LIMIT, 300 s), so a lock left by
+# a killed worker is stale after that; the retry with backoff then gets through.
+LOCK_SECONDS = 300
 
 
 class SyncBusy(RuntimeError):
@@ -254,11 +256,15 @@ class SyncResult:
     skipped: str = ""
 
 
+def lock_key(tenant_id: int) -> str:
+    return f"leo:billing:sync:{tenant_id}"
+
+
 @contextmanager
 def _tenant_lock(tenant_id: int) -> Iterator[None]:
     # Two workers syncing one tenant would plan the same new row; the unique (tenant, day, seq)
     # constraint would stop the second, but a lock avoids the wasted work and the error.
-    key = f"leo:billing:sync:{tenant_id}"
+    key = lock_key(tenant_id)
     if not cache.add(key, "1", LOCK_SECONDS):
         raise SyncBusy(f"tenant {tenant_id} is being synced")
     try:

@@ -6,10 +6,12 @@ deleted alongside, so a purged answer is never served again by any worker.
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from typing import Any
 
 from django.db.models import Count, Max, Min, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from leo_optima.db import run_db
@@ -57,6 +59,11 @@ async def _delete(tenant_id: int, rows: list[tuple[int, str]]) -> int:
     except StateUnavailable:
         pass  # the values expire by TTL; the rows, which the semantic index trusts, go below
     await run_db(_delete_rows, [pk for pk, _ in rows])
+    # This worker's semantic stage keeps recently served entries for a few seconds: forget these
+    # (only if the stage is loaded here; importing it would load the embedding stack for nothing).
+    semantic_stage = sys.modules.get("optimizer.pipeline.semantic_stage")
+    if semantic_stage is not None:
+        semantic_stage.forget_entries([pk for pk, _ in rows])
     return len(rows)
 
 
@@ -77,8 +84,10 @@ def _evictable(tenant_id: int, max_entries: int) -> list[tuple[int, str]]:
     excess = live.count() - max_entries
     lru: list[tuple[int, str]] = []
     if excess > 0:
-        # Least recently used first: never-hit entries by age, then by last hit.
-        lru = list(live.order_by("last_hit_at", "created_at").values_list("id", "key_hash")[:excess])
+        # Least recently used first: an entry's last use is its last hit, or its creation when never
+        # hit. (Ordering by last_hit_at alone put never-hit entries first on SQLite but last on
+        # PostgreSQL, where NULLs sort last.)
+        lru = list(live.order_by(Coalesce("last_hit_at", "created_at"), "pk").values_list("id", "key_hash")[:excess])
     return expired + lru
 
 
@@ -86,3 +95,18 @@ async def evict(tenant_id: int, max_entries: int) -> int:
     """Drop expired entries and, above the tenant's size cap, the least recently used."""
     rows = await run_db(_evictable, tenant_id, max_entries)
     return await _delete(tenant_id, rows) if rows else 0
+
+
+def _caps() -> dict[int, int]:
+    """Every tenant with cache entries, and its size cap (the model's default when it has no settings)."""
+    from .models import OptimizerSettings
+
+    default = OptimizerSettings._meta.get_field("cache_max_entries").get_default()
+    caps = dict(OptimizerSettings.objects.values_list("tenant_id", "cache_max_entries"))
+    tenants = CacheEntry.objects.values_list("tenant_id", flat=True).distinct()
+    return {tid: caps.get(tid, default) for tid in tenants}
+
+
+async def evict_all() -> dict[int, int]:
+    """`evict` every tenant that has cache entries, each with its own cap: {tenant id: entries dropped}."""
+    return {tid: await evict(tid, cap) for tid, cap in (await run_db(_caps)).items()}

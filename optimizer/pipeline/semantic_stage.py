@@ -163,6 +163,14 @@ async def _candidate(tenant_id: int, entry_id: int) -> Cached | None:
     return cached
 
 
+def forget_entries(entry_ids: list[int]) -> None:
+    """Purged or evicted entries: drop this worker's copies, so the next lookup asks the database
+    (finds the row gone and removes it from the replica). Other workers hold a copy for at most
+    `_CANDIDATE_TTL` seconds."""
+    for entry_id in entry_ids:
+        _candidates.pop(entry_id, None)
+
+
 def threshold_of(cfg: config.TenantConfig) -> float:
     state = cfg.adaptive_state
     return float(state["threshold"]) if state and "threshold" in state else cfg.semantic_threshold

@@ -1,0 +1,27 @@
+"""Celery tasks of the optimizer: thin wrappers around service functions.
+
+`evict_caches` is meant for the beat schedule (leo_optima/celery.py), e.g. every 15 minutes. A
+`shared_task` needs no configured app to be called directly, so without a broker it also runs
+eagerly, and `python manage.py cache evict TENANT` does the same for one tenant by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from celery import shared_task
+
+from . import cache_admin
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="optimizer.tasks.evict_caches", ignore_result=True, soft_time_limit=600, time_limit=660)
+def evict_caches() -> dict[int, int]:
+    """Drop expired cache entries and, above each tenant's size cap, the least recently used ones."""
+    evicted = asyncio.run(cache_admin.evict_all())
+    total = sum(evicted.values())
+    if total:
+        log.info("cache eviction dropped %d entries", total, extra={"tenants": len(evicted)})
+    return evicted

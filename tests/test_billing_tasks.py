@@ -1,0 +1,113 @@
+"""Billing's Celery tasks run eagerly (the embedded default, no broker): rollups, usage sync against
+a real localstripe, no in-process retry spin when Stripe is down; backoff; Free plan on sign-up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from billing import stripe_sync, tasks
+from billing.models import Plan, StripeUsageSync
+from billing.stripe_api import StripeUnavailable
+from optimizer.models import RequestLog, Technique, UsageRollup
+from tenants.models import AuditEvent, Tenant
+from tests.test_billing_support import (  # noqa: F401  (fixtures)
+    LocalStripe,
+    localstripe,
+    seed_djstripe_account,
+    stripe_settings,
+    test_card,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """Tasks in-process, as with no broker configured (the suite may run with REDIS_URL set)."""
+    from leo_optima.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def pro(stripe_settings: LocalStripe) -> Plan:
+    Plan.objects.create(slug="free", name="Free", sort_order=0, requests_per_minute=7, monthly_token_quota=500)
+    return Plan.objects.create(slug="pro", name="Pro", monthly_base_cents=1000, price_per_million_saved=Decimal("4"))
+
+
+def hit(tenant: Tenant, when: datetime, tokens: int, n: int) -> None:
+    RequestLog.objects.create(request_id=f"task-{tenant.id}-{n}", created_at=when, tenant=tenant, endpoint="chat",
+                              technique=Technique.EXACT, status_code=200, model="gpt-4o-mini", tokens_saved=tokens)
+
+
+def test_backoff_doubles_with_jitter_and_is_capped(settings: Any) -> None:
+    settings.LEO_BILLING_RETRY_SECONDS = 30
+    for retries, base in ((0, 30), (1, 60), (4, 480), (7, 3600), (30, 3600)):
+        for _ in range(20):
+            assert base * 0.8 - 1 <= tasks.backoff(retries) <= base * 1.2 + 1
+
+
+def test_tasks_roll_up_and_sync_eagerly(eager: None, stripe_settings: LocalStripe, pro: Plan) -> None:
+    seed_djstripe_account()
+    account = stripe_sync.account_for(Tenant.create("Eager"))
+    stripe_sync.subscribe(account, pro, test_card(stripe_settings))
+    yesterday = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    account.billing_since = yesterday.date()
+    account.save()
+    hit(account.tenant, yesterday, 123_456, 1)  # 4 $/M -> 49.3824 cents -> 49
+    hit(account.tenant, yesterday + timedelta(hours=1), 1, 2)
+
+    assert tasks.rollup_recent.delay().get()["days"] >= 1
+    assert UsageRollup.objects.filter(tenant=account.tenant, period="day").get().tokens_saved == 123_457
+    assert tasks.sync_all_usage.delay().get() == 1
+    (row,) = StripeUsageSync.objects.filter(tenant=account.tenant)
+    assert (row.status, row.amount_cents, row.tokens_saved) == ("sent", 49, 123_457)
+    items = [i for i in stripe_settings.invoice_items(str(account.customer_id)) if i["metadata"].get("leo_usage_key")]
+    assert [i["amount"] for i in items] == [49]
+
+
+def test_eager_sync_with_stripe_down_raises_instead_of_spinning(eager: None, stripe_settings: LocalStripe,
+                                                               pro: Plan) -> None:
+    seed_djstripe_account()
+    account = stripe_sync.account_for(Tenant.create("Down"))
+    stripe_sync.subscribe(account, pro, test_card(stripe_settings))
+    account.billing_since = datetime.now(UTC).date() - timedelta(days=2)
+    account.save()
+    hit(account.tenant, datetime.now(UTC) - timedelta(days=1), 1_000_000, 1)
+    stripe_settings.stop()
+    try:
+        with pytest.raises(StripeUnavailable):
+            tasks.sync_tenant_usage.delay(account.tenant_id).get()
+    finally:
+        stripe_settings.start()
+    (row,) = StripeUsageSync.objects.filter(tenant=account.tenant)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert tasks.sync_tenant_usage.delay(account.tenant_id).get()["amount_cents"] == 400
+
+
+def test_tasks_do_nothing_without_stripe(eager: None, settings: Any) -> None:
+    settings.STRIPE_SECRET_KEY = ""
+    assert tasks.sync_all_usage.delay().get() == 0
+    assert tasks.refresh_subscriptions.delay().get() == 0
+
+
+def test_a_signed_up_tenant_starts_with_the_free_limits(settings: Any) -> None:
+    Plan.objects.create(slug="free", name="Free", sort_order=0, requests_per_minute=7, monthly_token_quota=500,
+                        monthly_spend_quota_usd=Decimal("2"), tokens_per_minute=900)
+    staff_made = Tenant.create("Made by staff")
+    signed_up = Tenant.create("Signed up")
+    AuditEvent.record("tenant.created", tenant=signed_up, target=signed_up.name)
+    staff_made.refresh_from_db()
+    signed_up.refresh_from_db()
+    assert staff_made.requests_per_minute is None
+    assert (signed_up.requests_per_minute, signed_up.monthly_token_quota, signed_up.tokens_per_minute,
+            signed_up.monthly_spend_quota_usd) == (7, 500, 900, Decimal("2"))
+    assert signed_up.billing.plan.slug == "free"

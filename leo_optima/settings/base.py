@@ -225,6 +225,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ACKS_LATE = True
+# Keep our JSON logging config in the worker instead of Celery's plain-text one.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # First retry delay of the Stripe usage sync (doubles per retry, capped at an hour; billing/tasks.py).
 LEO_BILLING_RETRY_SECONDS = strict_int("LEO_BILLING_RETRY_SECONDS", 30, minimum=1)
 

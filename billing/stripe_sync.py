@@ -231,8 +231,11 @@ def apply_subscription(account: BillingAccount, sub: Any) -> BillingAccount:
         known = Plan.objects.filter(stripe_plan_id=plan_id).first()
         if known is not None:
             account.plan = known
-    if account.status == SubscriptionStatus.CANCELED and account.billing_until is None:
-        account.billing_until = timezone.now().astimezone(UTC).date()
+    if account.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED):
+        # Ended (here or in Stripe's dashboard): back on Free; its usage is billable up to today.
+        account.plan = Plan.free()
+        if account.billing_until is None and account.billing_since is not None:
+            account.billing_until = timezone.now().astimezone(UTC).date()
     account.save()
     apply_limits(account)
     return account
@@ -295,7 +298,7 @@ def _plan_rows(account: BillingAccount, since: date, through: date) -> list[Stri
     billed: dict[date, dict[str, Any]] = {
         r["day"]: r for r in StripeUsageSync.objects.filter(tenant_id=account.tenant_id, day__gte=since,
                                                             day__lte=through)
-        .values("day").annotate(tokens=Sum("tokens_saved"), cents=Sum("amount_cents"), seq=Max("seq"))
+        .values("day").annotate(tokens=Sum("tokens_saved"), cents=Sum("amount_cents"), seq=Max("seq")).order_by()
     }
     new: list[StripeUsageSync] = []
     for day in sorted(totals.keys() | billed.keys()):

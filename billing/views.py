@@ -117,7 +117,7 @@ def cancel(request: HttpRequest) -> HttpResponse:
     account = stripe_sync.account_for(request.tenant)  # type: ignore[attr-defined]
     try:
         stripe_sync.cancel(account)
-    except (StripeUnavailable, BillingNotConfigured):
+    except (StripeUnavailable, BillingNotConfigured, stripe_sync.SyncBusy):
         messages.error(request, UNAVAILABLE)
         return redirect("billing:home")
     AuditEvent.record("billing.cancel", tenant=account.tenant, actor=request.user)  # type: ignore[misc]

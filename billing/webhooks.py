@@ -1,8 +1,9 @@
 """Stripe webhooks: signatures verified with DJSTRIPE_WEBHOOK_SECRET, subscription state applied.
 
-Only the signature is trusted, never the source address. Subscription events carry the whole
-subscription, which is applied as is; invoice events (payment failed or succeeded) re-read the
-subscription from Stripe, since its status is what decides the tenant's limits.
+Only the signature is trusted, never the source address. Stripe does not deliver events in order,
+so an event is a cue, not the state: the subscription it concerns is re-read from Stripe and that
+is applied (a subscription Stripe no longer knows falls back to the event's copy). Its status is
+what decides the tenant's limits.
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ def handle_event(event: Any) -> str:
         account = _account(obj, obj.get("id", ""))
         if account is None:
             return "unknown subscription"
-        stripe_sync.apply_subscription(account, obj)
+        if account.subscription_id != obj.get("id"):
+            return "not the current subscription"
+        try:
+            stripe_sync.refresh_subscription(account)
+        except StripeRejected:  # gone from Stripe: the event's copy is all there is
+            stripe_sync.apply_subscription(account, obj)
         return f"subscription {account.status}"
     if kind in INVOICE_EVENTS:
         account = _account(obj, obj.get("subscription") or "")

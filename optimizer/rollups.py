@@ -86,7 +86,8 @@ def rollup(tenant_id: int, period: str, start: datetime) -> list[UsageRollup]:
 def rollup_range(period: str, start: datetime, end: datetime, tenant_ids: Iterable[int] | None = None) -> int:
     """Recompute every period in [start, end) that has ledger rows or rollups; returns periods done."""
     first = period_start(period, start)
-    keys = _ledger_periods(period, first, end, tenant_ids).keys() | _rollup_periods(period, first, end, tenant_ids).keys()
+    ids = list(tenant_ids) if tenant_ids is not None else None
+    keys = _ledger_periods(period, first, end, ids).keys() | _rollup_periods(period, first, end, ids).keys()
     for tenant_id, p in sorted(keys):
         rollup(tenant_id, period, p)
     return len(keys)

@@ -123,24 +123,36 @@ def test_webhook_checks_signatures_and_applies_state(plans: Plan, actors: dict[s
     seed_djstripe_account()
     account = stripe_sync.account_for(actors["tenant"])
     stripe_sync.subscribe(account, plans, test_card(stripe_settings))
-    event = {"id": "evt_1", "object": "event", "type": "customer.subscription.updated",
-             "data": {"object": {"id": account.subscription_id, "object": "subscription", "status": "unpaid",
-                                 "customer": str(account.customer_id), "items": {"data": []}}}}
-    body, header = signed(event)
-    c = Client()
 
+    def event(kind: str, status: str) -> dict[str, Any]:
+        return {"id": f"evt_{kind}", "object": "event", "type": kind,
+                "data": {"object": {"id": account.subscription_id, "object": "subscription", "status": status,
+                                    "customer": str(account.customer_id), "items": {"data": []}}}}
+
+    c = Client()
+    tenant = Tenant.objects.get(pk=actors["tenant"].pk)
+    body, header = signed(event("customer.subscription.updated", "unpaid"))
     forged = c.post("/stripe/webhook/", body, content_type="application/json",
-                    headers={"Stripe-Signature": signed(event, "whsec_wrong")[1]})
+                    headers={"Stripe-Signature": signed(event("customer.subscription.updated", "unpaid"),
+                                                        "whsec_wrong")[1]})
     assert forged.status_code == 400
     assert c.post("/stripe/webhook/", body, content_type="application/json").status_code == 400
-    tenant = Tenant.objects.get(pk=actors["tenant"].pk)
+    # Signed, but events are cues: the subscription is re-read, and Stripe says it is active.
+    ok = c.post("/stripe/webhook/", body, content_type="application/json", headers={"Stripe-Signature": header})
+    assert ok.status_code == 200 and ok.json()["outcome"] == "subscription active"
+    tenant.refresh_from_db()
     assert tenant.requests_per_minute == 1000
 
+    # Canceled in Stripe (say, from its dashboard): the event brings the tenant down to Free.
+    with stripe_settings.api() as api:
+        api.delete(f"/v1/subscriptions/{account.subscription_id}").raise_for_status()
+    body, header = signed(event("customer.subscription.deleted", "canceled"))
     ok = c.post("/stripe/webhook/", body, content_type="application/json", headers={"Stripe-Signature": header})
-    assert ok.status_code == 200 and ok.json()["outcome"] == "subscription unpaid"
+    assert ok.status_code == 200 and ok.json()["outcome"] == "subscription canceled"
     tenant.refresh_from_db()
     assert tenant.requests_per_minute == 5
-    assert "not paid" in client_for(actors["owner"]).get("/portal/billing/").content.decode()
+    page = client_for(actors["owner"]).get("/portal/billing/").content.decode()
+    assert '<strong id="plan-name">Free</strong>' in page
 
     settings.DJSTRIPE_WEBHOOK_SECRET = ""
     assert c.post("/stripe/webhook/", body, content_type="application/json",

@@ -209,6 +209,7 @@ def test_unpaid_tenant_falls_back_to_free_limits(stripe_settings: LocalStripe, p
     stripe_sync.apply_subscription(account, sub)
     tenant.refresh_from_db()
     assert (tenant.requests_per_minute, tenant.monthly_token_quota) == (5, 1000)
+    assert account.plan == pro and account.effective_plan.is_free  # still chosen, not paid for
 
     stripe_sync.refresh_subscription(account)  # Stripe still says active: the paid limits return
     tenant.refresh_from_db()

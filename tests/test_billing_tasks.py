@@ -111,3 +111,17 @@ def test_a_signed_up_tenant_starts_with_the_free_limits(settings: Any) -> None:
     assert (signed_up.requests_per_minute, signed_up.monthly_token_quota, signed_up.tokens_per_minute,
             signed_up.monthly_spend_quota_usd) == (7, 500, 900, Decimal("2"))
     assert signed_up.billing.plan.slug == "free"
+
+
+def test_sync_stripe_plans_command_mirrors_paid_plans(stripe_settings: LocalStripe, pro: Plan) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("sync_stripe_plans", stdout=out)
+    call_command("sync_stripe_plans", stdout=out)  # idempotent
+    assert out.getvalue().splitlines() == ["pro: leo-pro-1000-usd"] * 2
+    with stripe_settings.api() as api:
+        plan = api.get("/v1/plans/leo-pro-1000-usd").json()
+    assert (plan["amount"], plan["interval"], plan["product"]) == (1000, "month", "leo-pro")

@@ -105,7 +105,7 @@ TAG_RE = re.compile(r"ANSWER\[([0-9a-f]{12})\]")
 ROUTING_RULE = {"from_model": "gpt-4o", "to_model": "gpt-4o-mini", "max_prompt_tokens": 200, "name": "bench"}
 MIX = (("single", 0.83), ("multi", 0.08), ("one_off", 0.06), ("context", 0.02), ("dependent", 0.01))
 STREAM_SHARE = 0.15
-SEMANTIC_THRESHOLD: float | None = None
+SEMANTIC_THRESHOLD: float | None = 0.84  # tuned per tenant (OptimizerSettings); see docs/savings.md
 QUESTION_WORDS = {"what", "what's", "how", "which", "who", "when", "where", "why", "is", "can", "do", "does",
                   "should", "are"}
 
@@ -671,7 +671,7 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"  {'total (ledger)':22}{a['requests']:>10}{a['tokens_saved']:>14}{_usd(a['saved_usd']):>12}"
           f"   hit rate {a['hit_rate']}")
     print("\nBy kind of request (X-LEO-Cache counts):")
-    cols = ["requests", "exact", "semantic", "decomposed", "miss", "bypass", "routed", "wrong", "failed"]
+    cols = ["requests", "exact", "semantic", "dedup", "decomposed", "miss", "bypass", "routed", "wrong", "failed"]
     print("  " + f"{'kind':12}" + "".join(f"{c:>11}" for c in cols))
     for kind, counts in sorted(r["by_kind"].items()):
         print("  " + f"{kind:12}" + "".join(f"{counts.get(c, 0):>11}" for c in cols))

@@ -23,3 +23,17 @@ def free_plan_on_signup(sender: Any, instance: AuditEvent, created: bool, **kwar
 
     account = stripe_sync.account_for(instance.tenant)  # type: ignore[arg-type]
     stripe_sync.apply_limits(account)
+
+
+@receiver(post_save, sender="billing.Plan", dispatch_uid="leo_billing_plan_limits_changed")
+def plan_limits_changed(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """Staff edited a plan's limits: every tenant whose limits come from it gets the new ones
+    (accounts are read after the save, so they see the new values)."""
+    if created:
+        return
+    from . import stripe_sync
+    from .models import BillingAccount
+
+    for account in BillingAccount.objects.select_related("plan", "tenant").iterator():
+        if account.effective_plan.pk == instance.pk:
+            stripe_sync.apply_limits(account)

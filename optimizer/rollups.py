@@ -144,9 +144,15 @@ class RecentResult:
 
 
 def rollup_recent(now: datetime | None = None, *, recent_hours: int = 3, recent_days: int = 2,
-                  scan_days: int = 35, tenant_ids: Iterable[int] | None = None) -> RecentResult:
+                  scan_days: int = 3, tenant_ids: Iterable[int] | None = None) -> RecentResult:
     """The scheduled job: recompute the last `recent_hours` hours and `recent_days` days, and any
-    period of the last `scan_days` days that `stale_periods` finds (late ledger rows)."""
+    period of the last `scan_days` days that `stale_periods` finds (late ledger rows).
+
+    A ledger row lands within seconds of its request's end, and a request lasts at most the
+    upstream read timeout, so three days of staleness checks is ample; the check is one grouped
+    scan of that window of the ledger, so it is kept short. Billing checks its own window again,
+    per tenant, before it sends a day (billing/stripe_sync.py).
+    """
     now = now or timezone.now()
     ids = list(tenant_ids) if tenant_ids is not None else None
     done = {}

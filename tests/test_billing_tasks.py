@@ -125,3 +125,15 @@ def test_sync_stripe_plans_command_mirrors_paid_plans(stripe_settings: LocalStri
     with stripe_settings.api() as api:
         plan = api.get("/v1/plans/leo-pro-1000-usd").json()
     assert (plan["amount"], plan["interval"], plan["product"]) == (1000, "month", "leo-pro")
+
+
+def test_editing_a_plan_updates_its_tenants_limits() -> None:
+    free = Plan.objects.create(slug="free", name="Free", sort_order=0, requests_per_minute=7)
+    tenant = Tenant.create("Edited")
+    AuditEvent.record("tenant.created", tenant=tenant, target=tenant.name)
+    other = Tenant.create("Untouched")  # not on any plan
+    free.requests_per_minute = 11
+    free.save()
+    tenant.refresh_from_db()
+    other.refresh_from_db()
+    assert tenant.requests_per_minute == 11 and other.requests_per_minute is None

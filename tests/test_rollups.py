@@ -118,7 +118,7 @@ def test_late_ledger_rows_are_found_and_picked_up(tenant: Tenant) -> None:
     assert rollups.stale_periods("hour", H10 - timedelta(days=1), now) == {(tenant.id, H10)}
     assert rollups.stale_periods("day", H10 - timedelta(days=1), now) == {(tenant.id, DAY)}
     # H10 is 12 hours back, outside the always-recomputed window: only the staleness check finds it.
-    result = rollups.rollup_recent(now, recent_hours=1, recent_days=0)
+    result = rollups.rollup_recent(now, recent_hours=1, recent_days=0, scan_days=2)
     assert result.hours == 1 and result.days == 1
     (hour,) = UsageRollup.objects.filter(tenant=tenant, period="hour", start=H10)
     (day,) = UsageRollup.objects.filter(tenant=tenant, period="day", start=DAY)

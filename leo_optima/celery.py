@@ -28,6 +28,11 @@ app.conf.beat_schedule = {
         "task": "billing.tasks.sync_all_usage",
         "schedule": crontab(minute=20),
     },
+    # Trim each tenant's cache to its cap and drop expired entries (optimizer/tasks.py).
+    "evict-caches": {
+        "task": "optimizer.tasks.evict_caches",
+        "schedule": crontab(minute="*/15"),
+    },
     # Pick up subscription changes a lost webhook would otherwise leave stale.
     "stripe-subscription-refresh": {
         "task": "billing.tasks.refresh_subscriptions",

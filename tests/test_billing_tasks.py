@@ -137,3 +137,12 @@ def test_editing_a_plan_updates_its_tenants_limits() -> None:
     tenant.refresh_from_db()
     other.refresh_from_db()
     assert tenant.requests_per_minute == 11 and other.requests_per_minute is None
+
+
+def test_beat_schedule_names_registered_tasks() -> None:
+    from leo_optima.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert {"billing.tasks.rollup_recent", "billing.tasks.sync_all_usage"} <= scheduled
+    assert scheduled <= set(app.tasks)

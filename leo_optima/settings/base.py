@@ -97,7 +97,9 @@ elif DATABASES["default"]["ENGINE"] in ("django.db.backends.postgresql", "django
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": strict_int("LEO_DB_POOL_SIZE", 10, minimum=1),
-        "timeout": 10,
+        # Seconds a request waits for a connection; while PostgreSQL is down every DB touch waits
+        # this long before the clean 503, so keep it short where clients time out early.
+        "timeout": strict_float("LEO_DB_POOL_TIMEOUT", 10.0),
     }
 
 REDIS_URL = strict_url("REDIS_URL", schemes=("redis", "rediss", "unix"))

@@ -9,7 +9,8 @@ answer is stored as its own entry for later reuse, and the composed answer is se
 
 Ledger: technique `decomposed`; cost = the missing parts' upstream usage; counterfactual = the
 original prompt (estimated locally: the upstream never saw it whole) plus the composed answer's
-completion tokens, at the requested model's price.
+completion tokens (each part's answer as its upstream counted it, plus the headings, estimated),
+at the requested model's price. The client sees the same figures as `usage`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tenants import quotas
 from ..models import Technique
 from . import exact_cache, semantic_stage, singleflight
 from .canonical import canonicalize
-from .decompose import Decomposition, compose, compose_usage, split
+from .decompose import Decomposition, compose, split
 from .exact_cache import Cached
 from .pricing import Price, count_tokens
 from .prompt_opt import count_prompt_tokens
@@ -77,14 +78,17 @@ async def try_decompose(call: Call, rec: Record, plan: _Plan, price: Price, rese
     answers: list[str] = []
     fresh_answers = dict(zip(missing, responses, strict=True))
     prompt_used = completion_used = 0
+    answer_tokens = 0  # the parts' answers as the upstream counted them (stored or fresh)
     for i, (cached, vector, text, canon) in enumerate(looked):
         if cached is not None:
             answers.append(_text(cached.response))
+            answer_tokens += cached.completion_tokens
             continue
         response = fresh_answers[i]
         p, c = usage_of(response)
         prompt_used += p
         completion_used += c
+        answer_tokens += c
         answers.append(_text(response))
         if plan.store and is_storable(response):
             stored = Cached(response=response, prompt_tokens=p, completion_tokens=c,
@@ -97,8 +101,14 @@ async def try_decompose(call: Call, rec: Record, plan: _Plan, price: Price, rese
                                      embedding=embedding, is_part=True)
 
     composed = compose(decomposition, answers)
+    # Only what no upstream ever counted is estimated locally: the original prompt (never sent
+    # whole) and the headings LEO adds; each part's answer keeps its upstream count. (Estimating
+    # the whole composed text at ~4 characters a token overstated the counterfactual.)
     original_prompt = count_prompt_tokens(call.body.get("messages") or [], count_tokens)
-    usage = compose_usage(decomposition, composed, count_tokens, prompt_tokens=original_prompt)
+    headings = max(0, count_tokens(composed) - sum(count_tokens(a) for a in answers))
+    completion = answer_tokens + headings
+    usage = {"prompt_tokens": original_prompt, "completion_tokens": completion,
+             "total_tokens": original_prompt + completion}
     rec.technique = Technique.DECOMPOSED
     rec.served_model = rec.model
     rec.prompt_tokens = prompt_used

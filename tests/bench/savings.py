@@ -574,6 +574,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     leo_cost = Decimal(0)
     by_kind: dict[str, Counter[str]] = defaultdict(Counter)
     headers: Counter[str] = Counter()
+    measured: defaultdict[str, Decimal] = defaultdict(Decimal)
     wrong_examples: list[dict[str, Any]] = []
     for item, res in zip(trace.items, results, strict=True):
         whole, _, _ = pricer.cost(trace.model(item), trace.body(item)["messages"])
@@ -581,19 +582,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         row = rows.get(res.request_id)
         kind = by_kind[item.kind]
         kind["requests"] += 1
+        cost = row.cost_usd if row is not None else Decimal(0)
+        leo_cost += cost
         if res.status != 200 or res.error:
             kind["failed"] += 1
+            leo_cache_cost += whole  # conservative: as if it had gone upstream whole
             continue
         headers[res.cache] += 1
         kind[res.cache] += 1
         if res.route:
             kind["routed"] += 1
-        if row is not None:
-            leo_cost += row.cost_usd
+        # The saving of each request by the fake's own token rule, put on the technique that made it.
         if res.cache in ("miss", "bypass"):
             leo_cache_cost += whole
-        elif res.cache == "decomposed" and row is not None:
-            leo_cache_cost += row.cost_usd
+            routed = row.routing_saved_usd if row is not None else Decimal(0)
+            measured["routing"] += routed
+            measured["prompt_optimization"] += whole - cost - routed
+        elif res.cache == "decomposed":
+            leo_cache_cost += cost
+            measured["decomposed"] += whole - cost
+        else:
+            measured[res.cache] += whole - cost
         res.verdict = judge(trace, item, res.content)
         if res.verdict != "right":
             kind["wrong"] += 1
@@ -634,6 +643,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "headers": dict(headers),
         "by_kind": {k: dict(v) for k, v in by_kind.items()},
         "by_technique": analytics.get("by_technique", {}),
+        "measured_by_technique": {k: float(v) for k, v in measured.items()},
         "analytics": {k: analytics.get(k) for k in ("requests", "upstream_calls", "cost_usd", "counterfactual_usd",
                                                     "saved_usd", "tokens_saved", "hit_rate")},
         "wrong_examples": wrong_examples,
@@ -663,13 +673,18 @@ def print_report(r: dict[str, Any]) -> None:
           f"failed requests: {r['failed']}")
     print(f"Upstream bill by the fake's own counters: {_usd(leo['upstream_billed_usd'])} "
           f"(ledger: {_usd(leo['usd'])})")
-    print("\nBy technique (GET /v1/analytics):")
-    print(f"  {'technique':22}{'requests':>10}{'tokens saved':>14}{'saved':>12}")
+    print("\nBy technique: the ledger's figures (GET /v1/analytics), and the saving measured against the")
+    print("baseline with the fake upstream's token rule (hits: the whole request; decomposed: the request")
+    print("minus its part calls; misses: routing from the ledger, the rest of baseline minus cost to prompt")
+    print("optimization):")
+    print(f"  {'technique':22}{'requests':>10}{'tokens saved':>14}{'saved (ledger)':>16}{'saved (measured)':>18}")
+    m = r["measured_by_technique"]
     for name, t in sorted(r["by_technique"].items(), key=lambda kv: -kv[1]["saved_usd"]):
-        print(f"  {name:22}{t['requests']:>10}{t['tokens_saved']:>14}{_usd(t['saved_usd']):>12}")
+        print(f"  {name:22}{t['requests']:>10}{t['tokens_saved']:>14}{_usd(t['saved_usd']):>16}"
+              f"{_usd(m.get(name, 0)):>18}")
     a = r["analytics"]
-    print(f"  {'total (ledger)':22}{a['requests']:>10}{a['tokens_saved']:>14}{_usd(a['saved_usd']):>12}"
-          f"   hit rate {a['hit_rate']}")
+    print(f"  {'total':22}{a['requests']:>10}{a['tokens_saved']:>14}{_usd(a['saved_usd']):>16}"
+          f"{_usd(sum(m.values())):>18}   hit rate {a['hit_rate']}")
     print("\nBy kind of request (X-LEO-Cache counts):")
     cols = ["requests", "exact", "semantic", "dedup", "decomposed", "miss", "bypass", "routed", "wrong", "failed"]
     print("  " + f"{'kind':12}" + "".join(f"{c:>11}" for c in cols))

@@ -58,7 +58,7 @@ def traffic(make_tenant: Any, fake_upstream: Any) -> tuple[TenantKit, dict[str, 
     headers["prompt_opt"] = ask(kit, f"{DOC}\n\n{DOC}\n\nWhat should change first?").headers["x-leo-cache"]
     headers["routing"] = ask(kit, "What is the capital of Peru?", model="gpt-4o").headers.get("x-leo-route", "")
     # two identical requests in flight at once: the second rides on the first's upstream call
-    fake_upstream.configure(latency_ms=400)
+    fake_upstream.configure(latency_ms=1000)
     seen: list[str] = []
     threads = [threading.Thread(target=lambda: seen.append(
         ask(kit, "What is the boiling point of ethanol?").headers["x-leo-cache"])) for _ in range(2)]

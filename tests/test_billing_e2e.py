@@ -67,8 +67,6 @@ def billing_server(start_server: Callable[..., LeoServer], billing_env: dict[str
 @pytest.fixture
 def worker(billing_env: dict[str, str], fake_upstream: Any, tmp_path: Path) -> Iterator[str]:
     """A Celery worker (solo pool) consuming a queue of its own; yields the queue name."""
-    from leo_optima.celery import app
-
     queue = f"billing-e2e-{uuid.uuid4().hex[:8]}"
     redis_url = os.environ["REDIS_URL"]
     env = server_env(fake_upstream.url, **billing_env)
@@ -79,7 +77,6 @@ def worker(billing_env: dict[str, str], fake_upstream: Any, tmp_path: Path) -> I
              "--pool", "solo", "-Q", queue, "-l", "info", "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-n", f"{queue}@%h"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    app.conf.result_backend = redis_url  # this process reads the task results
     try:
         deadline = time.monotonic() + 60
         while "ready." not in log.read_text(errors="replace"):
@@ -92,14 +89,22 @@ def worker(billing_env: dict[str, str], fake_upstream: Any, tmp_path: Path) -> I
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        app.conf.result_backend = None
+
+
+def send_task(name: str, queue: str, *args: Any) -> Any:
+    """Send a task to the worker; the result is read from the worker's Redis result backend (a
+    backend of its own, so the app's configuration in this process stays untouched)."""
+    from celery.backends.redis import RedisBackend
+
+    from leo_optima.celery import app
+
+    sent = app.send_task(name, args=args, queue=queue)
+    return app.AsyncResult(sent.id, backend=RedisBackend(app=app, url=os.environ["REDIS_URL"]))
 
 
 def run_task(name: str, queue: str, *args: Any, timeout: float = 90) -> Any:
     """Send a task to the worker and wait for its result."""
-    from leo_optima.celery import app
-
-    return app.send_task(name, args=args, queue=queue).get(timeout=timeout)
+    return send_task(name, queue, *args).get(timeout=timeout)
 
 
 def expected_usage_cents(tenant_id: int) -> int:
@@ -206,9 +211,7 @@ def test_subscribe_use_rollup_sync_and_reconcile(billing_server: LeoServer, work
     run_task("billing.tasks.rollup_recent", worker)
     localstripe.stop()
     try:
-        from leo_optima.celery import app
-
-        pending = app.send_task("billing.tasks.sync_tenant_usage", args=(kit.tenant.id, today), queue=worker)
+        pending = send_task("billing.tasks.sync_tenant_usage", worker, kit.tenant.id, today)
         deadline = time.monotonic() + 60
         while not StripeUsageSync.objects.filter(tenant=kit.tenant, seq=2, attempts__gte=1).exists():
             assert time.monotonic() < deadline, "the sync never tried Stripe"

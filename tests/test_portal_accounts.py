@@ -3,6 +3,7 @@ are audited and rate-limited, staff use the same accounts for the admin."""
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 
@@ -45,7 +46,8 @@ def test_failed_logins_are_audited_and_limited() -> None:
     email = f"victim-{uuid.uuid4().hex[:8]}@corp.test"
     user = verified_user(email)
     tenant_membership = Membership.objects.create(user=user, tenant=Tenant.create("Corp"), role=Role.OWNER)
-    client = Client()
+    # Its own client address too, so other tests' failures never count against this one's per-IP limit.
+    client = Client(REMOTE_ADDR=f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}")
     bodies = [client.post("/accounts/login/", {"login": email, "password": f"wrong-{i}"}).content
               for i in range(7)]
     events = AuditEvent.objects.filter(action="login.failed", target=email)
@@ -56,7 +58,7 @@ def test_failed_logins_are_audited_and_limited() -> None:
     response = client.post("/accounts/login/", {"login": email, "password": "pw-portal-123!"})
     assert response.status_code == 200 and b"Too many failed login attempts" in response.content
     unknown = f"nobody-{uuid.uuid4().hex[:8]}@nowhere.test"
-    Client().post("/accounts/login/", {"login": unknown, "password": "x"})
+    Client(REMOTE_ADDR="10.255.0.1").post("/accounts/login/", {"login": unknown, "password": "x"})
     assert AuditEvent.objects.filter(action="login.failed", target=unknown, tenant=None).exists()
 
 

@@ -56,12 +56,13 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
+def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
     """Fresh browser contexts (separate cookies), closed after the test; dialogs are accepted."""
     contexts: list[Any] = []
 
-    def make() -> Any:
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
+    def make(**options: Any) -> Any:
+        options.setdefault("viewport", {"width": 1200, "height": 900})
+        context = browser.new_context(**options)
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()

@@ -201,3 +201,33 @@ def test_invited_member_cannot_create_keys(portal_server: Any, mail_dir: Path, n
                                   headers={"X-CSRFToken": token, "Referer": f"{base}/portal/keys/"})
     assert response.status == 403
     assert not ApiKey.objects.filter(tenant=tenant, name="sneaky").exists()
+
+
+def test_phone_without_javascript(portal_server: Any, new_page: Any) -> None:
+    """On a phone-sized screen with JavaScript off, the nav reaches every section, and no page
+    is wider than the screen (wide tables scroll inside their panel)."""
+    from tenants.models import ApiKey, Membership, Role, Tenant
+    from tests.portal_helpers import make_ledger_row, verified_user
+
+    email = f"phone-{uuid.uuid4().hex[:8]}@example.com"
+    user = verified_user(email, PASSWORD)
+    tenant = Tenant.create(f"Phone {uuid.uuid4().hex[:6]}")
+    Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
+    key, _ = ApiKey.issue(tenant, name="phone")
+    make_ledger_row(tenant, key)
+    base = portal_server.url
+    page = new_page(viewport={"width": 390, "height": 844}, java_script_enabled=False, is_mobile=True)
+    _sign_in(page, base, email)
+    for link, heading in (("Overview", "Overview"), ("Requests", "Requests"), ("Cache", "Cache"),
+                          ("API keys", "API keys"), ("Members", "Members"), ("Settings", "Settings"),
+                          ("Quick start", "Quick start"), ("Audit log", "Audit log")):
+        page.click(f"nav.sidenav a:has-text('{link}')")
+        assert page.locator("main h1").inner_text() == heading
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{heading} is {overflow}px wider than the phone"
+    # A form post without JavaScript: revoke falls back to a normal POST and redirect.
+    page.goto(f"{base}/portal/keys/")
+    page.locator("#keys tbody tr", has_text="phone").locator("button:has-text('Revoke')").click()
+    assert "revoked" in page.locator(".messages").inner_text()
+    key.refresh_from_db()
+    assert key.status == "revoked"

@@ -3,7 +3,7 @@ through their <title> and the table beside them. Only numbers and our own labels
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -28,7 +28,13 @@ def _y(value: float, top: float) -> float:
     return TOP + span - (span * value / top if top else 0)
 
 
-def _frame(title: str, times: Sequence[datetime], size: timedelta, top: float, fmt: str) -> list[str]:
+def _slot(i: int, n: int) -> float:
+    """The centre of bar i of n: bars sit inside the plot, never on its edges."""
+    return LEFT + (WIDTH - LEFT - RIGHT) * (i + 0.5) / max(n, 1)
+
+
+def _frame(title: str, times: Sequence[datetime], size: timedelta, top: float, fmt: str,
+           x: Callable[[int, int], float] = _x) -> list[str]:
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" xmlns="http://www.w3.org/2000/svg">',
              f"<title>{escape(title)}</title>",
              f'<line class="axis" x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" y2="{HEIGHT - BOTTOM}"/>']
@@ -39,7 +45,7 @@ def _frame(title: str, times: Sequence[datetime], size: timedelta, top: float, f
     n = len(times)
     step = max(1, n // 6)
     for i in range(0, n, step):
-        parts.append(f'<text x="{_x(i, n):.1f}" y="{HEIGHT - 6}" text-anchor="middle">{_label(times[i], size)}</text>')
+        parts.append(f'<text x="{x(i, n):.1f}" y="{HEIGHT - 6}" text-anchor="middle">{_label(times[i], size)}</text>')
     return parts
 
 
@@ -58,14 +64,14 @@ def spend_vs_saved(times: Sequence[datetime], spend: Sequence[Decimal], saved: S
 
 def hit_rate(times: Sequence[datetime], rates: Sequence[float | None], size: timedelta) -> SafeString:
     """Bars: the share of requests served without an upstream call, per bucket (none: no traffic)."""
-    parts = _frame("Cache hit rate per period", times, size, 1.0, "{:.0%}")
+    parts = _frame("Cache hit rate per period", times, size, 1.0, "{:.0%}", x=_slot)
     n = len(times)
     width = max(1.0, (WIDTH - LEFT - RIGHT) / max(n, 1) * 0.7)
     for i, rate in enumerate(rates):
         if rate is None:
             continue
         y = _y(rate, 1.0)
-        parts.append(f'<rect class="hit" x="{_x(i, n) - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" '
+        parts.append(f'<rect class="hit" x="{_slot(i, n) - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" '
                      f'height="{HEIGHT - BOTTOM - y:.1f}"/>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308

@@ -76,6 +76,16 @@ def test_figures_match_the_ledger_live_rolled_and_mixed(actors: Actors) -> None:
     rollups.rollup_range("hour", hour - timedelta(hours=6), hour + timedelta(hours=1), [actors.tenant.pk])
     rolled = _assert_matches_summary(actors.tenant.pk, start, end, now)
     assert rolled.live_from == hour  # the open hour is always live, even when it has a rollup
+    # A rollup computed before its hour closed is incomplete: that hour is read live instead.
+    from optimizer.models import UsageRollup
+
+    UsageRollup.objects.filter(tenant=actors.tenant, start=hour - timedelta(hours=1)).update(
+        computed_at=hour - timedelta(minutes=5))
+    late = make_ledger_row(actors.tenant, actors.key, created_at=hour - timedelta(seconds=30),
+                           cost_usd=Decimal("0.5"), counterfactual_usd=Decimal("0.5"))
+    partial = _assert_matches_summary(actors.tenant.pk, start, end, now)
+    assert partial.live_from == hour - timedelta(hours=1)
+    assert partial.totals.requests == rolled.totals.requests + 1 and late.cost_usd == Decimal("0.5")
     assert sum(b.totals.requests for b in rolled.buckets) == rolled.totals.requests
     assert len(rolled.buckets) == 25 and rolled.bucket_size == timedelta(hours=1)
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from optimizer.analytics import CACHE_TECHNIQUES
@@ -77,9 +77,12 @@ class Overview:
 
 
 def _rollup_watermark(tenant_id: int, now: datetime) -> datetime | None:
-    """The end of the newest hourly rollup, never past the current (still open) hour."""
-    newest = UsageRollup.objects.filter(tenant_id=tenant_id, period=UsageRollup.Period.HOUR).aggregate(
-        m=Max("start"))["m"]
+    """The end of the newest hourly rollup computed after its hour closed, never past the current
+    hour. A rollup computed while its hour was still open (the scheduled job also rolls the
+    current hour) misses that hour's later rows, so such hours are read live until recomputed."""
+    newest = (UsageRollup.objects.filter(tenant_id=tenant_id, period=UsageRollup.Period.HOUR,
+                                         computed_at__gte=F("start") + HOUR)
+              .order_by("-start").values_list("start", flat=True).first())
     if newest is None:
         return None
     return min(newest + HOUR, period_start("hour", now))

@@ -278,6 +278,7 @@ class Trace:
 
 
 def tag(text: str) -> str:
+    """The fake upstream's name for the question ``text`` (docs/fake_upstream.md)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
@@ -306,11 +307,14 @@ class Pricer:
 
 @dataclass
 class Oracle:
+    """The oracle's upstream bill and calls."""
+
     usd: Decimal = Decimal(0)
     calls: int = 0
 
 
 def oracle(trace: Trace, pricer: Pricer) -> Oracle:
+    """What a perfect cache that knows every request's intent pays, replaying the trace in order."""
     seen: set[str] = set()
     out = Oracle()
     for item in trace.items:
@@ -452,6 +456,8 @@ class Live:
 
 @dataclass
 class Result:
+    """What came back for one trace request."""
+
     index: int
     status: int = 0
     cache: str = ""
@@ -463,6 +469,7 @@ class Result:
 
 
 async def replay(trace: Trace, base_url: str, key: str, concurrency: int) -> list[Result]:
+    """Send the trace in order with ``concurrency`` requests in flight (the official async SDK)."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0, timeout=120)
@@ -507,6 +514,7 @@ async def replay(trace: Trace, base_url: str, key: str, concurrency: int) -> lis
 
 
 def ledger_rows(tenant_id: int, n: int, timeout: float = 60) -> list[Any]:
+    """The tenant's ledger rows, once all ``n`` are written (the ledger is written behind)."""
     from optimizer.models import RequestLog
 
     deadline = time.monotonic() + timeout
@@ -542,6 +550,7 @@ def _pct(a: float, b: float) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start everything, replay, tally against the baseline and the oracle, print, return the figures."""
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="leo-savings-"))
     progress("starting the database, fake upstream and LEO server")

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from leo_optima.aio import background
 from leo_optima.db import run_db
-from leo_optima.state import StateUnavailable, get_state
+from leo_optima.state import LocalState, StateUnavailable, get_state
 
 from . import keys
 from .models import ApiKey
@@ -82,12 +82,17 @@ def _touch(api_key_id: int) -> None:
     ApiKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
 
 
+# Without Redis the bad-key counters live in this process (fail closed, like the quotas): a guesser
+# then gets at most BAD_KEY_LIMIT_PER_MINUTE tries per worker, not an unlimited pass.
+_fallback = LocalState()
+
+
 async def _throttle_bad_key(client_ip: str) -> None:
-    state = get_state()
+    key = f"leo:badkey:{client_ip}"
     try:
-        count = await state.add(f"leo:badkey:{client_ip}", 1, 60)
+        count = await get_state().add(key, 1, 60)
     except StateUnavailable:
-        return
+        count = await _fallback.add(key, 1, 60)
     if count > BAD_KEY_LIMIT_PER_MINUTE:
         raise AuthError("Too many requests with invalid API keys from this address; retry later.",
                         code="rate_limit_exceeded", status=429)
@@ -97,7 +102,7 @@ async def _bad_key_blocked(client_ip: str) -> bool:
     try:
         raw = await get_state().get(f"leo:badkey:{client_ip}")
     except StateUnavailable:
-        return False
+        raw = await _fallback.get(f"leo:badkey:{client_ip}")
     return raw is not None and int(raw) > BAD_KEY_LIMIT_PER_MINUTE
 
 

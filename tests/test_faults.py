@@ -298,7 +298,7 @@ def test_redis_stopped_leo_keeps_serving_and_limits_fall_back(private_redis: Pri
                                                               start_server: Callable[..., LeoServer],
                                                               make_tenant: Callable[..., TenantKit],
                                                               fake_upstream: Any) -> None:
-    server = start_server(REDIS_URL=private_redis.url, LEO_UPSTREAM_RETRIES="1")
+    server = start_server(REDIS_URL=private_redis.url, LEO_UPSTREAM_RETRIES="1", LEO_TRUST_X_FORWARDED_FOR="true")
     kit = quiet(make_tenant("Redisless", server=server))
     q = question()
     assert chat(kit, q).headers["x-leo-cache"] == "miss"
@@ -327,6 +327,15 @@ def test_redis_stopped_leo_keeps_serving_and_limits_fall_back(private_redis: Pri
             assert error_of(exc)["code"] == "rate_limit_exceeded"
             statuses.append(exc.status_code)
     assert statuses == [200, 200, 200, 429, 429]
+
+    # Bad-key throttling falls back to per-process counters too (it used to fail open).
+    from tenants.auth import BAD_KEY_LIMIT_PER_MINUTE
+
+    guesser = {"X-Forwarded-For": f"192.0.2.{uuid.uuid4().int % 250 + 1}"}
+    with httpx.Client(base_url=server.url, timeout=30, headers=guesser) as http:
+        codes = [http.get("/v1/models", headers={"Authorization": f"Bearer leo_{uuid.uuid4().hex}Zz{i:03d}"}
+                          ).status_code for i in range(BAD_KEY_LIMIT_PER_MINUTE + 2)]
+    assert codes[:BAD_KEY_LIMIT_PER_MINUTE] == [401] * BAD_KEY_LIMIT_PER_MINUTE and codes[-1] == 429
 
     private_redis.start()  # an empty Redis: LEO reconnects once its circuit breaker cools down
     deadline = time.monotonic() + 20

@@ -11,6 +11,8 @@ from .env import BASE_DIR, env, optional_secret, secret, strict_bool, strict_flo
 
 # --- Core ---------------------------------------------------------------------------------------
 SECRET_KEY = secret("DJANGO_SECRET_KEY")
+# Previous secret keys, still accepted for sessions and signed tokens while they rotate out (SECURITY.md).
+SECRET_KEY_FALLBACKS: list[str] = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 DEBUG = strict_bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])

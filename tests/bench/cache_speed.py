@@ -14,8 +14,8 @@ embedding alone and of search + verify + decide; memory per entry as the index's
 and as the process RSS growth while filling, each divided by the number of entries.
 
 Targets (issue): semantic lookup p50 <= 10 ms and p99 <= 25 ms including embedding; memory per
-entry <= 1 KB. The exact-hit part of this benchmark belongs to the pipeline; it can call
-``semantic_lookup_latency`` for the semantic rows.
+entry <= 1 KB. The exact-hit and end-to-end parts live in ``tests/bench/cache_speed_exact.py``
+(run them alone with ``--parts exact e2e``; see that module for what they measure).
 """
 
 from __future__ import annotations
@@ -152,8 +152,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--parts", nargs="+", choices=["semantic", "exact", "e2e"], default=["semantic", "exact", "e2e"],
+                    help="semantic: in-process semantic lookup; exact: in-process exact hit; e2e: live server")
+    ap.add_argument("--lookups", type=int, default=5000, help="exact: hits timed per size")
+    ap.add_argument("--requests", type=int, default=1000, help="e2e: requests timed per kind")
     args = ap.parse_args(argv)
-    semantic_lookup_latency(args.sizes, args.queries)
+    if "semantic" in args.parts:
+        print("## semantic lookup, in process (embed + search + verify + decide)")
+        semantic_lookup_latency(args.sizes, args.queries)
+    if "exact" in args.parts:
+        from tests.bench import cache_speed_exact
+
+        cache_speed_exact.exact_hit_latency(args.sizes, args.lookups)  # prints each row as it is measured
+    if "e2e" in args.parts:
+        from tests.bench import cache_speed_exact
+
+        cache_speed_exact.print_e2e(cache_speed_exact.end_to_end(args.requests, args.queries))
 
 
 if __name__ == "__main__":

@@ -380,7 +380,8 @@ class Live:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        configured = "DATABASE_URL" in os.environ
+        self.tenants: list[int] = []
+        self.configured = configured = "DATABASE_URL" in os.environ
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
         os.environ["DJANGO_SETTINGS_MODULE"] = "leo_optima.settings.test"
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -441,6 +442,7 @@ class Live:
         OptimizerSettings.objects.update_or_create(tenant=tenant, defaults={
             "routing": routing, "routing_rules": [ROUTING_RULE] if routing else [], **settings})
         _, key = ApiKey.issue(tenant, name="bench")
+        self.tenants.append(int(tenant.pk))
         return int(tenant.pk), key
 
     def stop(self) -> None:
@@ -452,6 +454,10 @@ class Live:
                 os.killpg(self.server.pid, signal.SIGKILL)
         self.log.close()
         self.upstream.stop()
+        if self.configured:  # leave a configured database as it was: the tenants take their rows along
+            from tenants.models import Tenant
+
+            Tenant.objects.filter(pk__in=self.tenants).delete()
 
 
 @dataclass

@@ -48,6 +48,14 @@ def test_replace_and_remove(index: VectorIndex) -> None:
     assert ("p", 2) in index and ("p", 1) not in index
 
 
+def test_a_key_twice_in_one_batch_keeps_the_last_vector(index: VectorIndex) -> None:
+    v = units(3, seed=5)
+    index.add_many("p", [1, 2, 1], v)
+    assert index.partition_size("p") == 2
+    assert index.search("p", v[2], k=1)[0][0] == 1
+    assert index.search("p", v[2], k=1)[0][1] == pytest.approx(1.0, abs=0.01)
+
+
 def test_empty_and_unknown_partitions(index: VectorIndex) -> None:
     assert index.search("nobody", units(1)[0]) == []
     index.add("p", 1, units(1)[0])

@@ -112,6 +112,11 @@ class _Partition:
         if self.ann is None and self.n + len(keys) > ann_above:
             self._promote()
         if self.ann is not None:
+            # A key twice in one batch: keep its last vector (usearch rejects in-batch repeats).
+            _, last = np.unique(keys[::-1], return_index=True)
+            if len(last) != len(keys):
+                keep = np.sort(len(keys) - 1 - last)
+                keys, vecs = keys[keep], vecs[keep]
             present = np.atleast_1d(self.ann.contains(keys.astype(np.uint64)))
             if present.any():
                 self.ann.remove(keys[present].astype(np.uint64))

@@ -113,3 +113,21 @@ def test_a_rule_with_api_keys_applies_only_to_those_keys(make_tenant: Any) -> No
     assert opted.headers["x-leo-route"] == "gpt-4o->gpt-4o-mini"
     [row] = wait_for_rows(RequestLog, 1, request_id=opted.headers["x-leo-request-id"])
     assert row.api_key_id == other.id and row.served_model == "gpt-4o-mini"
+
+
+def test_the_portal_settings_form_takes_api_keys_and_checks_them(db: Any) -> None:
+    import json
+
+    from django import forms
+
+    from optimizer.portal.forms import OptimizerSettingsForm
+
+    def clean(rules: Any) -> Any:
+        form = OptimizerSettingsForm()
+        form.cleaned_data = {"routing_rules_text": json.dumps(rules)}
+        return form.clean_routing_rules_text()
+
+    assert clean([{**RULE, "api_keys": ["leo_AbCd1234"]}]) == [{**RULE, "api_keys": ["leo_AbCd1234"]}]
+    for bad in ("leo_AbCd1234", [1]):
+        with pytest.raises(forms.ValidationError, match="api_keys"):
+            clean([{**RULE, "api_keys": bad}])

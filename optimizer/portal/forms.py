@@ -85,7 +85,8 @@ class LedgerFilterForm(forms.Form):
         return qs
 
 
-_RULE_FIELDS = {f.name for f in dataclass_fields(RoutingRule)}
+# api_keys: the pipeline's per-key opt-in (key prefixes; see docs/savings.md), not a RoutingRule field
+_RULE_FIELDS = {f.name for f in dataclass_fields(RoutingRule)} | {"api_keys"}
 
 
 class OptimizerSettingsForm(forms.ModelForm):
@@ -125,8 +126,11 @@ class OptimizerSettingsForm(forms.ModelForm):
             unknown = set(rule) - _RULE_FIELDS
             if unknown:
                 raise forms.ValidationError(f"Rule {i}: unknown field(s) {', '.join(sorted(unknown))}.")
+            keys = rule.get("api_keys")
+            if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+                raise forms.ValidationError(f"Rule {i}: api_keys must be a list of key prefixes.")
             try:
-                RoutingRule(**rule)
+                RoutingRule(**{k: v for k, v in rule.items() if k != "api_keys"})
             except (TypeError, ValueError) as exc:
                 raise forms.ValidationError(f"Rule {i}: {exc}.") from None
         return rules

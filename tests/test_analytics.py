@@ -50,7 +50,7 @@ def traffic(make_tenant: Any, fake_upstream: Any) -> tuple[TenantKit, dict[str, 
     headers["miss"] = ask(kit, "What is the capital of France?").headers["x-leo-cache"]
     headers["exact"] = ask(kit, "What is the capital of France?").headers["x-leo-cache"]
     wait_for_semantic_entry(kit, "What is the capital of France?")
-    headers["semantic"] = ask(kit, "what's the capital city of France").headers["x-leo-cache"]
+    headers["semantic"] = ask(kit, "What's the capital of France?").headers["x-leo-cache"]
     ask(kit, "Who wrote the novel Middlemarch?")
     ask(kit, "How many moons does Neptune have?")
     headers["decomposed"] = ask(kit, "1. Who wrote the novel Middlemarch?\n2. How many moons does Neptune have?"

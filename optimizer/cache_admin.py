@@ -63,7 +63,7 @@ async def _delete(tenant_id: int, rows: list[tuple[int, str]]) -> int:
     # (only if the stage is loaded here; importing it would load the embedding stack for nothing).
     semantic_stage = sys.modules.get("optimizer.pipeline.semantic_stage")
     if semantic_stage is not None:
-        semantic_stage.forget_entries([pk for pk, _ in rows])
+        semantic_stage.forget_entries(tenant_id, [pk for pk, _ in rows])
     return len(rows)
 
 

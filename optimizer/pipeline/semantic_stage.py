@@ -26,7 +26,8 @@ from django.utils import timezone
 from leo_optima.db import run_db
 
 from ..models import CacheEntry, Feedback, OptimizerSettings, RequestLog, Technique
-from ..semantic import AdaptiveThreshold, VectorIndex, conversation_text, decide, get_embedder, verify
+from ..semantic import AdaptiveThreshold, VectorIndex, conversation_text, get_embedder
+from ..semantic.policy import CANDIDATES, choose
 from . import config
 from .exact_cache import Cached
 
@@ -42,7 +43,7 @@ OVERLAP_SECONDS = 5.0  # re-read a window, since concurrent commits can land out
 SWEEP_SECONDS = 60.0
 
 index = VectorIndex()
-_candidates: OrderedDict[int, tuple[Cached, float]] = OrderedDict()
+_candidates: OrderedDict[tuple[int, int], tuple[Cached, float]] = OrderedDict()
 _CANDIDATE_TTL = 5.0
 _refresher: threading.Thread | None = None
 _refresher_lock = threading.Lock()
@@ -151,24 +152,24 @@ def _fetch(tenant_id: int, entry_id: int) -> Cached | None:
 
 
 async def _candidate(tenant_id: int, entry_id: int) -> Cached | None:
-    hit = _candidates.get(entry_id)
+    hit = _candidates.get((tenant_id, entry_id))
     now = time.monotonic()
     if hit is not None and hit[1] > now:
         return hit[0]
     cached = await run_db(_fetch, tenant_id, entry_id)
     if cached is not None:
-        _candidates[entry_id] = (cached, now + _CANDIDATE_TTL)
+        _candidates[(tenant_id, entry_id)] = (cached, now + _CANDIDATE_TTL)
         while len(_candidates) > 10_000:
             _candidates.popitem(last=False)
     return cached
 
 
-def forget_entries(entry_ids: list[int]) -> None:
+def forget_entries(tenant_id: int, entry_ids: list[int]) -> None:
     """Purged or evicted entries: drop this worker's copies, so the next lookup asks the database
     (finds the row gone and removes it from the replica). Other workers hold a copy for at most
     `_CANDIDATE_TTL` seconds."""
     for entry_id in entry_ids:
-        _candidates.pop(entry_id, None)
+        _candidates.pop((tenant_id, entry_id), None)
 
 
 def threshold_of(cfg: config.TenantConfig) -> float:
@@ -187,21 +188,31 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
     started = time.perf_counter()
     vector = await get_embedder().aencode_one(text)
     key = partition_key(tenant_id, partition)
-    top = index.search(key, vector, k=2)
+    top = index.search(key, vector, k=CANDIDATES)
     threshold = threshold_of(cfg)
-    verdict = None
-    candidate: Cached | None = None
-    if top and top[0][1] >= threshold:
-        candidate = await _candidate(tenant_id, top[0][0])
-        if candidate is None:  # purged or expired since the replica saw it
-            index.remove(key, top[0][0])
-            top = top[1:]
-        else:
-            verdict = verify(text, candidate.request_text)
-    decision = decide([s for _, s in top], verdict, threshold, cfg.semantic_margin)
+    # Fetch the stored texts of the candidates that could matter (the ones `choose` will verify);
+    # an entry whose row is gone (purged, expired) leaves the replica and the list.
+    candidates: list[tuple[int, float, str]] = []
+    stored: dict[int, Cached] = {}
+    for entry_id, similarity in top:
+        if similarity < threshold - cfg.semantic_margin:
+            break
+        cached = await _candidate(tenant_id, entry_id)
+        if cached is None:
+            index.remove(key, entry_id)
+            continue
+        stored[entry_id] = cached
+        candidates.append((entry_id, similarity, cached.request_text))
+    if not candidates and top:
+        candidates = [(entry_id, similarity, "") for entry_id, similarity in top[:1]
+                      if similarity < threshold - cfg.semantic_margin]
+    chosen, decision = choose(text, candidates, threshold, cfg.semantic_margin)
+    candidate = stored.get(chosen) if chosen is not None else None
     similarity = round(decision.similarity, 4) if top else None
+    verifier = decision.reason.split(":", 1)[1] if decision.reason.startswith("verifier:") else (
+        "ok" if decision.hit else None)
     rec.stage(label, hit=decision.hit, reason=decision.reason, similarity=similarity,
-              threshold=round(threshold, 4), verifier=verdict.reason if verdict else None,
+              threshold=round(threshold, 4), verifier=verifier, candidates=len(candidates),
               ms=round((time.perf_counter() - started) * 1000, 2))
     if decision.hit and candidate is not None:
         return candidate, vector, text

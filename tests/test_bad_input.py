@@ -14,6 +14,7 @@ Each layer prints how many inputs it tried (pytest -s shows them; docs/reliabili
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import httpx
@@ -27,6 +28,8 @@ from optimizer.pipeline.types import ProxyError
 from tests.conftest import TenantKit
 
 ENVELOPE_KEYS = {"message", "type", "param", "code"}
+FUZZ_EXAMPLES = int(os.environ.get("LEO_FUZZ_EXAMPLES", "150"))  # per generation mode
+FUZZ_RANDOM = os.environ.get("LEO_FUZZ_RANDOM") == "1"
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=True)
@@ -222,9 +225,9 @@ def test_wrong_methods_paths_and_content_types(quiet_kit: TenantKit) -> None:
         r = http.post("/v1/chat/completions", content=b'{"model":"gpt-4o-mini"}', headers={"Content-Type":
                                                                                           "text/plain"})
         assert_openai_error(r, 400)
-        # A non-numeric cache id never matches the route: the 404 still uses the envelope if it is /v1's.
-        r = http.delete("/v1/cache/abc")
-        assert r.status_code == 404
+        # Ids and paths no route matches still get the envelope.
+        assert_openai_error(http.delete("/v1/cache/abc"), 404)
+        assert_openai_error(http.get("/v1/models/%0A"), 404)  # a newline in the path, too
 
 
 def test_schemathesis_fuzz_of_every_v1_operation(quiet_kit: TenantKit, leo_server: Any) -> None:
@@ -265,7 +268,9 @@ def test_schemathesis_fuzz_of_every_v1_operation(quiet_kit: TenantKit, leo_serve
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
         strategy = schema.as_strategy(generation_mode=mode)
 
-        @settings(max_examples=150, deadline=None, database=None,
+        # Derandomized, so CI sees the same inputs every run; LEO_FUZZ_EXAMPLES=N LEO_FUZZ_RANDOM=1
+        # explores further (what docs/reliability.md reports was run that way too).
+        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=not FUZZ_RANDOM,
                   suppress_health_check=list(HealthCheck))
         @given(case=strategy)
         def run(case: Any) -> None:
@@ -275,6 +280,6 @@ def test_schemathesis_fuzz_of_every_v1_operation(quiet_kit: TenantKit, leo_serve
     session.close()
     total = sum(seen.values())
     print(f"\nschemathesis: {total} generated requests over {len(seen)} operations, statuses {sorted(statuses.items())}")
-    assert total >= 200
+    assert total >= FUZZ_EXAMPLES
     assert len(seen) >= 6
     assert not any(s >= 500 for s in statuses)

@@ -23,6 +23,7 @@ import pytest
 from optimizer.fake_upstream import answer_tag as _hex_tag
 from optimizer.models import CacheEntry, ModelPrice, OptimizerSettings, RequestLog
 from tests.conftest import TenantKit, wait_for_rows
+from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
 MODEL = "gpt-4o-mini"
 

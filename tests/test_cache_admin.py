@@ -22,6 +22,7 @@ from optimizer.cache_admin import evict, purge
 from optimizer.models import CacheEntry, OptimizerSettings
 from optimizer.tasks import evict_caches
 from tests.conftest import TenantKit, wait_for_rows
+from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
 SHARED_STATE = bool(os.environ.get("REDIS_URL"))
 

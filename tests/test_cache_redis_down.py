@@ -21,6 +21,7 @@ import pytest
 
 from optimizer.models import OptimizerSettings, RequestLog
 from tests.conftest import LeoServer, TenantKit, free_port, wait_for_rows
+from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="needs redis-server (Debian package redis-server)")

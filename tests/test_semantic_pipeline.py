@@ -19,6 +19,7 @@ import pytest
 from optimizer.fake_upstream import answer_tag as _hex_tag
 from optimizer.models import CacheEntry, Feedback, OptimizerSettings, RequestLog
 from tests.conftest import LeoServer, TenantKit, wait_for_rows
+from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
 MODEL = "gpt-4o-mini"
 # Pairs measured with all-MiniLM-L6-v2: cosine 0.97-0.99 for the paraphrases, 0.90 for GREEN_TEA_FAR.

@@ -77,6 +77,25 @@ def fkit(make_tenant: Callable[..., TenantKit], fault_server: LeoServer) -> Tena
     return quiet(make_tenant("Faulty", server=fault_server))
 
 
+@pytest.fixture(autouse=True)
+def _writes_settled(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Let the servers' write-behind finish before the test database is flushed: a TRUNCATE racing
+    a ledger INSERT deadlocks on PostgreSQL. (Set up after the database fixture, so torn down before it.)"""
+    if "transactional_db" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    yield
+    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = (RequestLog.objects.count(), CacheEntry.objects.count())
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since > 0.3:
+            return
+        time.sleep(0.05)
+
+
 def error_of(exc: openai.APIStatusError) -> dict[str, Any]:
     body = exc.response.json()
     assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
@@ -432,6 +451,7 @@ call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
 from optimizer import prices_seed
 from optimizer.models import ModelPrice
 from tenants.models import ApiKey, Tenant
+
 prices_seed.seed(ModelPrice)
 tenant = Tenant.objects.create(name="Restarted", slug="restarted")
 print(ApiKey.issue(tenant, name="pg")[1])

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -35,7 +35,7 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRespon
     response = exception_handler(exc, context)
     if isinstance(exc, ProxyError):
         return error_response(exc)
-    if response is None and isinstance(exc, DatabaseError):
+    if response is None and isinstance(exc, OperationalError | InterfaceError):
         log.warning("database unavailable: %s", type(exc).__name__)
         return error_response(database_unavailable())
     if response is None:

@@ -16,5 +16,5 @@ urlpatterns = [
     path("feedback", views.FeedbackView.as_view(), name="feedback"),
     path("cache", views.CacheView.as_view(), name="cache"),
     path("cache/<int:entry_id>", views.CacheEntryView.as_view(), name="cache-entry"),
-    re_path(r"^(?s:.*)$", errors.not_found, name="not-found"),  # last: the envelope for any unknown URL
+    re_path(r"^[\s\S]*$", errors.not_found, name="not-found"),  # last: the envelope for any unknown URL
 ]

@@ -153,6 +153,10 @@ def _parse_when(value: str | None, name: str) -> datetime | None:
         from datetime import UTC
 
         parsed = parsed.replace(tzinfo=UTC)
+    # Years at the edge of the calendar overflow on conversion to UTC or in the database (a 503
+    # from the DataError): refuse them here.
+    if not 1900 <= parsed.year <= 9000:
+        raise ProxyError(400, f"`{name}` must be between the years 1900 and 9000.", param=name, code="invalid_value")
     return parsed
 
 

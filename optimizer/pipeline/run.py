@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 
 from leo_optima.aio import background
 from leo_optima.db import run_db
@@ -66,7 +66,7 @@ async def handle(call: Call) -> Reply:
         rec.fail(499, "client_disconnected")
         rec.finish()
         raise
-    except DatabaseError as exc:  # down or restarting: a retryable 503; the row is written once it is back
+    except (OperationalError, InterfaceError) as exc:  # down or restarting: a retryable 503; the row is written once it is back
         log.warning("database unavailable: %s", type(exc).__name__, extra={"request_id": call.request_id})
         err = database_unavailable()
         rec.fail(err.status, err.code or "database_unavailable")

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -26,28 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from optimizer.api import parsing
-from optimizer.models import CacheEntry, RequestLog
 from optimizer.pipeline.types import ProxyError
 from tests.conftest import TenantKit
+from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def _writes_settled(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Let the servers' write-behind finish before the test database is flushed: a TRUNCATE racing
-    a ledger INSERT deadlocks on PostgreSQL. (Set up after the database fixture, so torn down before it.)"""
-    if "transactional_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("transactional_db")
-    yield
-    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = (RequestLog.objects.count(), CacheEntry.objects.count())
-        if now != last:
-            last, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since > 0.3:
-            return
-        time.sleep(0.05)
 
 ENVELOPE_KEYS = {"message", "type", "param", "code"}
 FUZZ_EXAMPLES = int(os.environ.get("LEO_FUZZ_EXAMPLES", "150"))  # per generation mode

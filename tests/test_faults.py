@@ -27,6 +27,7 @@ import pytest
 from optimizer.fake_upstream import answer_tag
 from optimizer.models import CacheEntry, OptimizerSettings, RequestLog
 from tests.conftest import ROOT, LeoServer, TenantKit, free_port, wait_for_rows
+from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
 READ_TIMEOUT = 1.5
 _survived: list[str] = []
@@ -76,24 +77,6 @@ def fault_server(start_server: Callable[..., LeoServer]) -> LeoServer:
 def fkit(make_tenant: Callable[..., TenantKit], fault_server: LeoServer) -> TenantKit:
     return quiet(make_tenant("Faulty", server=fault_server))
 
-
-@pytest.fixture(autouse=True)
-def _writes_settled(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Let the servers' write-behind finish before the test database is flushed: a TRUNCATE racing
-    a ledger INSERT deadlocks on PostgreSQL. (Set up after the database fixture, so torn down before it.)"""
-    if "transactional_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("transactional_db")
-    yield
-    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = (RequestLog.objects.count(), CacheEntry.objects.count())
-        if now != last:
-            last, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since > 0.3:
-            return
-        time.sleep(0.05)
 
 
 def error_of(exc: openai.APIStatusError) -> dict[str, Any]:

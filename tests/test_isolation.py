@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -20,25 +20,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from optimizer.models import CacheEntry, Feedback, OptimizerSettings, RequestLog
 from tenants.models import ApiKey, Membership, ProviderCredential, Tenant, User
 from tests.conftest import TenantKit, wait_for_rows
+from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def _writes_settled(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Let the servers' write-behind finish before the test database is flushed: a TRUNCATE racing
-    a ledger INSERT deadlocks on PostgreSQL. (Set up after the database fixture, so torn down before it.)"""
-    if "transactional_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("transactional_db")
-    yield
-    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = (RequestLog.objects.count(), CacheEntry.objects.count())
-        if now != last:
-            last, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since > 0.3:
-            return
-        time.sleep(0.05)
 
 # /v1 URL name -> what the test below does with it (kept in step with optimizer/api/urls.py).
 V1_COVERED = {"chat-completions", "completions", "embeddings", "models", "model-detail", "analytics", "feedback",

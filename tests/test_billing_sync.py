@@ -183,6 +183,10 @@ def test_a_worker_killed_mid_call_leaves_a_state_the_next_run_completes(stripe_s
         worker.wait(10)
     finally:
         stripe_settings.resume()
+    # Real Stripe answers a replayed Idempotency-Key with the first result, so the dead worker's
+    # request and the next run's cannot both create an item; localstripe ignores the header, so
+    # give it a moment to finish the dead worker's request before the next run looks it up.
+    time.sleep(1.5)
 
     (row,) = StripeUsageSync.objects.filter(tenant_id=tid)
     assert row.status == "pending" and row.attempts == 1

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -27,7 +27,7 @@ from tenants import quotas
 
 from ..models import RequestLog, Technique
 from ..providers import openai_compat as provider
-from ..providers.base import ProviderError, UpstreamStream
+from ..providers.base import ProviderError, Upstream, UpstreamStream
 from ..providers.registry import allowed_models, upstreams_for
 from . import exact_cache, singleflight
 from .canonical import Canonical, canonicalize, has_non_text, is_nondeterministic, text_of
@@ -40,6 +40,7 @@ from .types import Call, ProxyError, Reply, database_unavailable
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 DEFAULT_COMPLETION_ALLOWANCE = 512
 
@@ -168,13 +169,15 @@ def _settle(call: Call, rec: Record, reservation: quotas.Reservation) -> None:
 
 # --- upstream ---------------------------------------------------------------------------------
 
-async def _call_json(call: Call, rec: Record, body: dict[str, Any], model: str) -> dict[str, Any]:
-    chain = await upstreams_for(call.principal, model)
+async def _through_chain(call: Call, rec: Record, model: str,
+                         attempt: Callable[[Upstream], Awaitable[T]]) -> tuple[T, Upstream]:
+    """Try the model's upstreams in fallback order; a non-retryable error (a 4xx the client caused,
+    a timeout) ends the chain at once."""
     last: ProviderError | None = None
-    for upstream in chain:
+    for upstream in await upstreams_for(call.principal, model):
         try:
             rec.upstream_calls += 1
-            result = await provider.request_json(upstream, PATHS[call.endpoint], body)
+            result = await attempt(upstream)
         except ProviderError as exc:
             rec.stage("upstream_error", provider=upstream.name, kind=exc.kind)
             last = exc
@@ -182,32 +185,25 @@ async def _call_json(call: Call, rec: Record, body: dict[str, Any], model: str) 
                 raise
             continue
         rec.provider = upstream.name
-        rec.upstream_latency_ms += result.latency_ms
-        rec.stage("upstream", provider=upstream.name, ms=round(result.latency_ms, 2))
-        return result.body
+        return result, upstream
     assert last is not None
     raise last
+
+
+async def _call_json(call: Call, rec: Record, body: dict[str, Any], model: str) -> dict[str, Any]:
+    result, upstream = await _through_chain(
+        call, rec, model, lambda up: provider.request_json(up, PATHS[call.endpoint], body))
+    rec.upstream_latency_ms += result.latency_ms
+    rec.stage("upstream", provider=upstream.name, ms=round(result.latency_ms, 2))
+    return result.body
 
 
 async def _open_stream(call: Call, rec: Record, body: dict[str, Any], model: str) -> UpstreamStream:
-    chain = await upstreams_for(call.principal, model)
-    last: ProviderError | None = None
-    for upstream in chain:
-        try:
-            rec.upstream_calls += 1
-            stream = await provider.open_stream(upstream, PATHS[call.endpoint], body)
-        except ProviderError as exc:
-            rec.stage("upstream_error", provider=upstream.name, kind=exc.kind)
-            last = exc
-            if not exc.retryable:
-                raise
-            continue
-        rec.provider = upstream.name
-        rec.upstream_latency_ms += stream.first_byte_ms
-        rec.stage("upstream", provider=upstream.name, first_byte_ms=round(stream.first_byte_ms, 2))
-        return stream
-    assert last is not None
-    raise last
+    stream, upstream = await _through_chain(
+        call, rec, model, lambda up: provider.open_stream(up, PATHS[call.endpoint], body))
+    rec.upstream_latency_ms += stream.first_byte_ms
+    rec.stage("upstream", provider=upstream.name, first_byte_ms=round(stream.first_byte_ms, 2))
+    return stream
 
 
 # --- embeddings: passed through, recorded -----------------------------------------------------

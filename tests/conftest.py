@@ -198,7 +198,7 @@ def seed_prices() -> None:
 
 
 @pytest.fixture
-def make_tenant(transactional_db: None, leo_server: LeoServer) -> Callable[..., TenantKit]:
+def make_tenant(transactional_db: None, leo_server: LeoServer) -> Iterator[Callable[..., TenantKit]]:
     """Create tenants (with committed rows, visible to the server): `make_tenant(name, **fields)`."""
     from tenants.models import ApiKey, Membership, Role, Tenant, User
 
@@ -212,7 +212,11 @@ def make_tenant(transactional_db: None, leo_server: LeoServer) -> Callable[..., 
         api_key, plaintext = ApiKey.issue(tenant, name="test")
         return TenantKit(tenant, owner, plaintext, api_key, (server or leo_server).v1)
 
-    return make
+    yield make
+    # Servers write ledger rows behind; a flush (TRUNCATE on PostgreSQL) racing them can deadlock.
+    from tests.writes_settled import wait_settled
+
+    wait_settled()
 
 
 @pytest.fixture

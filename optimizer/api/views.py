@@ -6,6 +6,7 @@ and render JSON themselves, so a request costs no thread hop unless it must touc
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import uuid
 from datetime import datetime
@@ -176,6 +177,9 @@ class FeedbackSerializer(serializers.Serializer):
     correct = serializers.BooleanField()
 
 
+FEEDBACK_WAIT_STEPS = 20  # x 0.1 s: well beyond the ledger writer's flush interval
+
+
 class FeedbackView(ProxyView):
     """POST /v1/feedback {"request_id", "correct"}: mark a served answer right or wrong."""
 
@@ -189,8 +193,14 @@ class FeedbackView(ProxyView):
             raise ProxyError(400, f"{field}: {errors[0]}", param=field, code="invalid_value")
         from ..pipeline import semantic_stage
 
-        result = await run_db(semantic_stage.record_feedback, principal.tenant_id, ser.validated_data["request_id"],
-                              ser.validated_data["correct"])
+        # The ledger is written behind (tens of milliseconds): feedback sent right after the answer
+        # may arrive before its row, so look again for a moment before saying it does not exist.
+        for _ in range(FEEDBACK_WAIT_STEPS):
+            result = await run_db(semantic_stage.record_feedback, principal.tenant_id,
+                                  ser.validated_data["request_id"], ser.validated_data["correct"])
+            if result is not None or not ser.validated_data["request_id"].startswith("req_"):
+                break
+            await asyncio.sleep(0.1)
         if result is None:
             raise ProxyError(404, "No request with that id for this tenant.", param="request_id", code="not_found")
         return json_response(result)

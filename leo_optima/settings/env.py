@@ -9,6 +9,7 @@ Two rules the project holds to:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -63,30 +64,25 @@ def strict_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no)")
 
 
-def strict_int(name: str, default: int, minimum: int | None = 0) -> int:
+def _strict_number(name: str, default: float, minimum: float | None, cast: type, kind: str) -> Any:
     raw = env.str(name, default="")
     if raw == "":
         return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+        raise ImproperlyConfigured(f"{name}={raw!r} is not {kind}") from exc
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} must be >= {minimum}")
     return value
+
+
+def strict_int(name: str, default: int, minimum: int | None = 0) -> int:
+    return int(_strict_number(name, default, minimum, int, "an integer"))
 
 
 def strict_float(name: str, default: float, minimum: float | None = 0.0) -> float:
-    raw = env.str(name, default="")
-    if raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}={value} must be >= {minimum}")
-    return value
+    return float(_strict_number(name, default, minimum, float, "a number"))
 
 
 def strict_url(name: str, default: str = "", schemes: tuple[str, ...] = ("http", "https")) -> str:

@@ -310,9 +310,9 @@ def _serve_cached(call: Call, rec: Record, cached: Cached, technique: str, price
     if technique == Technique.SEMANTIC and query_text and cached.request_text:
         # The counterfactual is *this* prompt: scale the stored prompt's upstream count by the
         # two texts' local estimates (the upstream never saw this prompt).
-        prompt_tokens = round(cached.prompt_tokens * count_tokens(_prompt_text(call)) /
-                              max(1, count_tokens(_prompt_text(call)) - count_tokens(query_text)
-                                  + count_tokens(cached.request_text)))
+        this_prompt = count_tokens(_prompt_text(call))
+        stored_prompt = this_prompt - count_tokens(query_text) + count_tokens(cached.request_text)
+        prompt_tokens = round(cached.prompt_tokens * this_prompt / max(1, stored_prompt))
     rec.served_from_cache(technique, price, prompt_tokens, cached.completion_tokens)
     response = fresh(cached.response, f"chatcmpl-{call.request_id}" if call.endpoint == "chat"
                      else f"cmpl-{call.request_id}")

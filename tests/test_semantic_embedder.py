@@ -116,8 +116,8 @@ def test_aencode_runs_off_the_event_loop(embedder) -> None:  # type: ignore[no-u
 
 
 def test_onnx_and_torch_backends_agree_on_padded_batches(embedder) -> None:  # type: ignore[no-untyped-def]
-    """The ONNX export computes the same embeddings as torch, for texts of different lengths
-    batched together (padding exercised)."""
+    """The fp32 ONNX export computes the same embeddings as torch, for texts of different lengths
+    batched together (padding exercised); the int8 model (the default) stays within rounding."""
     from optimizer.semantic import Embedder
 
     texts = [
@@ -126,8 +126,14 @@ def test_onnx_and_torch_backends_agree_on_padded_batches(embedder) -> None:  # t
         "The Inference API provides a platform with the capacity to access over 50k models "
         "through a public API, and scalability is already incorporated. " * 3,
     ]
-    other = Embedder(backend="torch" if embedder.backend == "onnx" else "onnx", cache_size=0)
-    mine = embedder._encode_uncached(texts)
-    theirs = other.encode(texts)
-    assert {embedder.backend, other.backend} == {"onnx", "torch"}
-    assert np.min(np.sum(mine * theirs, axis=1)) > 0.9999
+    fp32 = Embedder(backend="onnx", precision="fp32", cache_size=0)
+    torch_vecs = Embedder(backend="torch", cache_size=0).encode(texts)
+    int8 = Embedder(backend="onnx", precision="int8", cache_size=0)
+    fp32_vecs = fp32.encode(texts)
+    int8_vecs = int8.encode(texts)
+    assert (fp32.backend, int8.backend) == ("onnx", "onnx")
+    assert np.min(np.sum(fp32_vecs * torch_vecs, axis=1)) > 0.9999
+    # Dynamic int8 quantization moves vectors by about 0.006 of cosine (measured on 300 GPTCache
+    # questions: median 0.994, worst 0.989); the cache's quality benchmark runs on int8.
+    assert np.min(np.sum(int8_vecs * fp32_vecs, axis=1)) > 0.98
+    assert np.max(np.sum(int8_vecs * fp32_vecs, axis=1)) < 0.99999  # it really is another model

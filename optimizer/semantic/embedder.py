@@ -13,6 +13,9 @@ Two backends compute the same function (token embeddings, mean pooling, L2 norma
   intra-op thread. For one short query it is several times faster than torch eager, whose
   per-operator overhead dominates at batch size 1, and it degrades far less when the cores are
   busy (p50 8.6 ms against 36 ms, measured side by side). Cosines against torch agree to 1e-5.
+  By default the session runs an int8 copy of the export (``LEO_EMBED_PRECISION=int8``, made
+  once next to it by onnxruntime's dynamic quantization): p50 3.8 ms against 8.8 ms per query,
+  cosines within about 0.006 of fp32. ``LEO_EMBED_PRECISION=fp32`` runs the exact export.
 - ``torch``: the same model through PyTorch (``LEO_EMBED_BACKEND=torch``, or when the export
   fails), with bfloat16 autocast on CPUs that compute it natively.
 
@@ -140,8 +143,15 @@ class _MeanPooled:
         return MeanPooled().eval()
 
 
-def _onnx_path(model_path: str) -> str:
-    """Where this model's ONNX export lives: keyed by model files and library versions."""
+def _default_precision() -> str:
+    env = os.environ.get("LEO_EMBED_PRECISION", "int8")
+    if env not in ("int8", "fp32"):
+        raise ValueError(f"LEO_EMBED_PRECISION must be int8 or fp32, not {env!r}")
+    return env
+
+
+def _onnx_path(model_path: str, precision: str = "fp32") -> str:
+    """Where this model's ONNX export lives: keyed by model files, library versions, precision."""
     import onnxruntime
     import torch
 
@@ -155,7 +165,8 @@ def _onnx_path(model_path: str) -> str:
     base = os.environ.get("LEO_EMBED_CACHE_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "leo_optima"
     )
-    return os.path.join(base, f"minilm-{h.hexdigest()[:16]}.onnx")
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return os.path.join(base, f"minilm-{h.hexdigest()[:16]}{suffix}.onnx")
 
 
 def _export_onnx(st_model: Any, path: str) -> None:
@@ -194,6 +205,22 @@ def _export_onnx(st_model: Any, path: str) -> None:
             os.unlink(tmp)
 
 
+def _quantize_onnx(src: str, dst: str) -> None:
+    """Write an int8 copy of ``src`` to ``dst`` atomically: weights quantized per channel, activations
+    quantized dynamically per call (onnxruntime's dynamic quantization, no calibration data)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        quantize_dynamic(src, tmp, weight_type=QuantType.QInt8, per_channel=True)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _cpu_has_bf16() -> bool:
     """True on CPUs with native bfloat16 dot products (AVX512-BF16 or AMX); env can override."""
     env = os.environ.get("LEO_EMBED_BF16")
@@ -218,9 +245,11 @@ class Embedder:
         cache_size: int = 4096,
         bf16: bool | None = None,
         backend: str | None = None,
+        precision: str | None = None,
     ) -> None:
         self._model_path = model_path
         self.backend = backend or _default_backend()
+        self.precision = precision or _default_precision()
         self._threads = threads if threads is not None else _default_threads(self.backend)
         self._model: Any = None
         self._session: Any = None
@@ -268,9 +297,14 @@ class Embedder:
     def _onnx_session(self, model: Any, path: str) -> Any:
         import onnxruntime as ort
 
-        onnx_file = _onnx_path(path)
-        if not os.path.exists(onnx_file):
-            _export_onnx(model, onnx_file)
+        fp32_file = _onnx_path(path)
+        if not os.path.exists(fp32_file):
+            _export_onnx(model, fp32_file)
+        onnx_file = fp32_file
+        if self.precision == "int8":
+            onnx_file = _onnx_path(path, "int8")
+            if not os.path.exists(onnx_file):
+                _quantize_onnx(fp32_file, onnx_file)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self._threads
         opts.inter_op_num_threads = 1

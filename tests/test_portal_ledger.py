@@ -1,5 +1,5 @@
 """Requests (the ledger) in the portal: filters, a page per request with its trail, streamed CSV,
-and feedback on served answers moving the adaptive threshold."""
+and feedback on served answers moving the adaptive strictness."""
 
 from __future__ import annotations
 
@@ -84,12 +84,14 @@ def test_csv_streams_the_filtered_ledger(actors: Actors, client: Client) -> None
     assert actors.key.digest not in str(rows)
 
 
-def test_feedback_moves_the_semantic_threshold(actors: Actors, client: Client) -> None:
+def test_feedback_moves_the_semantic_strictness(actors: Actors, client: Client) -> None:
     row = make_ledger_row(actors.tenant, actors.key, technique="semantic", similarity=0.86)
-    before = OptimizerSettings.objects.get_or_create(tenant=actors.tenant)[0].semantic_threshold
+    OptimizerSettings.objects.get_or_create(tenant=actors.tenant)
     response = client.post(f"/portal/requests/{row.request_id}/feedback/", {"correct": "0"})
     assert response.status_code == 302
     assert Feedback.objects.get(request_log=row).correct is False
     state = OptimizerSettings.objects.get(tenant=actors.tenant).adaptive_state
-    assert state["threshold"] > before  # a wrong semantic answer makes matching stricter
+    assert state["level"] > 0  # a wrong semantic answer makes matching stricter
+    page = client.get("/portal/settings/").content.decode()
+    assert "Adaptive strictness" in page and "judge probability of <strong>0.02</strong>" in page
     assert client.post("/portal/requests/req_nope/feedback/", {"correct": "0"}).status_code == 404

@@ -133,3 +133,14 @@ def test_one_writer_many_readers() -> None:
     assert not errors
     assert index.is_ann("p")
     assert index.partition_size("p") == 800 - 14
+
+
+def test_vector_returns_the_stored_direction(index: VectorIndex) -> None:
+    v = units(3, seed=5)
+    index.add_many("p", [1, 2, 3], v)
+    got = index.vector("p", 2)
+    assert got is not None and got.shape == (DIM,)
+    assert float(np.linalg.norm(got)) == pytest.approx(1.0, abs=1e-5)
+    assert float(got @ v[1]) > 0.995  # int8 rounding in the ANN form moves it by about 0.002
+    index.remove("p", 2)
+    assert index.vector("p", 2) is None and index.vector("other", 1) is None

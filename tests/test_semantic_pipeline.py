@@ -120,39 +120,45 @@ def test_hard_negatives_miss(original: str, variant: str, kit: TenantKit) -> Non
     assert semantic and semantic[0]["verifier"] not in (None, "ok"), semantic
 
 
-def test_wrong_feedback_raises_the_threshold_until_the_paraphrase_misses(kit: TenantKit) -> None:
+def test_wrong_feedback_raises_the_strictness_until_the_paraphrase_misses(kit: TenantKit) -> None:
     stored(kit, GREEN_TEA)
     answer, h = wait_semantic(kit, GREEN_TEA_FAR)
     assert h["x-leo-cache"] == "semantic" and answer.startswith(tag(GREEN_TEA))
-    similarity = float(h["x-leo-similarity"])
-    thresholds = []
-    for _ in range(30):  # each "wrong" raises the threshold by 0.01 (AdaptiveThreshold.step_up)
+    levels, rules = [], []
+    # Each "wrong" raises the level by 0.02 (AdaptiveStrictness.step_up): the judge's floor
+    # climbs to 0.95 over 50 of them, then the cosine threshold to 0.99 over 50 more.
+    for _ in range(110):
         r = feedback(kit, h["x-leo-request-id"], correct=False)
         assert r.status_code == 200, r.text
-        assert r.json()["technique"] == "semantic"
-        thresholds.append(r.json()["semantic_threshold"])
+        body = r.json()
+        assert body["technique"] == "semantic"
+        levels.append(body["semantic_strictness"])
+        rules.append((body["semantic_threshold"], body["semantic_min_probability"]))
         answer, h = ask(kit, GREEN_TEA_FAR, headers={"Cache-Control": "no-store"})
         if h["x-leo-cache"] != "semantic":
             break
     assert h["x-leo-cache"] == "miss" and answer.startswith(tag(GREEN_TEA_FAR))
-    assert thresholds == sorted(thresholds) and len(set(thresholds)) == len(thresholds)
-    # served while similarity >= threshold (the header rounds the similarity to 4 decimals)
-    assert thresholds[-1] > similarity - 1e-4
-    if len(thresholds) > 1:
-        assert thresholds[-2] <= similarity + 1e-4
+    assert levels == sorted(levels) and len(set(levels)) == len(levels) and len(levels) > 1
+    assert rules == sorted(rules) and rules[0] == (pytest.approx(0.80), pytest.approx(0.019))
+    [row] = wait_for_rows(RequestLog, 1, request_id=h["x-leo-request-id"])
+    [stage] = [s for s in row.trail["stages"] if s["stage"] == "semantic"]
+    assert stage["reason"] in ("verifier:judge", "below_threshold"), stage
+    assert (stage["threshold"], stage["min_probability"]) == (
+        pytest.approx(rules[-1][0], abs=1e-4), pytest.approx(rules[-1][1], abs=1e-4))
     state = OptimizerSettings.objects.get(tenant=kit.tenant).adaptive_state
-    assert state["threshold"] == pytest.approx(thresholds[-1]) and state["total_wrong"] == len(thresholds)
-    assert Feedback.objects.filter(tenant=kit.tenant, correct=False).count() == len(thresholds)
+    assert state["level"] == pytest.approx(levels[-1]) and state["total_wrong"] == len(levels)
+    assert Feedback.objects.filter(tenant=kit.tenant, correct=False).count() == len(levels)
 
 
-def test_right_feedback_lowers_the_threshold_a_little(kit: TenantKit) -> None:
+def test_right_feedback_lowers_the_strictness_a_little(kit: TenantKit) -> None:
+    OptimizerSettings.objects.update_or_create(
+        tenant=kit.tenant, defaults={"adaptive_state": {"axis": "judge-then-cosine", "level": 0.5}})
     stored(kit, ORIGINAL)
     _, h = wait_semantic(kit, PARAPHRASE)
     r = feedback(kit, h["x-leo-request-id"], correct=True)
     assert r.status_code == 200
-    threshold = r.json()["semantic_threshold"]
-    default = OptimizerSettings._meta.get_field("semantic_threshold").default
-    assert default - 0.001 < threshold < default
+    assert 0.5 - 0.001 < r.json()["semantic_strictness"] < 0.5
+    assert r.json()["semantic_threshold"] == OptimizerSettings._meta.get_field("semantic_threshold").default
 
 
 def test_feedback_errors_use_the_openai_envelope(kit: TenantKit, make_tenant: Callable[..., TenantKit]) -> None:

@@ -1,4 +1,4 @@
-"""The decision rule, the verified-candidate choice and the adaptive threshold."""
+"""The decision rule, the verified-candidate choice, the judge floor and the adaptive strictness."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ import random
 
 import pytest
 
-from optimizer.semantic import AdaptiveThreshold, Verdict, decide
-from optimizer.semantic.policy import choose, wilson_upper
+from optimizer.semantic import AdaptiveStrictness, Verdict, decide
+from optimizer.semantic.policy import (
+    COSINE_CEILING,
+    JUDGE_CEILING,
+    choose,
+    rule_at,
+    wilson_upper,
+)
 
 OK = Verdict(True, "ok")
 
@@ -53,34 +59,66 @@ def test_choose_does_not_fall_through_past_a_rejected_nearest() -> None:
     assert entry == 2
 
 
+def test_choose_asks_the_judge_only_above_a_positive_floor() -> None:
+    stored = [(1, 0.93, "What is the capital of France?")]
+    asked: list[int] = []
+
+    def judge(entry_id: int, text: str) -> float:
+        asked.append(entry_id)
+        return 0.6
+
+    entry, _ = choose("what's the capital city of France", stored, 0.80, 0.02, judge=judge)
+    assert entry == 1 and asked == []  # floor 0: the judge is not consulted
+    entry, _ = choose("what's the capital city of France", stored, 0.80, 0.02, judge=judge, min_probability=0.5)
+    assert entry == 1 and asked == [1]
+    entry, decision = choose("what's the capital city of France", stored, 0.80, 0.02, judge=judge,
+                             min_probability=0.7)
+    assert entry is None and decision.reason == "verifier:judge"
+
+
+def test_strictness_raises_the_judge_floor_first_then_the_cosine_threshold() -> None:
+    assert rule_at(0.0, 0.80) == (0.80, 0.0)
+    assert rule_at(0.5, 0.80) == pytest.approx((0.80, JUDGE_CEILING / 2))
+    assert rule_at(1.0, 0.80) == pytest.approx((0.80, JUDGE_CEILING))
+    assert rule_at(1.5, 0.80) == pytest.approx(((0.80 + COSINE_CEILING) / 2, JUDGE_CEILING))
+    assert rule_at(2.0, 0.80) == pytest.approx((COSINE_CEILING, JUDGE_CEILING))
+    assert rule_at(5.0, 0.80) == rule_at(2.0, 0.80) and rule_at(-1.0, 0.80) == rule_at(0.0, 0.80)
+
+
 def test_wrong_feedback_raises_right_feedback_lowers_slowly() -> None:
-    a = AdaptiveThreshold(threshold=0.80, bound=0.01, step_up=0.01)
-    assert a.record(False) == pytest.approx(0.81)
-    b = AdaptiveThreshold(threshold=0.80, bound=0.01, step_up=0.01)
+    a = AdaptiveStrictness(level=0.5, bound=0.01, step_up=0.02)
+    assert a.record(False) == pytest.approx(0.52)
+    b = AdaptiveStrictness(level=0.5, bound=0.01, step_up=0.02)
     b.record(True)
-    assert 0.80 - 0.0001 < b.threshold < 0.80
-    # Going down 0.01 takes many more "right" than going up takes "wrong".
+    assert 0.5 - 0.0002 < b.level < 0.5
+    # Going down a step takes many more "right" than going up takes "wrong".
     assert b.step_down < b.step_up / 50
 
 
 def test_limits_hold() -> None:
-    a = AdaptiveThreshold(threshold=0.98, ceiling=0.99)
+    a = AdaptiveStrictness(level=1.95)
     for _ in range(10):
         a.record(False)
-    assert a.threshold == 0.99
-    b = AdaptiveThreshold(threshold=0.71, floor=0.70)
+    assert a.level == 2.0
+    b = AdaptiveStrictness(level=0.01)
     for _ in range(20_000):
         b.record(True)
-    assert b.threshold == 0.70
+    assert b.level == 0.0
 
 
 def test_state_round_trips_through_a_dict() -> None:
-    a = AdaptiveThreshold(threshold=0.83)
+    a = AdaptiveStrictness(level=0.83)
     for ok in (True, True, False, True):
         a.record(ok)
-    b = AdaptiveThreshold.from_dict({**a.to_dict(), "unknown": 1})
+    b = AdaptiveStrictness.from_dict({**a.to_dict(), "unknown": 1})
     assert b.to_dict() == a.to_dict()
     assert b.record(True) == a.record(True)
+
+
+def test_state_of_the_cosine_only_staircase_restarts_at_level_zero() -> None:
+    old = {"threshold": 0.87, "bound": 0.01, "right": 3.0, "wrong": 2.0, "total_wrong": 2}
+    a = AdaptiveStrictness.from_dict(old)
+    assert a.level == 0.0 and a.total_wrong == 2
 
 
 def test_wilson_upper() -> None:
@@ -90,33 +128,33 @@ def test_wilson_upper() -> None:
 
 
 def _simulate(start: float, bound: float, steps: int, seed: int) -> tuple[float, int, int]:
-    """A tenant whose served answers are wrong with a probability that falls as the threshold
-    rises (10% at 0.75, 0.3% at 0.95); feedback arrives for every served answer."""
+    """A tenant whose served answers are wrong with a probability that falls as the strictness
+    rises (10% at level 0, 0.3% at level 1.5); feedback arrives for every served answer."""
     rng = random.Random(seed)
-    a = AdaptiveThreshold(threshold=start, bound=bound, floor=0.70, ceiling=0.99)
+    a = AdaptiveStrictness(level=start, bound=bound)
     wrong = right = 0
     for _ in range(steps):
-        p_wrong = max(0.001, 0.10 * (0.95 - a.threshold) / 0.20 + 0.003)
+        p_wrong = max(0.001, 0.10 * (1.5 - a.level) / 1.5 + 0.003)
         is_wrong = rng.random() < p_wrong
         wrong += is_wrong
         right += not is_wrong
         a.record(not is_wrong)
-    return a.threshold, wrong, right
+    return a.level, wrong, right
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_threshold_settles_where_the_wrong_rate_is_under_the_bound(seed: int) -> None:
-    threshold, _, _ = _simulate(0.75, 0.01, 20_000, seed)
-    # The threshold climbed from 0.75, where 10% of answers were wrong...
-    assert threshold > 0.90
-    # ...and over the second half of the run the realised rate stays under the 1% bound.
-    _, wrong2, right2 = _simulate(threshold, 0.01, 10_000, seed + 10)
+def test_strictness_settles_where_the_wrong_rate_is_under_the_bound(seed: int) -> None:
+    level, _, _ = _simulate(0.0, 0.01, 20_000, seed)
+    # The level climbed from 0, where 10% of answers were wrong...
+    assert level > 1.2
+    # ...and over a second run from there the realised rate stays under the 1% bound.
+    _, wrong2, right2 = _simulate(level, 0.01, 10_000, seed + 10)
     assert wrong2 / (wrong2 + right2) < 0.01
 
 
-def test_a_clean_tenant_gets_a_lower_threshold() -> None:
-    """Feedback that is always right lets the threshold drift down, slowly."""
-    a = AdaptiveThreshold(threshold=0.85, bound=0.01)
+def test_a_clean_tenant_gets_less_strict() -> None:
+    """Feedback that is always right lets the level drift down, slowly."""
+    a = AdaptiveStrictness(level=0.5, bound=0.01)
     for _ in range(2000):
         a.record(True)
-    assert 0.70 <= a.threshold < 0.85
+    assert 0.0 <= a.level < 0.5

@@ -6,8 +6,9 @@ for entries written in the last few seconds every `REFRESH_SECONDS`, so a new en
 every worker within a second. Deleted or expired entries are dropped from the replica when a
 lookup finds their row gone, and by a periodic sweep.
 
-The threshold is the tenant's adaptive one (moved by `POST /v1/feedback`, see
-`optimizer.semantic.policy.AdaptiveThreshold`), the margin and the bound come from its settings.
+The cosine threshold and the pair judge's floor come from the tenant's adaptive strictness (moved
+by `POST /v1/feedback`, see `optimizer.semantic.policy.AdaptiveStrictness` and `rule_at`) over
+its configured threshold; the margin and the wrong-answer bound come from its settings.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from django.utils import timezone
 from leo_optima.db import run_db
 
 from ..models import CacheEntry, Feedback, OptimizerSettings, RequestLog, Technique
-from ..semantic import AdaptiveThreshold, VectorIndex, conversation_text, get_embedder
-from ..semantic.policy import CANDIDATES, choose
+from ..semantic import AdaptiveStrictness, VectorIndex, conversation_text, get_embedder
+from ..semantic.judge import get_judge
+from ..semantic.policy import CANDIDATES, choose, rule_at
 from . import config
 from .exact_cache import Cached
 
@@ -172,9 +174,16 @@ def forget_entries(tenant_id: int, entry_ids: list[int]) -> None:
         _candidates.pop((tenant_id, entry_id), None)
 
 
-def threshold_of(cfg: config.TenantConfig) -> float:
-    state = cfg.adaptive_state
-    return float(state["threshold"]) if state and "threshold" in state else cfg.semantic_threshold
+def strictness_of(state: dict[str, Any] | None, bound: float) -> AdaptiveStrictness:
+    """The tenant's adaptive strictness from its saved state (fresh when there is none); the
+    wrong-answer bound is always the one in its settings now."""
+    return AdaptiveStrictness.from_dict({**(state or {}), "bound": bound})
+
+
+def rule_of(cfg: config.TenantConfig) -> tuple[float, float]:
+    """``(cosine threshold, judge floor)`` for this tenant now."""
+    level = strictness_of(cfg.adaptive_state, cfg.max_wrong_rate).level
+    return rule_at(level, cfg.semantic_threshold)
 
 
 async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, cfg: config.TenantConfig,
@@ -189,7 +198,7 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
     vector = await get_embedder().aencode_one(text)
     key = partition_key(tenant_id, partition)
     top = index.search(key, vector, k=CANDIDATES)
-    threshold = threshold_of(cfg)
+    threshold, min_probability = rule_of(cfg)
     # Fetch the stored texts of the candidates that could matter (the ones `choose` will verify);
     # an entry whose row is gone (purged, expired) leaves the replica and the list.
     candidates: list[tuple[int, float, str]] = []
@@ -206,13 +215,21 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
     if not candidates and top:
         candidates = [(entry_id, similarity, "") for entry_id, similarity in top[:1]
                       if similarity < threshold - cfg.semantic_margin]
-    chosen, decision = choose(text, candidates, threshold, cfg.semantic_margin)
+    def judge(entry_id: int, entry_text: str) -> float:
+        stored_vector = index.vector(key, entry_id)
+        if stored_vector is None:  # left the replica meanwhile: nothing to vouch for it
+            return 0.0
+        return get_judge().probability(vector, stored_vector, text, entry_text)
+
+    chosen, decision = choose(text, candidates, threshold, cfg.semantic_margin,
+                              judge=judge, min_probability=min_probability)
     candidate = stored.get(chosen) if chosen is not None else None
     similarity = round(decision.similarity, 4) if top else None
     verifier = decision.reason.split(":", 1)[1] if decision.reason.startswith("verifier:") else (
         "ok" if decision.hit else None)
     rec.stage(label, hit=decision.hit, reason=decision.reason, similarity=similarity,
-              threshold=round(threshold, 4), verifier=verifier, candidates=len(candidates),
+              threshold=round(threshold, 4), min_probability=round(min_probability, 4),
+              verifier=verifier, candidates=len(candidates),
               ms=round((time.perf_counter() - started) * 1000, 2))
     if decision.hit and candidate is not None:
         return candidate, vector, text
@@ -232,23 +249,25 @@ async def lookup(call: Call, rec: Record, plan: _Plan) -> Cached | None:
 # --- feedback -----------------------------------------------------------------------------------
 
 def record_feedback(tenant_id: int, request_id: str, correct: bool) -> dict[str, Any] | None:
-    """Store a verdict on a served answer; a verdict on a semantic hit moves the tenant's threshold."""
+    """Store a verdict on a served answer; a verdict on a semantic hit moves the tenant's strictness."""
     log_row = RequestLog.objects.filter(tenant_id=tenant_id, request_id=request_id).first()
     if log_row is None:
         return None
     with transaction.atomic():
         Feedback.objects.update_or_create(request_log=log_row, defaults={"tenant_id": tenant_id, "correct": correct})
-        threshold = None
+        rule: dict[str, float] = {}
         if log_row.technique == Technique.SEMANTIC:
             settings_row = OptimizerSettings.objects.select_for_update().filter(tenant_id=tenant_id).first()
             if settings_row is None:
                 settings_row = config.get_settings_row(tenant_id)
-            state = settings_row.adaptive_state or {"threshold": settings_row.semantic_threshold,
-                                                    "bound": settings_row.max_wrong_rate}
-            adaptive = AdaptiveThreshold.from_dict(state)
-            threshold = adaptive.record(correct)
+            adaptive = strictness_of(settings_row.adaptive_state, settings_row.max_wrong_rate)
+            level = adaptive.record(correct)
             settings_row.adaptive_state = adaptive.to_dict()
             settings_row.save(update_fields=["adaptive_state", "updated_at"])
+            threshold, min_probability = rule_at(level, settings_row.semantic_threshold)
+            rule = {"semantic_strictness": round(level, 6), "semantic_threshold": round(threshold, 6),
+                    "semantic_min_probability": round(min_probability, 6)}
     config.forget(tenant_id)
     return {"request_id": request_id, "correct": correct, "technique": log_row.technique,
-            "semantic_threshold": threshold}
+            "semantic_strictness": None, "semantic_threshold": None, "semantic_min_probability": None,
+            **rule}

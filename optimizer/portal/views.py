@@ -21,7 +21,8 @@ from django.views.decorators.http import require_POST
 from optimizer import cache_admin
 from optimizer.models import CacheEntry, Feedback, RequestLog, Technique
 from optimizer.pipeline import config
-from optimizer.pipeline.semantic_stage import record_feedback
+from optimizer.pipeline.semantic_stage import record_feedback, strictness_of
+from optimizer.semantic.policy import rule_at
 from tenants.models import ApiKey, AuditEvent
 from tenants.portal import portal_view, render_portal
 from tenants.portal.urlbase import public_base_url
@@ -167,13 +168,15 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
 @portal_view()
 @require_POST
 def request_feedback(request: HttpRequest, request_id: str) -> HttpResponse:
-    """Mark a served answer right or wrong; a verdict on a semantic hit moves the adaptive threshold."""
+    """Mark a served answer right or wrong; a verdict on a semantic hit moves the adaptive strictness."""
     correct = request.POST.get("correct") == "1"
     result = record_feedback(_tenant_id(request), request_id, correct)
     if result is None:
         raise Http404("No such request")
-    if result.get("semantic_threshold") is not None:
-        messages.success(request, f"Thanks. The semantic threshold is now {result['semantic_threshold']:.3f}.")
+    if result.get("semantic_strictness") is not None:
+        messages.success(request, f"Thanks. Semantic matching now needs similarity "
+                                  f"{result['semantic_threshold']:.3f} and judge probability "
+                                  f"{result['semantic_min_probability']:.2f}.")
     else:
         messages.success(request, "Thanks, recorded.")
     nxt = request.POST.get("next", "")
@@ -259,7 +262,12 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     if not can_manage:
         for field in form.fields.values():
             field.disabled = True
-    adaptive = row.adaptive_state or {}
+    adaptive: dict[str, Any] = {}
+    if row.adaptive_state:
+        level = strictness_of(row.adaptive_state, row.max_wrong_rate).level
+        threshold, min_probability = rule_at(level, row.semantic_threshold)
+        adaptive = {"level": level, "threshold": threshold, "min_probability": min_probability,
+                    "bound": row.max_wrong_rate}
     return render_portal(request, "optimizer/settings.html", {"section": "settings", "form": form,
                                                               "adaptive": adaptive}, status=status)
 

@@ -5,9 +5,10 @@ Typical lookup (inside the pipeline, per request)::
 
     text = conversation_text(messages)
     vec = await get_embedder().aencode_one(text)
-    top = index.search(partition, vec, k=2)            # [(entry_id, similarity), ...]
-    verdict = verify(text, stored_text_of(top[0][0])) if top else None
-    decision = decide([s for _, s in top], verdict, threshold.threshold, DEFAULT_MARGIN)
+    top = index.search(partition, vec, k=CANDIDATES)   # [(entry_id, similarity), ...]
+    threshold, min_probability = rule_at(strictness.level, tenant_threshold)
+    entry_id, decision = choose(text, [(i, s, stored_text_of(i)) for i, s in top], threshold,
+                                DEFAULT_MARGIN, judge=judge_closure, min_probability=min_probability)
 
 See docs/semantic_cache.md for the definitions and the measured figures.
 """
@@ -20,7 +21,7 @@ from .policy import (
     DEFAULT_MARGIN,
     DEFAULT_THRESHOLD,
     DEFAULT_WRONG_RATE_BOUND,
-    AdaptiveThreshold,
+    AdaptiveStrictness,
     Decision,
     decide,
 )
@@ -31,7 +32,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DEFAULT_WRONG_RATE_BOUND",
     "DIM",
-    "AdaptiveThreshold",
+    "AdaptiveStrictness",
     "Decision",
     "Embedder",
     "VectorIndex",

@@ -170,6 +170,18 @@ class _Partition:
         top = top[np.argsort(-sims[top])]
         return [(int(self.ids[i]), float(sims[i])) for i in top]
 
+    def vector(self, entry_id: int) -> np.ndarray | None:
+        if self.ann is not None:
+            raw = self.ann.get(entry_id)
+            if raw is None:
+                return None
+            # usearch hands back the stored int8 codes; their direction is the vector's.
+            vec = np.asarray(raw, dtype=np.float32).reshape(DIM)
+            norm = float(np.linalg.norm(vec))
+            return vec / norm if norm else vec
+        row = self.row_of.get(entry_id)
+        return None if row is None else self.vecs[row].copy()
+
     def _promote(self) -> None:
         ann = Index(
             ndim=DIM,
@@ -286,6 +298,14 @@ class VectorIndex:
         q = np.asarray(vector, dtype=np.float32).reshape(DIM)
         with part.lock.read():
             return part.search(q, k)
+
+    def vector(self, partition: str, entry_id: int) -> np.ndarray | None:
+        """The stored unit vector of one entry (int8-rounded in ANN partitions), or ``None``."""
+        part = self._get(partition)
+        if part is None:
+            return None
+        with part.lock.read():
+            return part.vector(int(entry_id))
 
     def __contains__(self, item: tuple[str, int]) -> bool:
         partition, entry_id = item

@@ -744,3 +744,13 @@ def lexical_overlap(a: str, b: str) -> float:
     if not fa or not fb:
         return 0.0
     return len(fa & fb) / len(fa | fb)
+
+
+def word_tokens(text: str) -> list[str]:
+    """The verifier's tokens of ``text``: lower-cased words, numbers and symbols, in order."""
+    return list(_features(text).tokens)
+
+
+def content_words(text: str) -> set[str]:
+    """The stems of ``text``'s content words (stopwords dropped), as ``lexical_overlap`` uses."""
+    return set(_features(text).content)

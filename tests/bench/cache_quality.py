@@ -58,11 +58,13 @@ import numpy as np
 from optimizer.semantic import (
     DEFAULT_MARGIN,
     DEFAULT_THRESHOLD,
+    DEFAULT_WRONG_RATE_BOUND,
     Decision,
     VectorIndex,
     get_embedder,
 )
-from optimizer.semantic.policy import CANDIDATES, choose
+from optimizer.semantic.judge import get_judge
+from optimizer.semantic.policy import CANDIDATES, AdaptiveStrictness, choose, rule_at
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
@@ -79,11 +81,24 @@ class Rule:
     threshold: float
     margin: float
     verifier: bool
+    min_probability: float = 0.0  # the pair judge's floor; 0 leaves the judge out, as by default
+    # With ``learn``, every served answer gets feedback (right or wrong) and the strictness moves
+    # the threshold and the judge's floor as in production (``rule_at`` over ``base``).
+    learn: AdaptiveStrictness | None = None
+    base: float = DEFAULT_THRESHOLD
 
     chosen: int | None = None
 
-    def decide(self, query: str, top: list[tuple[int, float]], texts: dict[int, str]) -> Decision:
-        """Decide on the nearest entries; ``self.chosen`` is then the entry served (or None)."""
+    def decide(
+        self,
+        query: str,
+        qvec: np.ndarray,
+        top: list[tuple[int, float]],
+        texts: dict[int, str],
+        vecs: np.ndarray | dict[int, np.ndarray],
+    ) -> Decision:
+        """Decide on the nearest entries; ``self.chosen`` is then the entry served (or None).
+        ``vecs[entry_id]`` is a stored entry's embedding (the pair judge reads it)."""
         sims = [s for _, s in top]
         self.chosen = None
         if not self.verifier:
@@ -91,11 +106,25 @@ class Rule:
                 self.chosen = top[0][0]
                 return Decision(True, "hit", sims[0])
             return Decision(False, "below_threshold", sims[0] if sims else 0.0)
+        judge = None
+        if self.min_probability > 0:
+            pair_judge = get_judge()
+            judge = lambda i, text: pair_judge.probability(qvec, vecs[i], query, text)
         chosen, decision = choose(
-            query, [(i, s, texts[i]) for i, s in top], self.threshold, self.margin
+            query,
+            [(i, s, texts[i]) for i, s in top],
+            self.threshold,
+            self.margin,
+            judge=judge,
+            min_probability=self.min_probability,
         )
         self.chosen = chosen
         return decision
+
+    def feedback(self, correct: bool) -> None:
+        """A verdict on a served answer: move the strictness (when learning) and the rule with it."""
+        if self.learn is not None:
+            self.threshold, self.min_probability = rule_at(self.learn.record(correct), self.base)
 
 
 @dataclass
@@ -190,15 +219,17 @@ def eval_gptcache(p: Prepared, rule: Rule, queries: range) -> Tally:
     t = Tally()
     for i in queries:
         top = index.search("g", p.g_qvec[i], k=CANDIDATES)
-        d = rule.decide(p.g_queries[i], top, texts)
+        d = rule.decide(p.g_queries[i], p.g_qvec[i], top, texts, p.g_svec)
         t.n += 1
         t.reasons[d.reason] += 1
         if not d.hit:
             t.missed += 1
         elif rule.chosen == p.g_own[i]:
             t.right += 1
+            rule.feedback(True)
         else:
             t.wrong += 1
+            rule.feedback(False)
     return t
 
 
@@ -221,15 +252,17 @@ def eval_qqp(p: Prepared, rule: Rule, half: int) -> Tally:
         label = int(p.qqp[i]["label"])
         t.positives += label
         top = index.search("q", p.qqp_bvec[i], k=CANDIDATES)
-        d = rule.decide(p.qqp[i]["b"], top, texts)
+        d = rule.decide(p.qqp[i]["b"], p.qqp_bvec[i], top, texts, p.qqp_avec)
         t.n += 1
         t.reasons[d.reason] += 1
         if not d.hit:
             t.missed += 1
         elif rule.chosen == i and label == 1:
             t.right += 1
+            rule.feedback(True)
         else:
             t.wrong += 1
+            rule.feedback(False)
     return t
 
 
@@ -243,7 +276,7 @@ def eval_pairs(rows: list[dict], svec: np.ndarray, qvec: np.ndarray, rule: Rule,
         part = f"p{i}"
         index.add(part, 0, svec[i])
         top = index.search(part, qvec[i], k=CANDIDATES)
-        d = rule.decide(r["query"], top, {0: r["stored"]})
+        d = rule.decide(r["query"], qvec[i], top, {0: r["stored"]}, {0: svec[i]})
         t.n += 1
         t.reasons[d.reason] += 1
         if d.hit:
@@ -287,10 +320,31 @@ def report(p: Prepared) -> None:
         para, _ = eval_pairs(p.para, p.para_svec, p.para_qvec, rule, positive=True)
         print(para.row("own paraphrases", rule.name))
         print()
-    print("QQP with the LEO rule at stricter thresholds (what the adaptive threshold moves along):")
-    for thr in (0.85, 0.90, 0.95):
-        strict = Rule(f"LEO thr {thr:.2f}", thr, DEFAULT_MARGIN, True)
+    print("The LEO rule along the adaptive strictness (level 0-1 raises the judge's floor, 1-2 the threshold):")
+    for level in (0.5, 0.8, 0.9, 0.95, 1.0, 1.25, 1.5):
+        thr, floor = rule_at(level, DEFAULT_THRESHOLD)
+        strict = Rule(f"LEO level {level:.2f}", thr, DEFAULT_MARGIN, True, floor)
         print(eval_qqp(p, strict, 2).row("QQP half 2 (eval)", strict.name))
+    for level in (0.5, 0.9):
+        thr, floor = rule_at(level, DEFAULT_THRESHOLD)
+        strict = Rule(f"LEO level {level:.2f}", thr, DEFAULT_MARGIN, True, floor)
+        print(eval_gptcache(p, strict, range(500, g_n)).row("GPTCache eval (500-998)", strict.name))
+    print()
+    print("After feedback: a tenant whose every served answer got a verdict (right or wrong) on the")
+    print("tuning half, then measured on the evaluation half with the strictness it reached:")
+    for bound in (0.05, DEFAULT_WRONG_RATE_BOUND):
+        for name, learn_on, measure in (
+            ("QQP", lambda r: eval_qqp(p, r, 1), lambda r: eval_qqp(p, r, 2)),
+            ("GPTCache", lambda r: eval_gptcache(p, r, range(500)), lambda r: eval_gptcache(p, r, range(500, g_n))),
+        ):
+            rule = Rule(f"bound {bound:.2f}", DEFAULT_THRESHOLD, DEFAULT_MARGIN, True,
+                        learn=AdaptiveStrictness(bound=bound))
+            learn_on(rule)
+            level = rule.learn.level
+            rule.learn = None  # measure with the strictness reached, no more feedback
+            rule.name = f"bound {bound:.2f} lvl {level:.2f}"
+            tally = measure(rule)
+            print(tally.row(f"{name} eval, after feedback", rule.name))
     print()
     kinds = Counter(r["kind"] for r in p.hard)
     print("hard negatives wrongly served, by kind:")

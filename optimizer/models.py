@@ -162,7 +162,7 @@ class RequestLog(models.Model):
 
 
 class Feedback(models.Model):
-    """A client's or user's verdict on a served answer; drives the adaptive semantic threshold."""
+    """A client's or user's verdict on a served answer; drives the adaptive semantic strictness."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     request_log = models.ForeignKey(RequestLog, on_delete=models.CASCADE, related_name="feedback")

@@ -45,6 +45,7 @@ def test_optimizer_settings_saved_and_audited(actors: Actors) -> None:
     ("routing_rules_text", '[{"from_model": "a", "to_model": "b", "bogus": 1}]', "unknown field"),
     ("semantic_threshold", "1.7", "Between"),
     ("semantic_threshold", "abc", "Enter a number"),
+    ("max_wrong_rate", "0", "Between"),  # a zero bound would leave the staircase nowhere to settle
     ("cache_ttl_seconds", "-5", ""),
     ("prompt_mode", "wild", "Select a valid choice"),
 ])

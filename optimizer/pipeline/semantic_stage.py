@@ -176,8 +176,9 @@ def forget_entries(tenant_id: int, entry_ids: list[int]) -> None:
 
 def strictness_of(state: dict[str, Any] | None, bound: float) -> AdaptiveStrictness:
     """The tenant's adaptive strictness from its saved state (fresh when there is none); the
-    wrong-answer bound is always the one in its settings now."""
-    return AdaptiveStrictness.from_dict({**(state or {}), "bound": bound})
+    wrong-answer bound is always the one in its settings now (held inside the open interval the
+    staircase needs, since the admin can store any float)."""
+    return AdaptiveStrictness.from_dict({**(state or {}), "bound": min(max(bound, 1e-4), 0.49)})
 
 
 def rule_of(cfg: config.TenantConfig) -> tuple[float, float]:

@@ -109,7 +109,7 @@ class OptimizerSettingsForm(forms.ModelForm):
             self.initial["routing_rules_text"] = json.dumps(self.instance.routing_rules or [], indent=2)
         # Bounds that keep the pipeline sane; the model fields alone would accept any float.
         for name, low, high in (("semantic_threshold", 0.5, 1.0), ("semantic_margin", 0.0, 0.5),
-                                ("max_wrong_rate", 0.0, 0.5)):
+                                ("max_wrong_rate", 0.001, 0.49)):
             self.fields[name].validators.append(_range(low, high))
         self.fields["cache_ttl_seconds"].validators.append(_range(60, 365 * 24 * 3600))
         self.fields["cache_max_entries"].validators.append(_range(1, 10_000_000))

@@ -172,6 +172,11 @@ HOSTILE: list[tuple[str, bytes | None, dict[str, Any] | None, dict[str, str], tu
      {"X-LEO-Cache-TTL": "-5"}, (400,)),
     ("long namespace", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
      {"X-LEO-Cache-Namespace": "n" * 500}, (400,)),
+    # PostgreSQL text cannot hold NUL: a NUL in anything that reaches a query must be refused first.
+    ("NUL in model", None, {"model": "gpt-4o-mini\u0000", "messages": [{"role": "user", "content": "hi"}]}, {},
+     (400,)),
+    ("NUL in content", None, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "h\u0000i"}],
+                              "user": "u\u0000"}, {"Cache-Control": "no-cache, no-store"}, (200, 400)),
     ("embeddings streamed", None, {"model": "text-embedding-3-small", "input": "x", "stream": True}, {}, (400,)),
     ("embeddings empty input", None, {"model": "text-embedding-3-small", "input": []}, {}, (400,)),
 ]
@@ -223,6 +228,9 @@ def test_wrong_methods_paths_and_content_types(quiet_kit: TenantKit) -> None:
         assert_openai_error(http.get("/v1/analytics", params={"start": "yesterday"}), 400)
         assert_openai_error(http.get("/v1/models/no-such-model"), 404)
         assert_openai_error(http.delete("/v1/cache", params={"older_than": "old"}), 400)
+        assert_openai_error(http.delete("/v1/cache", params={"model": "\x00"}), 400)  # NUL: PostgreSQL refuses it
+        assert_openai_error(http.get("/v1/analytics", params={"start": "2026-01-01\x00"}), 400)
+        assert_openai_error(http.post("/v1/feedback", json={"request_id": "req_\x00", "correct": True}), 400)
         assert_openai_error(http.post("/v1/feedback", json={"request_id": "x" * 500, "correct": "maybe"}), 400)
         r = http.post("/v1/chat/completions", content=b'{"model":"gpt-4o-mini"}', headers={"Content-Type":
                                                                                           "text/plain"})

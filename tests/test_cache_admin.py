@@ -253,3 +253,20 @@ def test_purge_in_process_reaches_the_server_through_redis(make_tenant: Any) -> 
         assert ask(kit, q) == "miss"
         wait_for_rows(CacheEntry, 1, tenant=kit.tenant)
         asyncio.run(purge(kit.tenant.pk))
+
+
+@pytest.mark.django_db
+def test_an_answer_with_nul_characters_gets_no_entry_row() -> None:
+    """PostgreSQL's jsonb refuses NUL: such an answer stays in the exact cache only (on every backend),
+    while a NUL in the question is only dropped from the entry's text."""
+    from optimizer.pipeline.exact_cache import Cached, record_entry
+
+    def entry(answer: str, text: str) -> CacheEntry | None:
+        cached = Cached(response={"choices": [{"message": {"content": answer}}]}, prompt_tokens=1,
+                        completion_tokens=1, request_text=text, key_hash="k" * 64)
+        return record_entry(1, cached, scope_hash="s", model="m", namespace="", ttl=60, embedding=None)
+
+    assert entry("a\x00b", "q") is None
+    row = entry("ab", "q\x00?")
+    assert row is not None and row.request_text == "q?"
+    assert entry("a literal \\u0000 is fine", "q") is not None

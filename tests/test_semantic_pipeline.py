@@ -196,3 +196,18 @@ def test_new_entry_reaches_another_server_process_within_a_second(kit: TenantKit
     assert h["x-leo-cache"] == "semantic" and answer.startswith(tag(ORIGINAL))
     # The replica polls every 0.3 s; the bound leaves room for a loaded 2-core machine.
     assert visible_after < 2.0, f"entry took {visible_after:.2f} s to reach the other process"
+
+
+def test_nul_characters_are_answered_ledgered_and_cached_without_holding_up_the_ledger(kit: TenantKit) -> None:
+    """PostgreSQL text cannot hold NUL. A question with one is still answered, ledgered and cached
+    (its entry's text without the NUL), and the rows written after it are not held up."""
+    text = "What is the capital\x00 city of Peru?"
+    answer, h = ask(kit, text)
+    assert h["x-leo-cache"] == "miss" and answer.startswith(tag(text))
+    [row] = wait_for_rows(RequestLog, 1, request_id=h["x-leo-request-id"])
+    assert row.upstream_calls == 1
+    [entry] = wait_for_rows(CacheEntry, 1, tenant=kit.tenant)
+    assert entry.request_text == text.replace("\x00", "")
+    answer_again, h = ask(kit, text)
+    assert h["x-leo-cache"] == "exact" and answer_again == answer
+    stored(kit, ORIGINAL)  # and a later entry is written

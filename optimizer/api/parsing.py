@@ -77,6 +77,16 @@ def _require_model(body: dict[str, Any]) -> None:
         raise _bad("You must provide a model parameter.", "model", "missing_required_parameter")
     if not isinstance(model, str) or not model.strip() or len(model) > 200:
         raise _bad("`model` must be a non-empty string.", "model")
+    if "\x00" in model:  # the model name lands in the ledger, and PostgreSQL text cannot hold NUL
+        raise _bad("`model` must not contain NUL characters.", "model")
+
+
+def query_text(request: HttpRequest, name: str) -> str | None:
+    """A query parameter as text, or None when absent or empty; NUL is refused (PostgreSQL cannot hold it)."""
+    value = request.GET.get(name) or None
+    if value is not None and "\x00" in value:
+        raise _bad(f"`{name}` must not contain NUL characters.", name)
+    return value
 
 
 def _check_int(body: dict[str, Any], name: str, low: int, high: int) -> None:

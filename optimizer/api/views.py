@@ -216,14 +216,14 @@ class CacheView(ProxyView):
 
     async def delete(self, request: HttpRequest) -> HttpResponse:
         principal = await self.principal(request)
-        older = request.GET.get("older_than")
+        older = parsing.query_text(request, "older_than")
         try:
             older_than = int(older) if older else None
         except ValueError:
             raise ProxyError(400, "older_than must be a number of seconds.", param="older_than") from None
         if older_than is not None and not 0 <= older_than <= 100 * 365 * 24 * 3600:  # timedelta overflows beyond
             raise ProxyError(400, "older_than must be between 0 and 3153600000 seconds.", param="older_than")
-        deleted = await cache_admin.purge(principal.tenant_id, model=request.GET.get("model") or None,
+        deleted = await cache_admin.purge(principal.tenant_id, model=parsing.query_text(request, "model"),
                                           older_than_seconds=older_than)
         return json_response({"deleted": deleted})
 

@@ -49,7 +49,7 @@ import gzip
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +86,8 @@ class Rule:
     # the threshold and the judge's floor as in production (``rule_at`` over ``base``).
     learn: AdaptiveStrictness | None = None
     base: float = DEFAULT_THRESHOLD
+    # ``scorer(qvec, cvec, query, text)`` in place of the pair judge (tests/bench/cross_encoder.py).
+    scorer: Callable[[np.ndarray, np.ndarray, str, str], float] | None = None
 
     chosen: int | None = None
 
@@ -108,8 +110,8 @@ class Rule:
             return Decision(False, "below_threshold", sims[0] if sims else 0.0)
         judge = None
         if self.min_probability > 0:
-            pair_judge = get_judge()
-            judge = lambda i, text: pair_judge.probability(qvec, vecs[i], query, text)
+            scorer = self.scorer or get_judge().probability
+            judge = lambda i, text: scorer(qvec, vecs[i], query, text)
         chosen, decision = choose(
             query,
             [(i, s, texts[i]) for i, s in top],
@@ -137,6 +139,7 @@ class Tally:
     missed: int = 0
     positives: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    served_instead: list[tuple[int, int]] = field(default_factory=list)  # (query, entry served) when wrong
 
     def row(self, dataset: str, rule: str) -> str:
         pct = lambda x: f"{x:5d} {100 * x / max(1, self.n):5.1f}%"
@@ -229,6 +232,7 @@ def eval_gptcache(p: Prepared, rule: Rule, queries: range) -> Tally:
             rule.feedback(True)
         else:
             t.wrong += 1
+            t.served_instead.append((i, rule.chosen))
             rule.feedback(False)
     return t
 
@@ -352,16 +356,24 @@ def report(p: Prepared) -> None:
         cells = "  ".join(f"{name}: {hard_kinds[name][kind]}/{total}" for name in hard_kinds)
         print(f"  {kind:<10} {cells}")
     rule = rules[0]
+    default = eval_gptcache(p, rule, range(g_n))
     print("\nwhy LEO missed or refused (GPTCache all):")
-    for reason, count in eval_gptcache(p, rule, range(g_n)).reasons.most_common():
+    for reason, count in default.reasons.most_common():
         print(f"  {reason:<22} {count}")
+    # The protocol counts any origin but the paraphrase's own as wrong; print how close each
+    # served statement is to that own origin, with both texts, to read what was served.
+    print("\nGPTCache answers LEO served from another origin (cosine of served to own origin):")
+    for i, served in default.served_instead:
+        own = p.g_own[i]
+        print(f"  {float(p.g_svec[served] @ p.g_svec[own]):.3f}  asked: {p.g_queries[i][:90]}")
+        print(f"         own:    {p.g_stored[own][:90]}\n         served: {p.g_stored[served][:90]}")
 
 
 def grid(p: Prepared) -> None:
     """Score threshold x margin on the tuning halves only (GPTCache 0-499, QQP half 1)."""
     print(f"{'thr':>5} {'margin':>6} | GPTCache tune right/wrong/missed | QQP-1 precision recall | hard wrong")
     for thr in (0.70, 0.72, 0.75, 0.78, 0.80, 0.85):
-        for margin in (0.0, 0.005, 0.01, 0.015, 0.02):
+        for margin in (0.0, 0.005, 0.01, 0.015, 0.02, 0.03):
             rule = Rule("grid", thr, margin, True)
             g = eval_gptcache(p, rule, range(500))
             q = eval_qqp(p, rule, 1)

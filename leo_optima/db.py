@@ -1,4 +1,4 @@
-"""Running ORM code from the async hot path.
+"""Running ORM code from the async hot path, and what the databases cannot store.
 
 `run_db` runs a function in a worker thread (not the single thread-sensitive executor, which would
 serialise every request of a worker) and closes that thread's connection afterwards, returning it to
@@ -8,7 +8,7 @@ the psycopg pool, since threads of the executor live outside Django's request cy
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections
@@ -29,3 +29,20 @@ def _closing(fn: Callable[P, R]) -> Callable[P, R]:
 
 async def run_db(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     return await sync_to_async(_closing(fn), thread_sensitive=False)(*args, **kwargs)
+
+
+def has_nul(value: Any) -> bool:
+    """Whether any string in a JSON-like value holds a NUL character, which PostgreSQL's text and
+    jsonb refuse (a DataError on save). Iterative, so deep nesting cannot exhaust the stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False

@@ -43,6 +43,8 @@ def test_optimizer_settings_saved_and_audited(actors: Actors) -> None:
     ("routing_rules_text", '{"a": 1}', "a list of objects"),
     ("routing_rules_text", '[{"from_model": "a"}]', "Rule 1"),
     ("routing_rules_text", '[{"from_model": "a", "to_model": "b", "bogus": 1}]', "unknown field"),
+    # jsonb refuses NUL, even escaped: a form error, not a DataError on PostgreSQL
+    ("routing_rules_text", '[{"from_model": "gpt-4o\\u0000", "to_model": "gpt-4o-mini"}]', "NUL"),
     ("semantic_threshold", "1.7", "Between"),
     ("semantic_threshold", "abc", "Enter a number"),
     ("max_wrong_rate", "0", "Between"),  # a zero bound would leave the staircase nowhere to settle

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from leo_optima.db import has_nul
 from leo_optima.state import StateUnavailable, get_state
 
 from ..models import CacheEntry
@@ -78,29 +79,13 @@ async def put(tenant_id: int, cached: Cached, ttl: int) -> None:
         pass
 
 
-def _has_nul(value: Any) -> bool:
-    """Whether any string in a JSON value holds a NUL character (iteratively: no recursion limit)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 def record_entry(tenant_id: int, cached: Cached, *, scope_hash: str, model: str, namespace: str, ttl: int,
                  embedding: bytes | None, is_part: bool = False) -> CacheEntry | None:
     """Queue the CacheEntry row (written behind). Returns the unsaved row, or None when the answer
     cannot be a row: PostgreSQL's jsonb refuses NUL characters, so such an answer (rare) lives in
     the exact cache only, on every backend alike."""
     dumped = cached.dumps()
-    if b"\\u0000" in dumped and _has_nul(cached.response):  # cheap test first
+    if b"\\u0000" in dumped and has_nul(cached.response):  # cheap test first
         return None
     size = len(dumped) + (len(embedding) if embedding else 0)
     entry = CacheEntry(

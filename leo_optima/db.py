@@ -46,3 +46,12 @@ def has_nul(value: Any) -> bool:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return False
+
+
+def refuse_nul(value: Any) -> None:
+    """Model field validator: a NUL anywhere in the value is a form error (admin and portal alike)
+    instead of a DataError from PostgreSQL on save."""
+    if has_nul(value):
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError("Text here must not contain NUL characters (\\u0000).", code="null_characters")

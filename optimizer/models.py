@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db import models
 
+from leo_optima.db import refuse_nul
 from tenants.models import ApiKey, Tenant
 
 from .semantic.policy import DEFAULT_MARGIN, DEFAULT_THRESHOLD, DEFAULT_WRONG_RATE_BOUND
@@ -65,8 +66,9 @@ class OptimizerSettings(models.Model):
     decomposition = models.BooleanField(default=True)
     prompt_mode = models.CharField(max_length=12, choices=PromptMode.choices, default=PromptMode.LOSSLESS)
     routing = models.BooleanField(default=False)
-    routing_rules = models.JSONField(default=list, blank=True,
-                                     help_text='[{"from_model": "gpt-4o", "to_model": "gpt-4o-mini", "max_prompt_tokens": 200}]')
+    routing_rules = models.JSONField(
+        default=list, blank=True, validators=[refuse_nul],
+        help_text='[{"from_model": "gpt-4o", "to_model": "gpt-4o-mini", "max_prompt_tokens": 200}]')
     non_deterministic = models.CharField(max_length=10, choices=NonDeterministic.choices,
                                          default=NonDeterministic.CACHE)
     cache_ttl_seconds = models.PositiveIntegerField(default=7 * 24 * 3600)

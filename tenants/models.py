@@ -13,6 +13,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
 
+from leo_optima.db import refuse_nul
+
 from . import crypto, keys
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -68,7 +70,7 @@ class Tenant(models.Model):
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
     # Empty: every model of the platform catalogue; otherwise only these model names.
-    allowed_models = models.JSONField(default=list, blank=True)
+    allowed_models = models.JSONField(default=list, blank=True, validators=[refuse_nul])
 
     class Meta:
         ordering = ["name"]
@@ -185,7 +187,7 @@ class ProviderCredential(models.Model):
     base_url = models.URLField(max_length=300)
     encrypted_key = models.TextField(editable=False)
     key_last4 = models.CharField(max_length=4, editable=False)
-    model_names = models.JSONField(default=list, blank=True)
+    model_names = models.JSONField(default=list, blank=True, validators=[refuse_nul])
     priority = models.PositiveSmallIntegerField(default=100)
     exclusive = models.BooleanField(default=False, help_text="Do not fall back to the platform upstream.")
     created_at = models.DateTimeField(auto_now_add=True)

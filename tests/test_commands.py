@@ -110,3 +110,22 @@ def test_rotate_provider_keys_moves_every_key_to_the_new_encryption_key(settings
     settings.LEO_ENCRYPTION_KEYS = old_keys
     with pytest.raises(ValueError):
         crypto.decrypt(cred.encrypted_key)
+
+
+@pytest.mark.django_db
+def test_json_settings_with_a_nul_are_validation_errors_not_database_errors() -> None:
+    """PostgreSQL's jsonb refuses NUL even escaped; the model validators (which the admin's forms
+    run) say so as a field error instead of a DataError on save."""
+    from django.core.exceptions import ValidationError
+
+    from optimizer.models import OptimizerSettings
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.create(name="Nul Co")
+    for row, field in ((Tenant(name="Other", slug="other", allowed_models=["gpt-4o\x00"]), "allowed_models"),
+                       (OptimizerSettings(tenant=tenant, routing_rules=[{"from_model": "a\x00", "to_model": "b"}]),
+                        "routing_rules")):
+        with pytest.raises(ValidationError) as err:
+            row.full_clean()
+        assert field in err.value.message_dict and "NUL" in err.value.message_dict[field][0]
+    OptimizerSettings(tenant=tenant, routing_rules=[{"from_model": "a", "to_model": "b"}]).full_clean()

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from django.test import RequestFactory
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from optimizer.api import parsing
@@ -87,6 +87,7 @@ def test_read_json_parses_or_raises_a_400(raw: bytes) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(ttl=st.text(max_size=12), namespace=st.text(max_size=120), cache_control=st.text(max_size=40))
+@example(ttl="60", namespace="a\x00b", cache_control="")
 def test_leo_headers_parse_or_raise_a_400(ttl: str, namespace: str, cache_control: str) -> None:
     headers = {"HTTP_X_LEO_CACHE_TTL": ttl, "HTTP_X_LEO_CACHE_NAMESPACE": namespace,
                "HTTP_CACHE_CONTROL": cache_control}
@@ -97,6 +98,7 @@ def test_leo_headers_parse_or_raise_a_400(ttl: str, namespace: str, cache_contro
         assert exc.status == 400 and exc.param in ("X-LEO-Cache-TTL", "X-LEO-Cache-Namespace")
     else:
         assert options.ttl is None or 0 < options.ttl <= 365 * 24 * 3600
+        assert "\x00" not in options.namespace  # it is stored with the entry
 
 
 # --- over the live server ---------------------------------------------------------------------

@@ -186,5 +186,7 @@ def options_from_headers(request: HttpRequest) -> Options:
     namespace = request.headers.get("X-LEO-Cache-Namespace", "")
     if len(namespace) > MAX_NAMESPACE:
         raise _bad(f"X-LEO-Cache-Namespace is limited to {MAX_NAMESPACE} characters.", "X-LEO-Cache-Namespace")
+    if "\x00" in namespace:  # stored with the cache entry, and PostgreSQL text cannot hold NUL
+        raise _bad("X-LEO-Cache-Namespace must not contain NUL characters.", "X-LEO-Cache-Namespace")
     return Options(no_cache="no-cache" in cache_control, no_store="no-store" in cache_control or ttl == 0,
                    ttl=ttl if ttl else None, namespace=namespace)

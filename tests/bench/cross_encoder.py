@@ -17,11 +17,11 @@ the epoch.
 
 It is then scored the way ``tests.bench.cache_quality`` scores the pair judge: the production
 threshold, margin and verifier, with the cross-encoder's probability as the judge and a floor on
-it. The result, measured 2026-11-26 (docs/semantic_cache.md): pairwise it ranks QQP better than
-the pair judge (ROC-AUC 0.927 against 0.918), but inside the cache's decision it does worse on
-both sets: QQP half 2 precision at most 0.86, where the pair judge reaches 0.93-0.945, and on
-GPTCache's documentation statements it rejects most paraphrases (44% right at floor 0.5,
-against 83% with no floor). It costs a transformer pass per candidate (about the cost of the
+it. The result, measured twice on 2026-11-26 (docs/semantic_cache.md): pairwise it ranks QQP
+better than the pair judge (ROC-AUC 0.926-0.927 against 0.918), but inside the cache's decision
+it does worse on both sets: QQP half 2 precision at most 0.87-0.90, where the pair judge
+reaches 0.93-0.945, and on GPTCache's documentation statements it rejects most paraphrases
+(44-49% right at floor 0.5, against 83% with no floor). It costs a transformer pass per candidate (about the cost of the
 query's embedding). So LEO does not ship it; this module keeps the evidence rerunnable.
 """
 

@@ -256,17 +256,20 @@ def test_purge_in_process_reaches_the_server_through_redis(make_tenant: Any) -> 
 
 
 @pytest.mark.django_db
-def test_an_answer_with_nul_characters_gets_no_entry_row() -> None:
-    """PostgreSQL's jsonb refuses NUL: such an answer stays in the exact cache only (on every backend),
-    while a NUL in the question is only dropped from the entry's text."""
+def test_nul_characters_never_reach_an_entry_row() -> None:
+    """PostgreSQL's text and jsonb refuse NUL. An answer holding one is not cached at all (so the
+    exact cache, the rows, purges and stats agree); a NUL in the question is dropped from the
+    entry's text, which only the verifier and the portal read."""
     from optimizer.pipeline.exact_cache import Cached, record_entry
+    from optimizer.pipeline.responses import is_storable
 
-    def entry(answer: str, text: str) -> CacheEntry | None:
-        cached = Cached(response={"choices": [{"message": {"content": answer}}]}, prompt_tokens=1,
-                        completion_tokens=1, request_text=text, key_hash="k" * 64)
-        return record_entry(1, cached, scope_hash="s", model="m", namespace="", ttl=60, embedding=None)
+    def answer(content: str) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                             "finish_reason": "stop"}]}
 
-    assert entry("a\x00b", "q") is None
-    row = entry("ab", "q\x00?")
-    assert row is not None and row.request_text == "q?"
-    assert entry("a literal \\u0000 is fine", "q") is not None
+    assert is_storable(answer("ab")) and is_storable(answer("a literal \\u0000 is fine"))
+    assert not is_storable(answer("a\x00b"))
+    cached = Cached(response=answer("ab"), prompt_tokens=1, completion_tokens=1, request_text="q\x00?",
+                    key_hash="k" * 64)
+    row = record_entry(1, cached, scope_hash="s", model="m", namespace="", ttl=60, embedding=None)
+    assert row.request_text == "q?"

@@ -16,7 +16,6 @@ from typing import Any
 
 from django.utils import timezone
 
-from leo_optima.db import has_nul
 from leo_optima.state import StateUnavailable, get_state
 
 from ..models import CacheEntry
@@ -80,16 +79,12 @@ async def put(tenant_id: int, cached: Cached, ttl: int) -> None:
 
 
 def record_entry(tenant_id: int, cached: Cached, *, scope_hash: str, model: str, namespace: str, ttl: int,
-                 embedding: bytes | None, is_part: bool = False) -> CacheEntry | None:
-    """Queue the CacheEntry row (written behind). Returns the unsaved row, or None when the answer
-    cannot be a row: PostgreSQL's jsonb refuses NUL characters, so such an answer (rare) lives in
-    the exact cache only, on every backend alike."""
-    dumped = cached.dumps()
-    if b"\\u0000" in dumped and has_nul(cached.response):  # cheap test first
-        return None
-    size = len(dumped) + (len(embedding) if embedding else 0)
+                 embedding: bytes | None, is_part: bool = False) -> CacheEntry:
+    """Queue the CacheEntry row (written behind). Returns the unsaved row."""
+    size = len(cached.dumps()) + (len(embedding) if embedding else 0)
     entry = CacheEntry(
         tenant_id=tenant_id, scope_hash=scope_hash, key_hash=cached.key_hash, model=model, namespace=namespace,
+        # PostgreSQL text cannot hold NUL; the text is only read by the verifier and the portal.
         request_text=cached.request_text.replace("\x00", ""), embedding=embedding, response=cached.response,
         prompt_tokens=cached.prompt_tokens, completion_tokens=cached.completion_tokens, is_part=is_part,
         size_bytes=size, created_at=timezone.now(), expires_at=timezone.now() + timedelta(seconds=ttl),

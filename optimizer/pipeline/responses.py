@@ -6,6 +6,8 @@ import json
 import time
 from typing import Any
 
+from leo_optima.db import has_nul
+
 DONE = b"data: [DONE]\n\n"
 
 
@@ -109,7 +111,9 @@ def is_storable(response: dict[str, Any]) -> bool:
             return False
         if ch.get("finish_reason") == "length":
             return False
-    return True
+    # The cache's row keeps the answer in jsonb, which refuses NUL characters: such an answer
+    # (LLMs practically never send one) is served but not cached, so every cache layer agrees.
+    return not has_nul(choices)
 
 
 def fresh(response: dict[str, Any], response_id: str) -> dict[str, Any]:

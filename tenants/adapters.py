@@ -1,13 +1,16 @@
-"""allauth adapter: a sign-up creates the user's tenant, with the user as its owner."""
+"""allauth adapters: a sign-up creates the user's tenant (the user its owner); MFA secrets are
+encrypted at rest."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
 from django.db import transaction
 from django.http import HttpRequest
 
+from . import crypto
 from .models import AuditEvent, Membership, Role, Tenant
 
 
@@ -27,3 +30,22 @@ class AccountAdapter(DefaultAccountAdapter):
                 AuditEvent.record("tenant.created", tenant=tenant, actor=user, target=tenant.name,
                                   ip=client_ip(request))
         return user
+
+
+ENCRYPTED = "fernet:"
+"""Marks an MFA secret encrypted by ``MFAAdapter``; values without it were stored in the clear
+before the adapter existed and are read as they are (``rotate_provider_keys`` encrypts them)."""
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    """TOTP secrets and recovery-code seeds encrypted with ``LEO_ENCRYPTION_KEYS`` (the provider
+    keys' MultiFernet), where allauth's default stores them in the clear: a database dump alone
+    then yields no second factor."""
+
+    def encrypt(self, text: str) -> str:
+        return ENCRYPTED + crypto.encrypt(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        if encrypted_text.startswith(ENCRYPTED):
+            return crypto.decrypt(encrypted_text[len(ENCRYPTED):])
+        return encrypted_text

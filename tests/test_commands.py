@@ -113,6 +113,46 @@ def test_rotate_provider_keys_moves_every_key_to_the_new_encryption_key(settings
 
 
 @pytest.mark.django_db
+def test_mfa_secrets_are_encrypted_at_rest_and_rotated_with_the_provider_keys(settings,
+                                                                              django_user_model) -> None:
+    """allauth stores TOTP secrets and recovery seeds in the clear by default; ours go through
+    LEO_ENCRYPTION_KEYS, and rotate_provider_keys moves them to the new key (encrypting any stored
+    before the adapter existed)."""
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
+    from cryptography.fernet import Fernet
+
+    secret = "JBSWY3DPEHPK3PXP"
+    user = django_user_model.objects.create_user("mfa-rotate@example.com", "pw-12345678!")
+    totp = TOTP.activate(user, secret)
+    codes = RecoveryCodes.activate(user).generate_codes()
+    stored = Authenticator.objects.get(pk=totp.instance.pk).data["secret"]
+    assert stored.startswith("fernet:") and secret not in stored
+    legacy_user = django_user_model.objects.create_user("mfa-legacy@example.com", "pw-12345678!")
+    legacy = Authenticator.objects.create(user=legacy_user, type=Authenticator.Type.TOTP, data={"secret": secret})
+
+    def code_ok(auth: Authenticator, counter: int) -> bool:
+        # validate_code marks a code used; compare the secret's codes directly instead
+        from allauth.mfa.utils import decrypt
+
+        key = decrypt(Authenticator.objects.get(pk=auth.pk).data["secret"])
+        return format_hotp_value(hotp_value(key, counter)) == format_hotp_value(hotp_value(secret, counter))
+
+    assert code_ok(legacy, 1), "a secret stored in the clear still works"
+    old_keys = list(settings.LEO_ENCRYPTION_KEYS)
+    settings.LEO_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *old_keys]
+    out = StringIO()
+    call_command("rotate_provider_keys", stdout=out)
+    assert "3 MFA authenticator(s)" in out.getvalue()
+    settings.LEO_ENCRYPTION_KEYS = settings.LEO_ENCRYPTION_KEYS[:1]  # the old key is gone
+    assert code_ok(totp.instance, 7) and code_ok(legacy, 7)
+    assert Authenticator.objects.get(pk=legacy.pk).data["secret"].startswith("fernet:")
+    recovery = RecoveryCodes(Authenticator.objects.get(user=user, type=Authenticator.Type.RECOVERY_CODES))
+    assert recovery.generate_codes() == codes
+
+
+@pytest.mark.django_db
 def test_json_settings_with_a_nul_are_validation_errors_not_database_errors() -> None:
     """PostgreSQL's jsonb refuses NUL even escaped; the model validators (which the admin's forms
     run) say so as a field error instead of a DataError on save."""

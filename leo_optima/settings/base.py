@@ -146,6 +146,7 @@ ACCOUNT_ADAPTER = "tenants.adapters.AccountAdapter"
 ACCOUNT_SIGNUP_FORM_CLASS = "tenants.forms.SignupForm"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_ADAPTER = "tenants.adapters.MFAAdapter"  # TOTP secrets encrypted at rest
 MFA_TOTP_ISSUER = "LEO Optima"
 
 # --- Email --------------------------------------------------------------------------------------

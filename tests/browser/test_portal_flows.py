@@ -146,6 +146,10 @@ def test_totp_enrolment_and_sign_in(portal_server: Any, new_page: Any) -> None:
     assert "/totp/activate/" not in page.url
     page.goto(f"{base}/accounts/2fa/")
     assert "Authenticator App" in page.content()
+    from allauth.mfa.models import Authenticator
+
+    stored = Authenticator.objects.get(user__email=email, type=Authenticator.Type.TOTP).data["secret"]
+    assert stored.startswith("fernet:") and secret not in stored  # encrypted at rest (tenants.adapters)
 
     # Sign out, sign in again: the password alone is not enough.
     page.click("header button:has-text('Sign out')")

@@ -49,3 +49,9 @@ class MFAAdapter(DefaultMFAAdapter):
         if encrypted_text.startswith(ENCRYPTED):
             return crypto.decrypt(encrypted_text[len(ENCRYPTED):])
         return encrypted_text
+
+    def rotate(self, stored: str) -> str:
+        """A stored secret re-encrypted with the current key (one stored in the clear, encrypted)."""
+        if stored.startswith(ENCRYPTED):
+            return ENCRYPTED + crypto.rotate(stored[len(ENCRYPTED):])
+        return self.encrypt(stored)

@@ -77,15 +77,20 @@ def _require_model(body: dict[str, Any]) -> None:
         raise _bad("You must provide a model parameter.", "model", "missing_required_parameter")
     if not isinstance(model, str) or not model.strip() or len(model) > 200:
         raise _bad("`model` must be a non-empty string.", "model")
-    if "\x00" in model:  # the model name lands in the ledger, and PostgreSQL text cannot hold NUL
-        raise _bad("`model` must not contain NUL characters.", "model")
+    _refuse_nul(model, "model")  # the model name lands in the ledger
+
+
+def _refuse_nul(value: str, param: str) -> None:
+    """Text that reaches the database: PostgreSQL's text cannot hold NUL, so refuse it at the door."""
+    if "\x00" in value:
+        raise _bad(f"`{param}` must not contain NUL characters.", param)
 
 
 def query_text(request: HttpRequest, name: str) -> str | None:
-    """A query parameter as text, or None when absent or empty; NUL is refused (PostgreSQL cannot hold it)."""
+    """A query parameter as text, or None when absent or empty; NUL is refused."""
     value = request.GET.get(name) or None
-    if value is not None and "\x00" in value:
-        raise _bad(f"`{name}` must not contain NUL characters.", name)
+    if value is not None:
+        _refuse_nul(value, name)
     return value
 
 
@@ -186,7 +191,6 @@ def options_from_headers(request: HttpRequest) -> Options:
     namespace = request.headers.get("X-LEO-Cache-Namespace", "")
     if len(namespace) > MAX_NAMESPACE:
         raise _bad(f"X-LEO-Cache-Namespace is limited to {MAX_NAMESPACE} characters.", "X-LEO-Cache-Namespace")
-    if "\x00" in namespace:  # stored with the cache entry, and PostgreSQL text cannot hold NUL
-        raise _bad("X-LEO-Cache-Namespace must not contain NUL characters.", "X-LEO-Cache-Namespace")
+    _refuse_nul(namespace, "X-LEO-Cache-Namespace")  # stored with the cache entry
     return Options(no_cache="no-cache" in cache_control, no_store="no-store" in cache_control or ttl == 0,
                    ttl=ttl if ttl else None, namespace=namespace)

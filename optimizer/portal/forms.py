@@ -9,7 +9,7 @@ from typing import Any
 
 from django import forms
 
-from leo_optima.db import has_nul
+from leo_optima.db import refuse_nul
 from optimizer.models import OptimizerSettings, Technique
 from optimizer.pipeline.routing import RoutingRule
 
@@ -123,8 +123,7 @@ class OptimizerSettingsForm(forms.ModelForm):
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
         if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
             raise forms.ValidationError("Give a list of objects.")
-        if has_nul(rules):
-            raise forms.ValidationError("Text in the rules must not contain NUL characters (\\u0000).")
+        refuse_nul(rules)  # the model field's validator; this form saves the field itself
         for i, rule in enumerate(rules, 1):
             unknown = set(rule) - _RULE_FIELDS
             if unknown:

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from tenants import crypto
-from tenants.adapters import ENCRYPTED, MFAAdapter
+from tenants.adapters import MFAAdapter
 from tenants.models import AuditEvent, ProviderCredential
 
 # Where allauth keeps the values it passes through the MFA adapter's encrypt().
@@ -32,8 +32,7 @@ class Command(BaseCommand):
                 for field in MFA_SECRET_FIELDS:
                     value = auth.data.get(field)
                     if isinstance(value, str):
-                        auth.data[field] = (ENCRYPTED + crypto.rotate(value[len(ENCRYPTED):])
-                                            if value.startswith(ENCRYPTED) else adapter.encrypt(value))
+                        auth.data[field] = adapter.rotate(value)
                         changed = True
                 if changed:
                     auth.save(update_fields=["data"])

@@ -175,7 +175,7 @@ if _email_url:
     vars().update(environ.Env.email_url_config(_email_url))
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+    EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default="") or str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LEO Optima <noreply@localhost>")
 
 # --- i18n, static -------------------------------------------------------------------------------

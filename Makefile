@@ -1,11 +1,15 @@
 # LEO Optima. `make run` sets everything up and serves on :8000; `make test` runs the test suite.
-.PHONY: setup run test bench worker beat
+# `make dev` is `make run` with DEBUG on and reloading on code changes (never expose it).
+.PHONY: setup run dev test bench worker beat
 
 setup:
 	scripts/setup.sh
 
 run:
 	scripts/run.sh
+
+dev:
+	LEO_DEV=1 scripts/run.sh
 
 test:
 	scripts/setup.sh

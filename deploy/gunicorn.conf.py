@@ -5,7 +5,8 @@ Run: ``gunicorn -c deploy/gunicorn.conf.py leo_optima.asgi:application``.
 
 Environment: ``WEB_CONCURRENCY`` (workers), ``GUNICORN_BIND`` (default ``0.0.0.0:8000``),
 ``GUNICORN_TIMEOUT`` (default 300), ``PROMETHEUS_MULTIPROC_DIR`` (default
-``/tmp/leo-prometheus``), ``LEO_LOG_LEVEL``.
+``/tmp/leo-prometheus``), ``LEO_LOG_LEVEL``, ``LEO_TRUSTED_PROXIES`` (the proxies whose
+X-Forwarded-For is believed; none by default).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ _METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
+
+
+from leo_optima.settings.env import trusted_proxies  # noqa: E402 - needs _ROOT on sys.path
 
 
 def _int_env(name: str, default: int) -> int:
@@ -58,8 +62,10 @@ keepalive = _int_env("GUNICORN_KEEPALIVE", 75)
 # Recycle workers now and then to bound slow memory growth; jitter avoids recycling all at once.
 max_requests = _int_env("GUNICORN_MAX_REQUESTS", 10000)
 max_requests_jitter = _int_env("GUNICORN_MAX_REQUESTS_JITTER", 1000)
-# Trust X-Forwarded-* from nginx on the internal network only.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1,172.16.0.0/12,10.0.0.0/8")
+# X-Forwarded-For/-Proto are believed only from LEO_TRUSTED_PROXIES (compose: nginx's address);
+# empty means from nobody. gunicorn's own default (FORWARDED_ALLOW_IPS, else loopback) would let a
+# local client name a new address per request and never meet the bad-key or login throttles.
+forwarded_allow_ips = ",".join(trusted_proxies())
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
 
 # --------------------------------------------------------------------------- logging

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh), create a demo tenant and key, and run LEO Optima on http://127.0.0.1:8000.
+# Set up (scripts/setup.sh), create a demo tenant and key, and run LEO Optima on http://127.0.0.1:8000
+# (scripts/serve.sh: DEBUG off; `make dev`, i.e. LEO_DEV=1, turns it on and reloads on changes).
 # With no LEO_UPSTREAM_URL, a clearly labelled demo upstream (the fake upstream) answers on :8765.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,9 @@ cat <<TXT
 
   LEO Optima is starting on http://127.0.0.1:$PORT
   Demo tenant: demo     Demo API key (shown once): $KEY
-  Portal: http://127.0.0.1:$PORT/portal/     Admin: http://127.0.0.1:$PORT/admin/ (manage.py createsuperuser)
+  Portal: http://127.0.0.1:$PORT/portal/     Admin: http://127.0.0.1:$PORT/admin/ (manage.py createsuperuser;
+          staff set up an authenticator app at first sign-in)
+  Mail (sign-up, password-reset and invitation links) is written to files in ${EMAIL_FILE_PATH:-var/mail/}
 
   Try it:
     curl http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $KEY" \\
@@ -28,4 +31,4 @@ cat <<TXT
   or, with the openai SDK:  OpenAI(base_url="http://127.0.0.1:$PORT/v1", api_key="$KEY")
 
 TXT
-exec .venv/bin/python -m uvicorn leo_optima.asgi:application --host 127.0.0.1 --port "$PORT" --no-access-log
+PORT="$PORT" scripts/serve.sh

@@ -3,6 +3,10 @@
 A verified key is remembered in process memory for a few seconds (by its HMAC digest, never the
 plaintext), so a busy key costs one HMAC and a dict lookup; revocation and expiry therefore take
 effect within `CACHE_SECONDS`. Repeated bad keys from one client address are throttled.
+
+The client address is REMOTE_ADDR and nothing else: the server (uvicorn or gunicorn) has already
+replaced it with X-Forwarded-For's client, but only on connections from LEO_TRUSTED_PROXIES. A
+header read here would let any client name a fresh address per request and never be throttled.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.http import HttpRequest
 from django.utils import timezone
 
 from leo_optima.aio import background
@@ -48,6 +53,11 @@ class Principal:
     tokens_per_minute: int | None
     expires_at: datetime | None = None
     cached_at: float = field(default_factory=time.monotonic)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The calling client's address, as resolved by the server from trusted proxies only."""
+    return request.META.get("REMOTE_ADDR", "")
 
 
 _cache: dict[str, tuple[Principal | None, float]] = {}

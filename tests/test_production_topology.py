@@ -154,6 +154,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"),
             WEB_CONCURRENCY="2",
             GUNICORN_BIND=f"127.0.0.1:{web_port}",
+            LEO_TRUSTED_PROXIES="127.0.0.1",  # nginx runs on this machine: its X-Forwarded-For counts
             LEO_LOG_LEVEL="INFO",
             PYTHONPATH=str(ROOT),
         )

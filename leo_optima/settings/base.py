@@ -5,9 +5,21 @@ Everything comes from the environment through `env.py`; nothing secret has a def
 
 from __future__ import annotations
 
+import environ
+
 from leo_optima.logging import build_logging, init_sentry
 
-from .env import BASE_DIR, env, optional_secret, secret, strict_bool, strict_float, strict_int, strict_url
+from .env import (
+    BASE_DIR,
+    env,
+    optional_secret,
+    secret,
+    strict_bool,
+    strict_float,
+    strict_int,
+    strict_url,
+    trusted_proxies,
+)
 
 # --- Core ---------------------------------------------------------------------------------------
 SECRET_KEY = secret("DJANGO_SECRET_KEY")
@@ -25,7 +37,8 @@ SITE_ID = 1
 VAR_DIR = BASE_DIR / "var"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin signs staff in through allauth and insists on their second factor (leo_optima/admin_site.py).
+    "leo_optima.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -148,16 +161,21 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_ADAPTER = "tenants.adapters.MFAAdapter"  # TOTP secrets encrypted at rest
 MFA_TOTP_ISSUER = "LEO Optima"
+# Every way to a session goes through allauth's login stages, MFA included. These are allauth's
+# defaults, written down because turning one on would add a path to check (tests/test_admin_login.py).
+ACCOUNT_LOGIN_BY_CODE_ENABLED = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 
 # --- Email --------------------------------------------------------------------------------------
-if env.str("EMAIL_URL", default=""):
-    vars().update(env.email_url("EMAIL_URL"))
-elif env.str("EMAIL_FILE_PATH", default=""):
-    # One file per message in this directory (browser tests read sign-up links from a live server).
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH")
+# Mail carries secret links (sign-up verification, password reset, invitations), so it is never
+# printed: with no EMAIL_URL it goes to files, one per message, in EMAIL_FILE_PATH (default
+# var/mail/). production.py refuses the console backend outright.
+_email_url = optional_secret("EMAIL_URL")
+if _email_url:
+    vars().update(environ.Env.email_url_config(_email_url))
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default="") or str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LEO Optima <noreply@localhost>")
 
 # --- i18n, static -------------------------------------------------------------------------------
@@ -205,7 +223,11 @@ LEO_UPSTREAM_RETRIES = strict_int("LEO_UPSTREAM_RETRIES", 2)
 LEO_UPSTREAM_MAX_CONNECTIONS = strict_int("LEO_UPSTREAM_MAX_CONNECTIONS", 512, minimum=1)
 LEO_LEDGER_FLUSH_SECONDS = strict_float("LEO_LEDGER_FLUSH_SECONDS", 0.05)
 LEO_BASE_URL = strict_url("LEO_BASE_URL", default="http://127.0.0.1:8000")
-LEO_TRUST_X_FORWARDED_FOR = strict_bool("LEO_TRUST_X_FORWARDED_FOR", default=False)
+# Proxies (addresses or networks) whose X-Forwarded-For the server believes; empty: none. The
+# server applies it (uvicorn's --forwarded-allow-ips, gunicorn's forwarded_allow_ips), so
+# REMOTE_ADDR is already the client's address for the bad-key throttle, allauth's rate limits and
+# the audit log. docs/operations.md, "Client addresses".
+LEO_TRUSTED_PROXIES: list[str] = trusted_proxies()
 # Load the embedding model when a worker starts rather than on its first semantic lookup.
 LEO_PRELOAD_EMBEDDER = strict_bool("LEO_PRELOAD_EMBEDDER", default=True)
 

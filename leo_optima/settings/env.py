@@ -8,6 +8,7 @@ Two rules the project holds to:
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,22 @@ def strict_url(name: str, default: str = "", schemes: tuple[str, ...] = ("http",
     if raw and raw.split("://", 1)[0] not in schemes:
         raise ImproperlyConfigured(f"{name}={raw!r} must be a URL with scheme {'/'.join(schemes)}")
     return raw.rstrip("/")
+
+
+def trusted_proxies(name: str = "LEO_TRUSTED_PROXIES") -> list[str]:
+    """The proxies whose X-Forwarded-For/-Proto the server believes: IP addresses or networks,
+    comma-separated; empty (the default) believes nobody, so no client can name its own address.
+
+    The one reader of that list: Django settings, deploy/gunicorn.conf.py and scripts/serve.sh all
+    call this, so the servers' `forwarded_allow_ips` cannot drift from what the docs say. `*` is
+    refused: it would let anyone who reaches the port reset the per-address throttles.
+    """
+    entries = [e.strip() for e in env.str(name, default="").split(",") if e.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry)
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name}: {entry!r} is not an IP address or network (e.g. 10.0.0.5 or 172.30.0.0/24)"
+            ) from exc
+    return entries

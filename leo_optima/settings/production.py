@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, REDIS_URL
+from .base import DATABASES, EMAIL_BACKEND, REDIS_URL
 from .env import env, strict_int
 
 DEBUG = False
@@ -13,6 +13,14 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("production needs DATABASE_URL pointing at PostgreSQL")
 if not REDIS_URL:
     raise ImproperlyConfigured("production needs REDIS_URL (cache, locks, rate limits, Celery broker)")
+if EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":
+    # The console backend prints every message, password-reset and invitation links included,
+    # into the logs that the log pipeline (and whoever reads it) keeps.
+    raise ImproperlyConfigured(
+        "EMAIL_URL=consolemail:// would print password-reset and invitation links into the logs; "
+        "set EMAIL_URL to your SMTP server (smtp+tls://user:password@host:587), or leave it empty "
+        "to write mail to files in EMAIL_FILE_PATH"
+    )
 
 # nginx terminates TLS and says so in X-Forwarded-Proto; Django trusts that header only here.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -31,7 +39,6 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 USE_X_FORWARDED_HOST = False
-LEO_TRUST_X_FORWARDED_FOR = True  # nginx appends the client address; the last hop is nginx's view
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -13,14 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from adrf.views import APIView
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from leo_optima.db import run_db
-from tenants.auth import AuthError, Principal, authenticate
+from tenants.auth import AuthError, Principal, authenticate, client_ip
 
 from .. import analytics, cache_admin
 from ..pipeline import run
@@ -28,14 +27,6 @@ from ..pipeline.types import Call, ProxyError, Reply
 from ..providers.registry import allowed_models
 from . import parsing, schema
 from .errors import error_response, json_response
-
-
-def client_ip(request: HttpRequest) -> str:
-    if settings.LEO_TRUST_X_FORWARDED_FOR:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "")
 
 
 class ProxyView(APIView):

@@ -14,6 +14,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from tenants.egress import EgressPolicy
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -90,3 +92,12 @@ def strict_url(name: str, default: str = "", schemes: tuple[str, ...] = ("http",
     if raw and raw.split("://", 1)[0] not in schemes:
         raise ImproperlyConfigured(f"{name}={raw!r} must be a URL with scheme {'/'.join(schemes)}")
     return raw.rstrip("/")
+
+
+def egress_allow(name: str) -> EgressPolicy:
+    """Comma-separated host names, IP addresses and CIDR ranges; a typo fails start-up."""
+    raw = env.str(name, default="")
+    try:
+        return EgressPolicy.from_env_value(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r}: {exc}") from None

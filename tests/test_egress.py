@@ -404,3 +404,14 @@ def test_a_name_that_rebinds_is_checked_on_the_lookup_the_connection_uses(
         asyncio.run(call())
     assert exc.value.kind == "egress_refused" and exc.value.status == 403 and not exc.value.retryable
     assert dns.lookups == 2 and fake_upstream.stats()["chat"] == before + 1
+
+
+def test_a_stored_url_that_does_not_parse_is_a_provider_error_not_a_500(settings: Any) -> None:
+    settings.LEO_EGRESS_ALLOW = NO_ALLOWANCE
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    for base_url, kind in [("http://[::1", "bad_url"), ("http:///v1", "egress_refused"),
+                           ("http://[fe80::1%25eth0]:9/v1", "egress_refused")]:
+        with pytest.raises(ProviderError) as exc:
+            asyncio.run(openai_compat.request_json(Upstream("tenant:x", base_url, "sk-x"), "/chat/completions",
+                                                   body, retries=0))
+        assert exc.value.kind == kind and not exc.value.retryable

@@ -92,7 +92,11 @@ def _egress_refused(upstream: Upstream, exc: EgressRefused) -> ProviderError:
 
 async def _post(upstream: Upstream, path: str, payload: bytes) -> aiohttp.ClientResponse:
     """POST without following redirects; a tenant's upstream is held to the egress policy."""
-    url = URL(upstream.base_url + path)
+    try:
+        url = URL(upstream.base_url + path)
+    except ValueError:  # a stored URL yarl cannot parse: the provider's fault, not a gateway 500
+        raise ProviderError(f"The base URL of the provider `{upstream.name}` is malformed.", status=502,
+                            kind="bad_url", retryable=False) from None
     if not upstream.trusted:
         try:
             if url.scheme not in SCHEMES or not url.host:

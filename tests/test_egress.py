@@ -290,11 +290,14 @@ def _provider(kit: TenantKit, base_url: str, **fields: Any) -> ProviderCredentia
 
 
 def _ask(kit: TenantKit, stream: bool = False) -> Any:
+    # A server's first request loads the embedding model (the test settings do not preload it),
+    # which takes far longer than the default 30 s on a busy machine.
+    client = kit.client(timeout=120)
     messages = [{"role": "user", "content": f"egress {uuid.uuid4().hex}"}]
     if stream:
-        with kit.client().chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True) as s:
+        with client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True) as s:
             return list(s)
-    return kit.client().chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+    return client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
 
 
 def _envelope(exc: openai.APIStatusError) -> dict[str, Any]:

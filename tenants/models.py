@@ -8,14 +8,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
 
 from leo_optima.db import refuse_nul
 
-from . import crypto, keys
+from . import crypto, egress, keys
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -175,6 +178,18 @@ class ApiKey(models.Model):
         return True
 
 
+def validate_provider_url(value: str) -> None:
+    """Refuse a provider URL the egress policy refuses (SSRF); checked again at call time."""
+    try:
+        URLValidator(schemes=list(egress.SCHEMES))(value)
+    except ValidationError:
+        return  # the URL field's own validator reports a malformed URL; one error is enough
+    try:
+        settings.LEO_EGRESS_ALLOW.check_url(value)
+    except egress.EgressRefused as exc:
+        raise ValidationError(str(exc), code="egress_refused") from None
+
+
 class ProviderCredential(models.Model):
     """A tenant's own upstream account (any OpenAI-compatible API), its key encrypted at rest.
 
@@ -184,7 +199,7 @@ class ProviderCredential(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="provider_credentials")
     name = models.CharField(max_length=100)
-    base_url = models.URLField(max_length=300)
+    base_url = models.URLField(max_length=300, validators=[validate_provider_url])
     encrypted_key = models.TextField(editable=False)
     key_last4 = models.CharField(max_length=4, editable=False)
     model_names = models.JSONField(default=list, blank=True, validators=[refuse_nul])

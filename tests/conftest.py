@@ -92,9 +92,15 @@ def wait_http(url: str, timeout: float = 60.0, process: subprocess.Popen[bytes] 
     raise TimeoutError(f"{url} did not come up in {timeout}s")
 
 
+# Tests give tenants providers on the fake upstream, which listens on loopback: staff must allow that
+# (tenants/egress.py). tests/test_egress.py starts servers with LEO_EGRESS_ALLOW="" to show the refusals.
+TEST_EGRESS_ALLOW = "127.0.0.1"
+
+
 def server_env(upstream_url: str, **extra: str) -> dict[str, str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "leo_optima.settings.test", "DATABASE_URL": database_url(),
            "LEO_UPSTREAM_URL": upstream_url, "LEO_UPSTREAM_API_KEY": "sk-fake-upstream-key-0000",
+           "LEO_EGRESS_ALLOW": TEST_EGRESS_ALLOW,
            "LEO_LEDGER_FLUSH_SECONDS": "0.02", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONUNBUFFERED": "1"}
     env.update(extra)

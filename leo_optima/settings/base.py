@@ -11,6 +11,7 @@ from leo_optima.logging import build_logging, init_sentry
 
 from .env import (
     BASE_DIR,
+    egress_allow,
     env,
     optional_secret,
     secret,
@@ -213,6 +214,10 @@ LEO_KEY_PEPPER_OLD: list[str] = env.list("LEO_KEY_PEPPER_OLD", default=[])
 LEO_ENCRYPTION_KEYS: list[str] = [k for k in secret("LEO_ENCRYPTION_KEYS").split(",") if k.strip()]
 LEO_UPSTREAM_URL = strict_url("LEO_UPSTREAM_URL")
 LEO_UPSTREAM_API_KEY = optional_secret("LEO_UPSTREAM_API_KEY")
+# Tenants' provider URLs reach public addresses only (tenants/egress.py); staff may allow more host
+# names and ranges here, e.g. `LEO_EGRESS_ALLOW=llm.corp.internal,10.20.0.0/16`. LEO_UPSTREAM_URL is
+# the operator's own and always trusted.
+LEO_EGRESS_ALLOW = egress_allow("LEO_EGRESS_ALLOW")
 # With no upstream configured, the built-in demo upstream (the fake upstream) answers.
 LEO_DEMO_UPSTREAM_PORT = strict_int("LEO_DEMO_UPSTREAM_PORT", 8765, minimum=1)
 LEO_MAX_BODY_BYTES = strict_int("LEO_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)

@@ -15,6 +15,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from tenants.egress import EgressPolicy
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -110,3 +112,10 @@ def trusted_proxies(name: str = "LEO_TRUSTED_PROXIES") -> list[str]:
                 f"{name}: {entry!r} is not an IP address or network (e.g. 10.0.0.5 or 172.30.0.0/24)"
             ) from exc
     return entries
+def egress_allow(name: str) -> EgressPolicy:
+    """Comma-separated host names, IP addresses and CIDR ranges; a typo fails start-up."""
+    raw = env.str(name, default="")
+    try:
+        return EgressPolicy.from_env_value(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r}: {exc}") from None

@@ -9,12 +9,18 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Upstream:
-    """One place a request can go: a name for the ledger, a base URL and a key (in memory only)."""
+    """One place a request can go: a name for the ledger, a base URL and a key (in memory only).
+
+    `trusted` marks the operator's own upstream (`LEO_UPSTREAM_URL`, the demo upstream); every other
+    one, a tenant's provider above all, is held to the egress policy (`tenants/egress.py`) when it
+    is connected to. Untrusted is the default so that a new kind of upstream cannot forget it.
+    """
 
     name: str
     base_url: str
     api_key: str = field(repr=False)
     is_demo: bool = False
+    trusted: bool = False
 
 
 class ProviderError(Exception):

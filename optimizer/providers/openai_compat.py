@@ -8,6 +8,12 @@ request at one connection and 1.9 ms at sixteen, aiohttp 0.38 ms and 0.26 ms (it
 the upstream call is most of what a cache miss costs the gateway. Retries, with exponential backoff
 and full jitter, on connect errors, 429 (honouring Retry-After up to a cap) and 5xx, and only
 before any byte went to the client: for streams that means only until the upstream's status line.
+
+Egress (SSRF): redirects are never followed, for any upstream (a 3xx is a non-retryable error: a
+redirect would carry the tenant's key to wherever it points). Tenants' upstreams go through a
+second session whose resolver checks every address against the egress policy and hands the
+connector only checked addresses, so the connection goes where the check said (no second lookup
+to rebind); a literal IP in the URL never reaches a resolver, so it is checked before the request.
 """
 
 from __future__ import annotations
@@ -15,31 +21,98 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from django.conf import settings
+from yarl import URL
+
+from tenants.egress import SCHEMES, EgressPolicy, EgressRefused, literal_address
 
 from .base import ProviderError, Upstream, UpstreamResponse, UpstreamStream
 
 MAX_RETRY_AFTER = 10.0
-_sessions: dict[int, aiohttp.ClientSession] = {}
+_sessions: dict[tuple[int, bool], aiohttp.ClientSession] = {}
 
 
-def session() -> aiohttp.ClientSession:
-    loop_id = id(asyncio.get_running_loop())
-    s = _sessions.get(loop_id)
+class CheckedResolver(AbstractResolver):
+    """Resolves once, refuses the host if any address is refused, returns only checked addresses.
+
+    aiohttp connects to exactly the addresses a resolver returns (and caches them for its DNS TTL),
+    so what was checked is what is connected to. The policy is read per lookup, not captured.
+    """
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET,
+                      ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        policy = _policy()
+        if not policy.allows_host(host):
+            for result in results:
+                policy.check_address(host, result["host"])
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _policy() -> EgressPolicy:
+    policy: EgressPolicy = settings.LEO_EGRESS_ALLOW
+    return policy
+
+
+def session(trusted: bool = True) -> aiohttp.ClientSession:
+    """The pooled session of this event loop: the operator's, or the egress-checked one for tenants."""
+    key = (id(asyncio.get_running_loop()), trusted)
+    s = _sessions.get(key)
     if s is None or s.closed:
         connector = aiohttp.TCPConnector(limit=settings.LEO_UPSTREAM_MAX_CONNECTIONS, keepalive_timeout=30,
-                                         enable_cleanup_closed=True)
+                                         enable_cleanup_closed=True,
+                                         resolver=None if trusted else CheckedResolver())
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.LEO_UPSTREAM_CONNECT_TIMEOUT,
                                         sock_read=settings.LEO_UPSTREAM_READ_TIMEOUT)
         s = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True,
-                                  skip_auto_headers=("User-Agent",), raise_for_status=False)
-        _sessions[loop_id] = s
+                                  skip_auto_headers=("User-Agent",), raise_for_status=False, trust_env=False)
+        _sessions[key] = s
     return s
+
+
+def _egress_refused(upstream: Upstream, exc: EgressRefused) -> ProviderError:
+    # 403, not retried: no other attempt can help, and it is the tenant owner's setting to fix.
+    return ProviderError(f"The gateway refused to connect to the provider `{upstream.name}`: {exc}", status=403,
+                         kind="egress_refused", retryable=False)
+
+
+async def _post(upstream: Upstream, path: str, payload: bytes) -> aiohttp.ClientResponse:
+    """POST without following redirects; a tenant's upstream is held to the egress policy."""
+    try:
+        url = URL(upstream.base_url + path)
+    except ValueError:  # a stored URL yarl cannot parse: the provider's fault, not a gateway 500
+        raise ProviderError(f"The base URL of the provider `{upstream.name}` is malformed.", status=502,
+                            kind="bad_url", retryable=False) from None
+    if not upstream.trusted:
+        try:
+            if url.scheme not in SCHEMES or not url.host:
+                raise EgressRefused("the URL must be http:// or https:// with a host.")
+            policy = _policy()
+            if not policy.allows_host(url.host):
+                literal = literal_address(url.host)
+                if literal is not None:  # a literal never reaches the resolver: check it here
+                    policy.check_address(url.host, literal, resolved=False)
+        except EgressRefused as exc:
+            raise _egress_refused(upstream, exc) from None
+    try:
+        return await session(upstream.trusted).post(url, data=payload, headers=_headers(upstream),
+                                                    allow_redirects=False)
+    except EgressRefused as exc:  # from CheckedResolver, at connection time
+        raise _egress_refused(upstream, exc) from None
 
 
 def _retry_after(response: aiohttp.ClientResponse) -> float | None:
@@ -54,6 +127,11 @@ def _retry_after(response: aiohttp.ClientResponse) -> float | None:
 
 def _error_from_status(response: aiohttp.ClientResponse, content: bytes) -> ProviderError:
     status = response.status
+    if 300 <= status < 400:
+        # Never followed: it would send the key elsewhere, and a provider API does not redirect.
+        return ProviderError(f"The upstream provider answered with a redirect (HTTP {status}); the gateway does "
+                             f"not follow redirects: check the provider's base URL.", status=502,
+                             kind="redirect", retryable=False)
     body: dict[str, Any] | None = None
     message = f"upstream answered HTTP {status}"
     try:
@@ -107,9 +185,9 @@ async def request_json(upstream: Upstream, path: str, body: dict[str, Any],
     while True:
         started = time.perf_counter()
         try:
-            async with session().post(upstream.base_url + path, data=payload, headers=_headers(upstream)) as r:
+            async with await _post(upstream, path, payload) as r:
                 content = await r.read()
-                ok = r.status < 400
+                ok = r.status < 300
                 error = None if ok else _error_from_status(r, content)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             error = _transport_error(exc)
@@ -136,11 +214,11 @@ async def open_stream(upstream: Upstream, path: str, body: dict[str, Any],
     while True:
         started = time.perf_counter()
         try:
-            response = await session().post(upstream.base_url + path, data=payload, headers=_headers(upstream))
+            response = await _post(upstream, path, payload)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             error = _transport_error(exc)
         else:
-            if response.status < 400:
+            if response.status < 300:
                 first_byte_ms = (time.perf_counter() - started) * 1000
 
                 async def close(r: aiohttp.ClientResponse = response) -> None:

@@ -34,8 +34,9 @@ _cache: dict[int, TenantProviders] = {}
 
 def platform_upstream() -> Upstream:
     if settings.LEO_UPSTREAM_URL:
-        return Upstream("platform", settings.LEO_UPSTREAM_URL, settings.LEO_UPSTREAM_API_KEY)
-    return Upstream(DEMO_NAME, f"http://127.0.0.1:{settings.LEO_DEMO_UPSTREAM_PORT}/v1", "", is_demo=True)
+        return Upstream("platform", settings.LEO_UPSTREAM_URL, settings.LEO_UPSTREAM_API_KEY, trusted=True)
+    return Upstream(DEMO_NAME, f"http://127.0.0.1:{settings.LEO_DEMO_UPSTREAM_PORT}/v1", "", is_demo=True,
+                    trusted=True)
 
 
 def _load(tenant_id: int) -> TenantProviders:

@@ -177,12 +177,15 @@ class Tally:
     by_class: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     headers: Counter[str] = field(default_factory=Counter)
     examples: list[dict[str, Any]] = field(default_factory=list)
+    # Off for the test half: whoever tunes the verifier reads this output, and must not see which
+    # test records fail (only how many).
+    keep_examples: bool = True
 
     def add(self, verdict: str, cls: str, cache: str, example: dict[str, Any] | None = None) -> None:
         self.counts[verdict] += 1
         self.by_class[cls][verdict] += 1
         self.headers[cache] += 1
-        if example is not None and len(self.examples) < 25:
+        if example is not None and self.keep_examples:
             self.examples.append(example)
 
     @property
@@ -304,8 +307,8 @@ def judge_lookalike(record: dict[str, Any], body: dict[str, Any], twins: list[di
 
 
 async def run_lookalikes(client: Client, stored: Stored, records: list[dict[str, Any]], run_id: str,
-                         concurrency: int) -> Tally:
-    tally = Tally()
+                         concurrency: int, keep_examples: bool) -> Tally:
+    tally = Tally(keep_examples=keep_examples)
     todo = [r for r in records if r["kind"] == "lookalike"]
 
     async def one(record: dict[str, Any]) -> None:
@@ -345,8 +348,8 @@ def judge_paraphrase(bodies: list[dict[str, Any]], i: int, reply: Reply) -> str:
 
 
 async def run_paraphrases(client: Client, records: list[dict[str, Any]], run_id: str,
-                          concurrency: int) -> dict[str, Tally]:
-    out = {"right_away": Tally(), "later": Tally()}
+                          concurrency: int, keep_examples: bool) -> dict[str, Tally]:
+    out = {"right_away": Tally(keep_examples=keep_examples), "later": Tally(keep_examples=keep_examples)}
     gaps: list[float] = []
     todo = [r for r in records if r["kind"] == "paraphrase_group"]
 
@@ -454,6 +457,7 @@ ONE_OFF = (
 @dataclass
 class TraceItem:
     intent: str
+    kind: str
     body: dict[str, Any]
 
 
@@ -475,11 +479,12 @@ def build_trace(intents: list[Intent], n: int, seed: int) -> tuple[list[TraceIte
             seen_one_offs.add(text)
             intent_id = f"one-off:{len(seen_one_offs)}"
             owner[tag(text)] = intent_id
-            items.append(TraceItem(intent_id, {"model": MODEL, "messages": [{"role": "user", "content": text}]}))
+            items.append(TraceItem(intent_id, "one-off", {"model": MODEL,
+                                                          "messages": [{"role": "user", "content": text}]}))
             continue
         it = rng.choices(ranked, weights)[0]
         phrasing = rng.choices(range(len(it.bodies)), [1 / (i + 1) ** 0.5 for i in range(len(it.bodies))])[0]
-        items.append(TraceItem(it.id, it.bodies[phrasing]))
+        items.append(TraceItem(it.id, it.kind, it.bodies[phrasing]))
     return items, owner
 
 
@@ -498,18 +503,20 @@ def judge_trace(item: TraceItem, reply: Reply, owner: dict[str, str], parts_of: 
 
 
 async def run_zipf(client: Client, upstream: Any, records: list[dict[str, Any]], run_id: str, n: int, seed: int,
-                   concurrency: int) -> dict[str, Any]:
+                   concurrency: int, keep_examples: bool) -> dict[str, Any]:
     intents = build_intents(records)
     items, owner = build_trace(intents, n, seed)
     parts_of = {it.id: it.parts for it in intents}
     ns = f"{run_id}:zipf"
-    tally = Tally()
+    tally = Tally(keep_examples=keep_examples)
+    avoided_wrong = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(len(items)):
         queue.put_nowait(i)
     before = upstream.stats()["chat"]
 
     async def worker() -> None:
+        nonlocal avoided_wrong
         while not queue.empty():
             item = items[queue.get_nowait()]
             reply = await client.ask(item.body, ns)
@@ -518,14 +525,20 @@ async def run_zipf(client: Client, upstream: Any, records: list[dict[str, Any]],
             if verdict != "right":
                 example = {"intent": item.intent, "asked": last_user(item.body["messages"]), "cache": reply.cache,
                            "served": [owner.get(t, "?") for t in reply.tags]}
-            tally.add(verdict, item.intent.split(":")[0] if ":" in item.intent else "recurring", reply.cache, example)
+            if verdict == "wrong" and reply.cache in ("exact", "semantic", "dedup"):
+                avoided_wrong += 1
+            tally.add(verdict, item.kind, reply.cache, example)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     calls = upstream.stats()["chat"] - before
     oracle_calls = len({item.intent for item in items})
+    oracle_avoided, leo_avoided = len(items) - oracle_calls, len(items) - calls
+    # A call avoided by serving a wrong answer is no saving: "right" counts only the others.
+    right_avoided = leo_avoided - avoided_wrong
     return {"requests": len(items), "intents": len(intents), "oracle_calls": oracle_calls, "leo_calls": calls,
-            "oracle_avoided": len(items) - oracle_calls, "leo_avoided": len(items) - calls,
-            "of_oracle": (len(items) - calls) / (len(items) - oracle_calls) if len(items) > oracle_calls else 0.0,
+            "oracle_avoided": oracle_avoided, "leo_avoided": leo_avoided, "leo_avoided_wrong": avoided_wrong,
+            "of_oracle": leo_avoided / oracle_avoided if oracle_avoided else 0.0,
+            "right_of_oracle": right_avoided / oracle_avoided if oracle_avoided else 0.0,
             "wrong": tally.as_dict("wrong")}
 
 
@@ -577,6 +590,8 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"{'zipf trace: wrong answers':44} {_ci(z['wrong']):>36}")
         print(f"{'zipf trace: avoided calls, LEO / oracle':44} {100 * z['of_oracle']:35.1f}%"
               f"   ({z['leo_avoided']} / {z['oracle_avoided']} of {z['requests']} requests)")
+        print(f"{'  ... counting only right answers':44} {100 * z['right_of_oracle']:35.1f}%"
+              f"   ({z['leo_avoided'] - z['leo_avoided_wrong']} / {z['oracle_avoided']})")
     for name in ("hard_negatives", "paraphrases_old"):
         if name in r:
             what = "wrong" if name == "hard_negatives" else "right"
@@ -596,9 +611,14 @@ def print_report(r: dict[str, Any]) -> None:
             print(f"  {cls:14} {cells[0]}   {cells[1]}")
     for key, title in (("lookalikes", "look-alikes served a foreign answer"),):
         if key in r and r[key]["examples"]:
-            print(f"\n{title} (first {len(r[key]['examples'])}):")
-            for e in r[key]["examples"]:
+            print(f"\n{title} (first 25 of {len(r[key]['examples'])}):")
+            for e in r[key]["examples"][:25]:
                 print(f"  {e['id']} [{e['class']}/{e['cache']}] stored {e['stored'][:60]!r} asked {e['asked'][:60]!r}")
+    if "zipf" in r:
+        print("\nzipf trace by kind of request (wrong / n):")
+        for kind, c in r["zipf"]["wrong"]["by_class"].items():
+            n = sum(v for k, v in c.items() if k != "failed")
+            print(f"  {kind:24} {c.get('wrong', 0):3d} / {n:4d}")
     if "zipf" in r and r["zipf"]["wrong"]["examples"]:
         print("\nzipf trace, wrong answers (first few):")
         for e in r["zipf"]["wrong"]["examples"][:10]:
@@ -631,6 +651,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = {"semantic_threshold": args.semantic_threshold} if args.semantic_threshold is not None else {}
         tenant_id, key = live.tenant("bench-trust", routing=False, **settings)
         run_id = uuid.uuid4().hex[:8]
+        examples = args.half == "tuning" or args.show_test_examples
 
         async def drive() -> None:
             client = Client(live.url, key)
@@ -638,16 +659,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 if "lookalikes" in parts:
                     progress("look-alikes")
-                    report["lookalikes"] = (await run_lookalikes(client, stored, records, run_id,
-                                                                 args.concurrency)).as_dict("wrong")
+                    report["lookalikes"] = (await run_lookalikes(client, stored, records, run_id, args.concurrency,
+                                                                 examples)).as_dict("wrong")
                 if "paraphrases" in parts:
                     progress("paraphrase groups")
-                    res = await run_paraphrases(client, records, run_id, args.concurrency)
+                    res = await run_paraphrases(client, records, run_id, args.concurrency, examples)
                     report["paraphrases"] = {k: v.as_dict("right") for k, v in res.items()}
                 if "zipf" in parts:
                     progress(f"zipf trace, {args.requests} requests")
                     report["zipf"] = await run_zipf(client, live.upstream, records, run_id, args.requests,
-                                                    args.seed, min(args.concurrency, 4))
+                                                    args.seed, min(args.concurrency, 4), examples)
                 if "existing" in parts:
                     progress("the repository's older sets")
                     res = await run_existing(client, stored, run_id, args.concurrency)
@@ -677,6 +698,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="records in flight (zipf: at most 4 requests)")
     parser.add_argument("--semantic-threshold", type=float, default=None,
                         help="the tenant's semantic_threshold (default: the product default)")
+    parser.add_argument("--show-test-examples", action="store_true",
+                        help="list failing records of the test half too (not for whoever tunes the verifier)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (database, server log)")
     args = parser.parse_args(argv)

@@ -66,6 +66,7 @@ import asyncio
 import hashlib
 import json
 import math
+import os
 import random
 import shutil
 import sys
@@ -77,6 +78,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from optimizer.pipeline.decompose import split
+from tests.bench.savings import TAG_RE, Live, warm_up
 
 HERE = Path(__file__).resolve().parent / "data"
 DATA = HERE / "trust_eval.jsonl"
@@ -214,8 +218,6 @@ class Reply:
 
     @property
     def tags(self) -> list[str]:
-        from tests.bench.savings import TAG_RE
-
         return TAG_RE.findall(self.content)
 
 
@@ -226,7 +228,7 @@ class Client:
         import openai
 
         self._openai = openai
-        self.sdk = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=key, max_retries=2, timeout=120)
+        self.sdk = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0, timeout=120)
 
     async def ask(self, body: dict[str, Any], namespace: str, *, no_cache: bool = False) -> Reply:
         headers = {"X-LEO-Cache-Namespace": namespace}
@@ -252,6 +254,7 @@ class Stored:
         self.tenant_id = tenant_id
 
     def _count(self, namespace: str) -> int:
+        # Imported here, not at the top: the models need django.setup(), which Live runs.
         from django.db import close_old_connections
 
         from optimizer.models import CacheEntry
@@ -284,8 +287,6 @@ async def bounded(items: Iterable[Any], worker: Any, concurrency: int) -> None:
 # --- part (a): look-alikes -----------------------------------------------------------------------
 
 def _part_tags(body: dict[str, Any]) -> set[str]:
-    from optimizer.pipeline.decompose import split
-
     d = split(body)
     return {tag(last_user(p.request["messages"])) for p in d.parts} if d is not None else set()
 
@@ -368,7 +369,8 @@ async def run_paraphrases(client: Client, records: list[dict[str, Any]], run_id:
             example = None
             if verdict != "right":
                 example = {"id": record["id"], "class": record["class"], "original": record["texts"][0],
-                           "asked": record["texts"][i], "cache": reply.cache, "verdict": verdict}
+                           "asked": record["texts"][i], "cache": reply.cache, "verdict": verdict,
+                           "error": reply.error or first.error}
             out[name].add(verdict, record["class"], reply.cache, example)
 
     async def one(record: dict[str, Any]) -> None:
@@ -572,7 +574,9 @@ async def run_existing(client: Client, stored: Stored, run_id: str, concurrency:
 
 def _ci(d: dict[str, Any]) -> str:
     lo, hi = d["ci95"]
-    return f"{100 * d['rate']:5.1f}%  [{100 * lo:4.1f}, {100 * hi:4.1f}]  ({d['k']}/{d['n']})"
+    failed = d["counts"].get("failed", 0)
+    return (f"{100 * d['rate']:5.1f}%  [{100 * lo:4.1f}, {100 * hi:4.1f}]  ({d['k']}/{d['n']})"
+            + (f"  {failed} failed" if failed else ""))
 
 
 def print_report(r: dict[str, Any]) -> None:
@@ -632,10 +636,6 @@ def progress(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import os
-
-    from tests.bench.savings import Live, warm_up
-
     started = time.monotonic()
     half = None if args.half == "both" else args.half
     records = load_records(half)

@@ -22,7 +22,7 @@ Parts (``--part``; all three by default)
 ----------------------------------------
 lookalikes
     Per record, a fresh namespace (``X-LEO-Cache-Namespace``). The twin ``a`` is asked, then its
-    2-3 paraphrases with ``Cache-Control: no-cache`` (no lookup, so each is stored as its own
+    3 paraphrases with ``Cache-Control: no-cache`` (no lookup, so each is stored as its own
     entry rather than served from ``a``'s): the partition holds the twin several times over, as
     a busy cache would. Once the entries are in the database and the server's replica has had
     time to load them, the look-alike ``b`` is asked. Nothing in that namespace is ``b``'s own
@@ -55,8 +55,9 @@ existing
     process: ``python -m tests.bench.cache_quality``; the savings workload (``savings_intents.json``):
     ``python -m tests.bench.savings``. Their commands are printed.
 
-Timing: about 4-6 minutes per half on two shared cores (the server's first embedding loads the
-model; most of the rest is waiting for the replica, overlapped across ``--concurrency`` records).
+Timing: about 2 minutes per half on SQLite, 2-7 on PostgreSQL+Redis (the first run migrates),
+on two shared cores; most of it is waiting for the replica, overlapped across ``--concurrency``
+records. Baseline figures: docs/semantic_cache.md, "Evaluation set (frozen)".
 """
 
 from __future__ import annotations

@@ -149,6 +149,9 @@ def test_decomposition_never_sends_more_than_the_whole_and_stays_in_quota(make_t
     raw = chat(kit, [system, *user(whole)], max_tokens=60)
     after = upstream_tokens(fake_upstream)
     row = row_of(raw.headers["x-leo-request-id"])
+    print(f"\n7 parts, 1 cached, 540-token system prompt: {after[0] - calls} upstream call(s), ledger "
+          f"{row.prompt_tokens}+{row.completion_tokens} tokens, upstream {after[1] - prompt}+{after[2] - completion}, "
+          f"reserved {reserved}, over quota by {used_before + row.prompt_tokens + row.completion_tokens - quota}")
     assert after[0] - calls == 1 and row.upstream_calls == 1, "one call of the whole, not six part calls"
     assert (row.prompt_tokens, row.completion_tokens) == (after[1] - prompt, after[2] - completion)
     overspend = used_before + row.prompt_tokens + row.completion_tokens - quota
@@ -239,6 +242,8 @@ def test_the_usage_chunk_is_read_after_the_client_left(flight: bool, make_tenant
                 break  # the last content chunk: leave before the usage chunk
     row = row_of(rid)
     _, prompt_after, completion_after = upstream_tokens(fake_upstream)
+    print(f"\nclient left before the usage chunk: ledger {row.prompt_tokens}+{row.completion_tokens}, "
+          f"upstream {prompt_after - prompt}+{completion_after - completion}")
     assert (prompt_after - prompt, completion_after - completion) != (0, 0), "the upstream sent its usage"
     assert (row.prompt_tokens, row.completion_tokens) == (prompt_after - prompt, completion_after - completion)
     assert row.status_code == 499

@@ -615,7 +615,8 @@ async def _stream_from_upstream(call: Call, rec: Record, plan: _Plan, body: dict
                 yield DONE
         except BaseException:
             state["client_left"] = True
-            rec.fail(499, "client_disconnected")
+            if not rec.finished:  # the upstream may have finished first: then its row stands
+                rec.fail(499, "client_disconnected")
             if leader is None and not asm.complete:
                 reader.cancel()
             raise

@@ -20,7 +20,6 @@ import openai
 import pytest
 
 from optimizer.fake_upstream import answer_tag, prepare_chat
-from optimizer.fake_upstream import count_tokens as fake_tokens
 from optimizer.models import OptimizerSettings, RequestLog
 from optimizer.pipeline.pricing import count_tokens
 from tests.conftest import TenantKit, free_port, wait_for_rows
@@ -272,7 +271,6 @@ def test_a_stream_without_usage_is_counted_with_the_models_tokenizer(make_tenant
     enc = bpe_openai.encoding_for_model(MODEL)
     prompt = 3 + 3 + len(enc.encode("user")) + len(enc.encode(q))
     assert (row.prompt_tokens, row.completion_tokens) == (prompt, len(enc.encode(answer)))
-    assert row.prompt_tokens != count_tokens(q) and fake_tokens(answer) > 0
 
 
 # --- 9. a follower's stream outlives the leader's client -------------------------------------------

@@ -204,6 +204,9 @@ LEO_UPSTREAM_READ_TIMEOUT = strict_float("LEO_UPSTREAM_READ_TIMEOUT", 120.0)
 LEO_UPSTREAM_RETRIES = strict_int("LEO_UPSTREAM_RETRIES", 2)
 LEO_UPSTREAM_MAX_CONNECTIONS = strict_int("LEO_UPSTREAM_MAX_CONNECTIONS", 512, minimum=1)
 LEO_LEDGER_FLUSH_SECONDS = strict_float("LEO_LEDGER_FLUSH_SECONDS", 0.05)
+# How often each worker polls the database for new semantic-cache entries: the catch-up path (with
+# REDIS_URL, new entries and purges also reach every worker over a Redis stream at once).
+LEO_SEMANTIC_POLL_SECONDS = strict_float("LEO_SEMANTIC_POLL_SECONDS", 0.3, minimum=0.01)
 LEO_BASE_URL = strict_url("LEO_BASE_URL", default="http://127.0.0.1:8000")
 LEO_TRUST_X_FORWARDED_FOR = strict_bool("LEO_TRUST_X_FORWARDED_FOR", default=False)
 # Load the embedding model when a worker starts rather than on its first semantic lookup.

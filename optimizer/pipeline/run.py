@@ -543,13 +543,16 @@ async def _store(call: Call, plan: _Plan, response: dict[str, Any]) -> None:
     tenant_id = call.principal.tenant_id
     await exact_cache.put(tenant_id, cached, plan.ttl)
     embedding = None
+    on_saved = None
     if plan.semantic and plan.embedding is not None:
         from . import semantic_stage
 
         embedding = semantic_stage.to_bytes(plan.embedding)
+        # Searchable in this worker from now on, before its row is written.
+        on_saved = semantic_stage.remember(tenant_id, plan.canon.partition, cached, plan.embedding, plan.ttl)
     exact_cache.record_entry(tenant_id, cached, scope_hash=plan.canon.partition if embedding else plan.canon.scope,
                              model=str(call.body.get("model")), namespace=call.options.namespace, ttl=plan.ttl,
-                             embedding=embedding)
+                             embedding=embedding, on_saved=on_saved)
 
 
 async def _stream_from_upstream(call: Call, rec: Record, plan: _Plan, body: dict[str, Any], served_model: str,

@@ -6,6 +6,7 @@ deleted alongside, so a purged answer is never served again by any worker.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from leo_optima.db import run_db
 from leo_optima.state import StateUnavailable, get_state
 
 from .models import CacheEntry
+from .pipeline import replica_feed
 from .pipeline.exact_cache import kv_key
 
 
@@ -64,6 +66,8 @@ async def _delete(tenant_id: int, rows: list[tuple[int, str]]) -> int:
     semantic_stage = sys.modules.get("optimizer.pipeline.semantic_stage")
     if semantic_stage is not None:
         semantic_stage.forget_entries(tenant_id, [pk for pk, _ in rows])
+    # Every other worker and node (and the servers, when a management command purges) drops them too.
+    await asyncio.to_thread(replica_feed.publish_removed, tenant_id, [pk for pk, _ in rows])
     return len(rows)
 
 

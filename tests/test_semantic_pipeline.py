@@ -54,8 +54,9 @@ def stored(kit: TenantKit, text: str) -> None:
 
 
 def wait_semantic(kit: TenantKit, text: str, timeout: float = 10.0) -> tuple[str, dict[str, str]]:
-    """Ask until a semantic hit (the server's replica refreshes every 0.3 s); no-store so the misses
-    while waiting do not create entries of their own."""
+    """Ask until a semantic hit (another server process gets new entries from the Redis feed, or
+    its database poll every 0.3 s); no-store so the misses while waiting do not create entries of
+    their own."""
     deadline = time.monotonic() + timeout
     while True:
         answer, h = ask(kit, text, headers={"Cache-Control": "no-store"})
@@ -194,7 +195,8 @@ def test_new_entry_reaches_another_server_process_within_a_second(kit: TenantKit
         time.sleep(0.05)
     visible_after = time.monotonic() - committed
     assert h["x-leo-cache"] == "semantic" and answer.startswith(tag(ORIGINAL))
-    # The replica polls every 0.3 s; the bound leaves room for a loaded 2-core machine.
+    # With Redis the feed brings it in milliseconds (tests/test_semantic_replica.py), without it the
+    # database poll every 0.3 s; the bound leaves room for a loaded 2-core machine.
     assert visible_after < 2.0, f"entry took {visible_after:.2f} s to reach the other process"
 
 

@@ -227,6 +227,9 @@ LEO_UPSTREAM_READ_TIMEOUT = strict_float("LEO_UPSTREAM_READ_TIMEOUT", 120.0)
 LEO_UPSTREAM_RETRIES = strict_int("LEO_UPSTREAM_RETRIES", 2)
 LEO_UPSTREAM_MAX_CONNECTIONS = strict_int("LEO_UPSTREAM_MAX_CONNECTIONS", 512, minimum=1)
 LEO_LEDGER_FLUSH_SECONDS = strict_float("LEO_LEDGER_FLUSH_SECONDS", 0.05)
+# How often each worker polls the database for new semantic-cache entries: the catch-up path (with
+# REDIS_URL, new entries and purges also reach every worker over a Redis stream at once).
+LEO_SEMANTIC_POLL_SECONDS = strict_float("LEO_SEMANTIC_POLL_SECONDS", 0.3, minimum=0.01)
 LEO_BASE_URL = strict_url("LEO_BASE_URL", default="http://127.0.0.1:8000")
 # Proxies (addresses or networks) whose X-Forwarded-For the server believes; empty: none. The
 # server applies it (uvicorn's --forwarded-allow-ips, gunicorn's forwarded_allow_ips), so

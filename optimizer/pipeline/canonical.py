@@ -3,10 +3,13 @@
 scope  = tenant + namespace + endpoint + model + every parameter that can change the answer
          (temperature, top_p, max_tokens, seed, n, stop, tools, tool_choice, response_format,
          logprobs, ... : everything in the body except the messages and the few fields listed in
-         IGNORED, which only change delivery) + the system prompt(s).
-context = the conversation before its last user message (without system messages): the semantic
-         cache only matches within the same context, so a follow-up is never answered for a
-         different conversation.
+         IGNORED, which only change delivery) + the system prompt(s) + the model a routing rule
+         sent the request to, when one did (the same body routed for one key and not for another
+         is answered by two different models).
+context = the rest of the conversation around its last user message, without system messages:
+         every turn before it and every message after it (tool results, an assistant prefill).
+         The semantic cache only matches within the same context, so only the last user
+         message's wording is ever compared by similarity; everything else must be identical.
 key    = scope + the whole message list: the exact cache's key.
 """
 
@@ -70,18 +73,31 @@ class Canonical:
 
     @property
     def partition(self) -> str:
-        """The semantic index partition: same scope and same prior conversation."""
+        """The semantic index partition: same scope and the same conversation around the last user
+        message (only that message's text is compared by similarity)."""
         return _sha(self.scope.encode(), self.context.encode())
 
 
-def canonicalize(tenant_id: int, endpoint: str, body: dict[str, Any], namespace: str = "") -> Canonical:
+def canonicalize(tenant_id: int, endpoint: str, body: dict[str, Any], namespace: str = "",
+                 routed_to: str = "") -> Canonical:
+    """`routed_to`: the model a routing rule chose instead of `body["model"]` ("" when not routed)."""
     params = {k: v for k, v in body.items() if k not in IGNORED}
     messages = body.get("messages") or []
     system = [m.get("content") for m in messages if m.get("role") in ("system", "developer")]
-    scope = _sha(str(tenant_id).encode(), namespace.encode(), endpoint.encode(), _dump(params), _dump(system))
+    scope_parts = [str(tenant_id).encode(), namespace.encode(), endpoint.encode(), _dump(params), _dump(system)]
+    if routed_to:
+        # An extra part, not a field in `params`: no body a client sends can produce this scope.
+        scope_parts.append(b"routed-to:" + routed_to.encode())
+    scope = _sha(*scope_parts)
     idx = last_user_index(messages)
     prior = [m for m in messages[: max(idx, 0)] if m.get("role") not in ("system", "developer")]
-    context = _sha(_dump(prior))
+    # Tool results or an assistant prefill after the question, and the question's own fields
+    # besides its text (`name`), change the answer as much as its wording does. Hashed as extra
+    # parts only when present, so the partitions of conversations that end with a plain question
+    # keep their hash (and their stored entries).
+    after = [m for m in messages[idx + 1:] if m.get("role") not in ("system", "developer")]
+    own = {k: v for k, v in messages[idx].items() if k not in ("role", "content")} if idx >= 0 else {}
+    context = _sha(_dump(prior), _dump(after), _dump(own)) if after or own else _sha(_dump(prior))
     conversation = messages if endpoint == "chat" else body.get("prompt", body.get("input"))
     key = _sha(scope.encode(), _dump(conversation))
     last_user = text_of(messages[idx].get("content")) if idx >= 0 else ""

@@ -2,7 +2,9 @@
 
 Values live in the shared state (Redis in production, process memory by default) under
 `leo:c:<tenant>:<key>`, with the tenant's TTL; every stored answer also gets a `CacheEntry` row,
-written behind, which is the source of truth for the semantic index, purges and stats.
+written behind, which is the source of truth for the semantic index, purges and stats. Once an
+entry with an embedding has its row (and so its id), it is announced to every worker's semantic
+replica (`replica_feed`).
 A state outage means a miss, never an error.
 """
 
@@ -19,7 +21,8 @@ from django.utils import timezone
 from leo_optima.state import StateUnavailable, get_state
 
 from ..models import CacheEntry
-from .writer import writer
+from . import replica_feed
+from .writer import OnSaved, writer
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +82,9 @@ async def put(tenant_id: int, cached: Cached, ttl: int) -> None:
 
 
 def record_entry(tenant_id: int, cached: Cached, *, scope_hash: str, model: str, namespace: str, ttl: int,
-                 embedding: bytes | None, is_part: bool = False) -> CacheEntry:
-    """Queue the CacheEntry row (written behind). Returns the unsaved row."""
+                 embedding: bytes | None, is_part: bool = False, on_saved: OnSaved | None = None) -> CacheEntry:
+    """Queue the CacheEntry row (written behind). Returns the unsaved row; `on_saved` is called
+    (in the writer's thread) once the row is written, or dropped."""
     size = len(cached.dumps()) + (len(embedding) if embedding else 0)
     entry = CacheEntry(
         tenant_id=tenant_id, scope_hash=scope_hash, key_hash=cached.key_hash, model=model, namespace=namespace,
@@ -89,8 +93,17 @@ def record_entry(tenant_id: int, cached: Cached, *, scope_hash: str, model: str,
         prompt_tokens=cached.prompt_tokens, completion_tokens=cached.completion_tokens, is_part=is_part,
         size_bytes=size, created_at=timezone.now(), expires_at=timezone.now() + timedelta(seconds=ttl),
     )
-    writer.put_row(entry)
+    writer.put_row(entry, _announced(on_saved) if embedding is not None else on_saved)
     return entry
+
+
+def _announced(on_saved: OnSaved | None) -> OnSaved:
+    def saved(row: Any) -> None:
+        if on_saved is not None:  # this worker's replica first: its copy takes the row's id
+            on_saved(row)
+        if row.pk is not None:
+            replica_feed.publish_added(row.pk, row.tenant_id, row.scope_hash, bytes(row.embedding))
+    return saved
 
 
 def count_hit(tenant_id: int, key_hash: str) -> None:

@@ -1,7 +1,10 @@
 """The request path: admit, look up, deduplicate, optimize, call upstream, store, record.
 
-    canonicalize -> exact cache -> single-flight -> semantic cache -> decomposition
-                 -> prompt optimization -> routing -> upstream (fallback chain) -> store -> ledger
+    routing decision -> canonicalize -> exact cache -> single-flight -> semantic cache -> decomposition
+                     -> prompt optimization -> upstream (fallback chain) -> store -> ledger
+
+(Routing is decided first because the model that answers is part of the cache scope; the routed
+model is used when the upstream is called.)
 
 Every stage is a module of its own; this one only orders them. It knows nothing of HTTP: it takes a
 `Call` and returns a `Reply` whose body is a JSON dict or an async iterator of SSE bytes. Exactly
@@ -36,6 +39,7 @@ from .exact_cache import Cached
 from .ledger import Record
 from .pricing import Price, chat_prompt_tokens, count_tokens, price_of, tokenize_count
 from .responses import DONE, StreamAssembler, answer_text, fresh, is_storable, replay_as_stream, sse, usage_of
+from .routing import RoutingRule, route
 from .types import Call, ProxyError, Reply, database_unavailable
 
 log = logging.getLogger(__name__)
@@ -272,10 +276,11 @@ def question_sized(text: str) -> bool:
 class _Plan:
     """What the optimizer decided for one call."""
 
-    def __init__(self, call: Call, cfg: TenantConfig, canon: Canonical) -> None:
+    def __init__(self, call: Call, cfg: TenantConfig, canon: Canonical, model: str) -> None:
         body = call.body
         self.cfg = cfg
         self.canon = canon
+        self.model = model  # the model that answers: the requested one, or where a routing rule sent it
         nondeterministic = is_nondeterministic(body) and cfg.non_deterministic == "bypass"
         self.cacheable = (cfg.exact_cache or cfg.semantic_cache) and not nondeterministic
         self.lookup = self.cacheable and not call.options.no_cache
@@ -300,8 +305,9 @@ async def _generate(call: Call, rec: Record) -> Reply:
     reservation, est_prompt = await _admit(call, requested_price)
     settled = False
     try:
-        canon = canonicalize(call.principal.tenant_id, call.endpoint, call.body, call.options.namespace)
-        plan = _Plan(call, cfg, canon)
+        routed_to = await _route(call, rec, cfg)
+        canon = canonicalize(call.principal.tenant_id, call.endpoint, call.body, call.options.namespace, routed_to)
+        plan = _Plan(call, cfg, canon, routed_to or rec.model)
         if not plan.cacheable or (call.options.no_cache and call.options.no_store):
             rec.technique = Technique.BYPASS
             rec.stage("bypass", reason="policy" if not plan.cacheable else "cache-control")
@@ -509,7 +515,8 @@ def _scaled_original(upstream_prompt_tokens: int, ratio: tuple[int, int] | None)
 
 async def _optimize(call: Call, rec: Record, plan: _Plan, est_prompt: int
                     ) -> tuple[dict[str, Any], str, tuple[int, int] | None]:
-    """Prompt optimization then routing. Returns (upstream body, served model, (tokens before, after))."""
+    """Prompt optimization, and the routed model (decided by `_route`) put in the body.
+    Returns (upstream body, served model, (tokens before, after))."""
     body = call.body
     ratio: tuple[int, int] | None = None
     if call.endpoint == "chat" and plan.cfg.prompt_mode != "off":
@@ -520,23 +527,30 @@ async def _optimize(call: Call, rec: Record, plan: _Plan, est_prompt: int
             body = result.request
             ratio = (result.tokens_before, result.tokens_after)
             rec.stage("prompt_opt", before=result.tokens_before, after=result.tokens_after, changes=result.changes)
-    model = rec.model
-    if call.endpoint == "chat" and plan.cfg.routing and plan.cfg.routing_rules:
-        from .routing import RoutingRule, route
-
-        rules = [RoutingRule(**{k: v for k, v in r.items() if k != "api_keys"})
-                 for r in plan.cfg.routing_rules if _rule_covers_key(r, call.principal.key_prefix)]
-        decision = route(body, rules, count_tokens)
-        if decision.routed:
-            owners = await allowed_models(call.principal)
-            if decision.model in owners:
-                model = decision.model
-                body = {**body, "model": model}
-                rec.stage("routing", to=model, reason=decision.reason)
+    model = plan.model  # routing was decided before the cache lookups (`_route`)
+    if model != rec.model:
+        body = {**body, "model": model}
     if call.stream:
         # Always ask for usage so the ledger has the upstream's count; stripped if the client did not ask.
         body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
     return body, model, ratio
+
+
+async def _route(call: Call, rec: Record, cfg: TenantConfig) -> str:
+    """The model a routing rule sends this request to, or "" when none does. Decided before the
+    cache is consulted, on the request as the client sent it, because the model that answers is
+    part of the cache scope: with a rule limited to some keys, the same body is answered by the
+    cheaper model for those keys and by the requested one for the others, and the two must never
+    be served each other's answers."""
+    if call.endpoint != "chat" or not cfg.routing or not cfg.routing_rules:
+        return ""
+    rules = [RoutingRule(**{k: v for k, v in r.items() if k != "api_keys"})
+             for r in cfg.routing_rules if _rule_covers_key(r, call.principal.key_prefix)]
+    decision = route(call.body, rules, count_tokens)
+    if not decision.routed or decision.model not in await allowed_models(call.principal):
+        return ""
+    rec.stage("routing", to=decision.model, reason=decision.reason)
+    return decision.model
 
 
 def _rule_covers_key(rule: dict[str, Any], key_prefix: str) -> bool:
@@ -559,13 +573,16 @@ async def _store(call: Call, plan: _Plan, response: dict[str, Any]) -> None:
     tenant_id = call.principal.tenant_id
     await exact_cache.put(tenant_id, cached, plan.ttl)
     embedding = None
+    on_saved = None
     if plan.semantic and plan.embedding is not None:
         from . import semantic_stage
 
         embedding = semantic_stage.to_bytes(plan.embedding)
+        # Searchable in this worker from now on, before its row is written.
+        on_saved = semantic_stage.remember(tenant_id, plan.canon.partition, cached, plan.embedding, plan.ttl)
     exact_cache.record_entry(tenant_id, cached, scope_hash=plan.canon.partition if embedding else plan.canon.scope,
                              model=str(call.body.get("model")), namespace=call.options.namespace, ttl=plan.ttl,
-                             embedding=embedding)
+                             embedding=embedding, on_saved=on_saved)
 
 
 async def _stream_from_upstream(call: Call, rec: Record, plan: _Plan, body: dict[str, Any], served_model: str,

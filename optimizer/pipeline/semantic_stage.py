@@ -1,10 +1,18 @@
 """The semantic cache stage: embed the conversation, search this tenant's partition, verify, decide.
 
 The database (`CacheEntry.embedding`) is the source of truth. Each worker keeps an in-process
-replica (`optimizer.semantic.VectorIndex`) that a refresher thread fills incrementally: it polls
-for entries written in the last few seconds every `REFRESH_SECONDS`, so a new entry is visible to
-every worker within a second. Deleted or expired entries are dropped from the replica when a
-lookup finds their row gone, and by a periodic sweep.
+replica (`optimizer.semantic.VectorIndex`), kept current three ways:
+
+- at once, by the worker that stores an entry (`remember`): its row is written behind, so it
+  enters the replica under a provisional id, with its answer in memory, and takes its row's id
+  when the writer has written it (`_pending`);
+- within milliseconds, in every other worker, from the Redis feed (`replica_feed`): new entries
+  once their rows are written, and the ids a purge or eviction deleted;
+- within `LEO_SEMANTIC_POLL_SECONDS` (plus the overlap), from the database poll, the catch-up
+  path for anything the feed missed (and the only path between processes without Redis).
+
+Deleted or expired entries leave the replica from the feed, when a lookup finds their row gone,
+and by a periodic sweep.
 
 The cosine threshold and the pair judge's floor come from the tenant's adaptive strictness (moved
 by `POST /v1/feedback`, see `optimizer.semantic.policy.AdaptiveStrictness` and `rule_at`) over
@@ -13,14 +21,17 @@ its configured threshold; the margin and the wrong-answer bound come from its se
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections import OrderedDict
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
@@ -30,8 +41,9 @@ from ..models import CacheEntry, Feedback, OptimizerSettings, RequestLog, Techni
 from ..semantic import AdaptiveStrictness, VectorIndex, conversation_text, get_embedder
 from ..semantic.judge import get_judge
 from ..semantic.policy import CANDIDATES, choose, rule_at
-from . import config
+from . import config, replica_feed
 from .exact_cache import Cached
+from .writer import OnSaved
 
 if TYPE_CHECKING:
     from .ledger import Record
@@ -40,14 +52,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REFRESH_SECONDS = 0.3
 OVERLAP_SECONDS = 5.0  # re-read a window, since concurrent commits can land out of id order
 SWEEP_SECONDS = 60.0
+FEED_BLOCK_MS = 1000
+# Provisional ids of entries stored here whose rows are not written yet: far above any row id, so
+# they never collide with one (and stay valid keys for both index forms).
+PROVISIONAL_BASE = 1 << 62
+PENDING_MAX_SECONDS = 60.0  # a row the writer has not settled by then is not served from memory
 
 index = VectorIndex()
 _candidates: OrderedDict[tuple[int, int], tuple[Cached, float]] = OrderedDict()
 _CANDIDATE_TTL = 5.0
+# (tenant, provisional id) -> (the answer, monotonic deadline): entries stored by this worker
+# whose rows the writer has not written yet.
+_pending: dict[tuple[int, int], tuple[Cached, float]] = {}
+_provisional_ids = itertools.count(PROVISIONAL_BASE)
 _refresher: threading.Thread | None = None
+_feed_thread: threading.Thread | None = None
 _refresher_lock = threading.Lock()
 _loaded = threading.Event()
 
@@ -117,7 +138,7 @@ def _refresh_loop() -> None:
     last_sweep = time.monotonic()
     since = timezone.now() - timedelta(seconds=OVERLAP_SECONDS)
     while True:
-        time.sleep(REFRESH_SECONDS)
+        time.sleep(settings.LEO_SEMANTIC_POLL_SECONDS)
         try:
             poll_started = timezone.now()
             _add_rows(_live_rows(since))
@@ -131,14 +152,68 @@ def _refresh_loop() -> None:
             connections.close_all()
 
 
+def _apply(message: replica_feed.Message) -> None:
+    if isinstance(message, replica_feed.Added):
+        _add_rows([(message.entry_id, message.tenant_id, message.partition, message.vector)])
+    else:
+        forget_entries(message.tenant_id, message.entry_ids)
+
+
+def _feed_loop(feed: replica_feed.Feed) -> None:
+    reader = feed.reader(FEED_BLOCK_MS)
+    while True:
+        try:
+            messages = reader.read()
+        except replica_feed.FeedUnavailable as exc:  # the poll covers the gap; retry shortly
+            log.warning("semantic feed unavailable (%s); relying on the database poll", exc)
+            time.sleep(1.0)
+            continue
+        for message in messages:
+            try:
+                _apply(message)
+            except Exception:  # one bad message (a vector of the wrong size) must not stop the feed
+                log.exception("semantic feed: could not apply a message")
+
+
 def start_refresher() -> None:
-    global _refresher
+    """Start this worker's replica threads (idempotent): the database poll, and the Redis feed."""
+    global _refresher, _feed_thread
     if _refresher is not None and _refresher.is_alive():
         return
     with _refresher_lock:
         if _refresher is None or not _refresher.is_alive():
+            feed = replica_feed.get_feed()
+            if feed is not None and (_feed_thread is None or not _feed_thread.is_alive()):
+                # Subscribed before the initial load, so nothing written meanwhile is missed.
+                _feed_thread = threading.Thread(target=_feed_loop, args=(feed,), name="leo-semantic-feed",
+                                                daemon=True)
+                _feed_thread.start()
             _refresher = threading.Thread(target=_refresh_loop, name="leo-semantic-refresh", daemon=True)
             _refresher.start()
+
+
+def remember(tenant_id: int, partition: str, cached: Cached, vector: np.ndarray, ttl: int) -> OnSaved:
+    """Make an entry this worker has just stored searchable here at once; returns the callback
+    for its row's write (`exact_cache.record_entry(..., on_saved=...)`).
+
+    The row is written behind, so its id is not known yet: the vector enters the replica under a
+    provisional id and the answer waits in `_pending`. When the row is written, the entry takes
+    the row's id (in one step: no search sees it missing or twice) and becomes an ordinary entry,
+    checked against its row like any other; when the row is dropped, the entry leaves."""
+    entry_id = next(_provisional_ids)
+    key = partition_key(tenant_id, partition)
+    _pending[(tenant_id, entry_id)] = (cached, time.monotonic() + min(float(ttl), PENDING_MAX_SECONDS))
+    index.add(key, entry_id, vector)
+
+    def saved(row: CacheEntry) -> None:
+        if row.pk is not None:
+            index.rename(key, entry_id, row.pk)
+            _keep(tenant_id, row.pk, replace(cached, entry_id=row.pk), row.expires_at)
+        else:
+            index.remove(key, entry_id)
+        _pending.pop((tenant_id, entry_id), None)
+
+    return saved
 
 
 def refresh_now() -> int:
@@ -148,30 +223,41 @@ def refresh_now() -> int:
 
 # --- lookup -------------------------------------------------------------------------------------
 
-def _fetch(tenant_id: int, entry_id: int) -> Cached | None:
+def _fetch(tenant_id: int, entry_id: int) -> tuple[Cached, datetime] | None:
     row = CacheEntry.objects.filter(pk=entry_id, tenant_id=tenant_id, expires_at__gt=timezone.now()).first()
-    return Cached.from_entry(row) if row else None
+    return (Cached.from_entry(row), row.expires_at) if row else None
+
+
+def _keep(tenant_id: int, entry_id: int, cached: Cached, expires_at: datetime) -> None:
+    """Hold an entry's answer for a few seconds, never past its expiry."""
+    left = (expires_at - timezone.now()).total_seconds()
+    _candidates[(tenant_id, entry_id)] = (cached, time.monotonic() + min(_CANDIDATE_TTL, left))
+    while len(_candidates) > 10_000:
+        _candidates.popitem(last=False)
 
 
 async def _candidate(tenant_id: int, entry_id: int) -> Cached | None:
-    hit = _candidates.get((tenant_id, entry_id))
     now = time.monotonic()
+    if entry_id >= PROVISIONAL_BASE:  # stored here, row not written yet: no row to ask
+        pending = _pending.get((tenant_id, entry_id))
+        return pending[0] if pending is not None and pending[1] > now else None
+    hit = _candidates.get((tenant_id, entry_id))
     if hit is not None and hit[1] > now:
         return hit[0]
-    cached = await run_db(_fetch, tenant_id, entry_id)
-    if cached is not None:
-        _candidates[(tenant_id, entry_id)] = (cached, now + _CANDIDATE_TTL)
-        while len(_candidates) > 10_000:
-            _candidates.popitem(last=False)
-    return cached
+    found = await run_db(_fetch, tenant_id, entry_id)
+    if found is None:
+        return None
+    _keep(tenant_id, entry_id, *found)
+    return found[0]
 
 
 def forget_entries(tenant_id: int, entry_ids: list[int]) -> None:
-    """Purged or evicted entries: drop this worker's copies, so the next lookup asks the database
-    (finds the row gone and removes it from the replica). Other workers hold a copy for at most
-    `_CANDIDATE_TTL` seconds."""
+    """Purged or evicted entries leave this worker's replica and its copies of their answers.
+    The purge publishes them on the feed, so every worker does this at once; without the feed,
+    another worker holds a copy for at most `_CANDIDATE_TTL` seconds, then finds the row gone."""
     for entry_id in entry_ids:
         _candidates.pop((tenant_id, entry_id), None)
+    index.remove_ids(entry_ids, prefix=partition_key(tenant_id, ""))
 
 
 def strictness_of(state: dict[str, Any] | None, bound: float) -> AdaptiveStrictness:

@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,10 @@ from django.utils import timezone
 log = logging.getLogger(__name__)
 
 BATCH = 500
+
+OnSaved = Callable[[models.Model], None]
+"""Called in the writer thread once a row's write is settled: with its primary key set when it
+was written, with `pk is None` when it was dropped as unwritable."""
 
 
 class Writer:
@@ -43,9 +48,9 @@ class Writer:
                     self._thread = threading.Thread(target=self._run, name="leo-writer", daemon=True)
                     self._thread.start()
 
-    def put_row(self, row: models.Model) -> None:
+    def put_row(self, row: models.Model, on_saved: OnSaved | None = None) -> None:
         self._idle.clear()
-        self._queue.put(("row", row))
+        self._queue.put(("row", (row, on_saved)))
         self._ensure_thread()
 
     def hit_by_key(self, tenant_id: int, key_hash: str) -> None:
@@ -77,10 +82,14 @@ class Writer:
         items = self._pending_retry + items
         self._pending_retry = []
         rows: dict[type[models.Model], list[models.Model]] = {}
+        callbacks: list[tuple[models.Model, OnSaved]] = []
         hits: Counter[tuple[int, str]] = Counter()
         for kind, payload in items:
             if kind == "row":
-                rows.setdefault(type(payload), []).append(payload)
+                row, on_saved = payload
+                rows.setdefault(type(row), []).append(row)
+                if on_saved is not None:
+                    callbacks.append((row, on_saved))
             else:
                 hits[payload] += 1
         try:
@@ -98,6 +107,12 @@ class Writer:
             connections.close_all()
             time.sleep(1.0)
             return
+        # bulk_create set the primary keys (PostgreSQL and SQLite >= 3.35 return them).
+        for row, on_saved in callbacks:
+            try:
+                on_saved(row)
+            except Exception:  # a listener's failure must not stop the ledger
+                log.exception("write-behind: a row's on_saved callback failed")
         try:
             if hits:
                 from ..models import CacheEntry  # the writer is generic; only hits know the cache model

@@ -16,9 +16,10 @@ A partition has two forms, chosen by size:
   millisecond per search at 1M entries. int8 rounding moves a cosine by about 0.002, far below
   the gaps the decision rule works with. A partition is promoted once, when it outgrows dense.
 
-Concurrency: one writer (the refresher) and many readers. A per-partition readers-writer lock lets
-searches run together while an add or remove (which may grow the graph's memory) runs alone; the
-partition map itself is guarded by a plain lock held only for dictionary access.
+Concurrency: a few writers (the pipeline's replica threads and its request path) and many readers.
+A per-partition readers-writer lock lets searches run together while an add, remove or rename
+(which may grow the graph's memory) runs alone; the partition map itself is guarded by a plain
+lock held only for dictionary access.
 """
 
 from __future__ import annotations
@@ -152,6 +153,35 @@ class _Partition:
             self.row_of[moved] = row
         self.n -= 1
 
+    def present(self, entry_ids: set[int]) -> list[int]:
+        """Which of `entry_ids` this partition holds."""
+        if self.ann is not None:
+            if not entry_ids or len(self.ann) == 0:
+                return []
+            keys = np.fromiter(entry_ids, dtype=np.int64, count=len(entry_ids))
+            found = np.atleast_1d(self.ann.contains(keys.astype(np.uint64)))
+            return [int(k) for k in keys[found]]
+        if len(entry_ids) < len(self.row_of):
+            return [i for i in entry_ids if i in self.row_of]
+        return [i for i in self.row_of if i in entry_ids]
+
+    def rename(self, old: int, new: int) -> None:
+        """Give an entry another id, keeping its vector; when `new` is already present, drop `old`."""
+        if not self.contains(old):
+            return
+        if self.contains(new):
+            self.remove(old)
+            return
+        if self.ann is not None:
+            vec = self.vector(old)
+            assert vec is not None
+            self.ann.remove(old)
+            self.ann.add(np.uint64(new), vec)
+            return
+        row = self.row_of.pop(old)
+        self.row_of[new] = row
+        self.ids[row] = new
+
     def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         if self.ann is not None:
             n = len(self.ann)
@@ -282,6 +312,36 @@ class VectorIndex:
             return
         with part.lock.write():
             part.remove(int(entry_id))
+
+    def rename(self, partition: str, old_id: int, new_id: int) -> None:
+        """Move an entry to another id in one step, so no search sees it missing or twice (a
+        provisional id replaced by the database's). A no-op when `old_id` is absent; when `new_id`
+        is already present, `old_id` is dropped."""
+        part = self._get(partition)
+        if part is None:
+            return
+        with part.lock.write():
+            part.rename(int(old_id), int(new_id))
+
+    def remove_ids(self, entry_ids: Iterable[int], prefix: str = "") -> int:
+        """Remove these entries from every partition whose key starts with `prefix` (a purge
+        knows entry ids, not partitions). Costs one pass over those partitions' ids."""
+        wanted = {int(i) for i in entry_ids}
+        if not wanted:
+            return 0
+        with self._parts_lock:
+            parts = [part for key, part in self._parts.items() if key.startswith(prefix)]
+        removed = 0
+        for part in parts:
+            with part.lock.read():
+                present = part.present(wanted)
+            if present:
+                with part.lock.write():
+                    for entry_id in present:
+                        if part.contains(entry_id):
+                            part.remove(entry_id)
+                            removed += 1
+        return removed
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -129,6 +129,7 @@ def _prompt_text(call: Call) -> str:
         return "\n".join(text_of(m.get("content")) for m in call.body.get("messages") or [])
     value = call.body.get("prompt") if call.endpoint == "completions" else call.body.get("input")
     if isinstance(value, list):
+        value = [value] if any(isinstance(v, int) for v in value) else value  # one token array
         return "\n".join(v if isinstance(v, str) else " ".join(map(str, v)) for v in value)
     return str(value or "")
 

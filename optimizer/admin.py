@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from . import cache_admin
 from .models import CacheEntry, Feedback, ModelPrice, OptimizerSettings, RequestLog, UsageRollup
 
 
@@ -55,6 +57,14 @@ class CacheEntryAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return True
+
+    # Django's own deletes would drop the rows only, and the exact cache would go on serving the
+    # answers until their TTL: both the single delete and the bulk action go through the cache layer.
+    def delete_model(self, request: HttpRequest, obj: CacheEntry) -> None:
+        cache_admin.delete_entries_now(CacheEntry.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CacheEntry]) -> None:
+        cache_admin.delete_entries_now(queryset)
 
 
 @admin.register(Feedback)

@@ -1,7 +1,8 @@
 """Cache management for a tenant: stats, purge (all, by model, by age), delete one, and eviction.
 
 The database rows are the source of truth; the exact-cache values in the shared state are
-deleted alongside, so a purged answer is never served again by any worker.
+deleted alongside, so a purged answer is never served again by any worker. Every delete goes
+through `delete_entries`; tests/test_cache_delete_paths.py checks that no other code deletes rows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Sum
+from asgiref.sync import async_to_sync
+from django.db.models import Count, Max, Min, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -35,7 +37,7 @@ def stats(tenant_id: int) -> dict[str, Any]:
 
 
 def _select(tenant_id: int, model: str | None, older_than_seconds: int | None,
-            entry_id: int | None = None) -> list[tuple[int, str]]:
+            entry_id: int | None = None) -> QuerySet[CacheEntry]:
     qs = CacheEntry.objects.filter(tenant_id=tenant_id)
     if model:
         qs = qs.filter(model=model)
@@ -43,7 +45,11 @@ def _select(tenant_id: int, model: str | None, older_than_seconds: int | None,
         qs = qs.filter(created_at__lt=timezone.now() - timedelta(seconds=older_than_seconds))
     if entry_id is not None:
         qs = qs.filter(pk=entry_id)
-    return list(qs.values_list("id", "key_hash"))
+    return qs
+
+
+def _refs(entries: QuerySet[CacheEntry]) -> list[tuple[int, int, str]]:
+    return list(entries.values_list("id", "tenant_id", "key_hash"))
 
 
 def _delete_rows(ids: list[int]) -> None:
@@ -51,54 +57,94 @@ def _delete_rows(ids: list[int]) -> None:
         CacheEntry.objects.filter(pk__in=ids[i:i + 1000]).delete()
 
 
-async def _delete(tenant_id: int, rows: list[tuple[int, str]]) -> int:
-    keys = {kv_key(tenant_id, key_hash) for _, key_hash in rows}
+async def _drop_values(keys: list[str]) -> None:
     try:
         state = get_state()
-        key_list = list(keys)
-        for i in range(0, len(key_list), 500):
-            await state.delete(*key_list[i:i + 500])
+        for i in range(0, len(keys), 500):
+            await state.delete(*keys[i:i + 500])
     except StateUnavailable:
-        pass  # the values expire by TTL; the rows, which the semantic index trusts, go below
-    await run_db(_delete_rows, [pk for pk, _ in rows])
+        pass  # the values expire by TTL; the rows, which the semantic index trusts, go too
+
+
+def _values_of(rows: list[tuple[int, int, str]]) -> list[str]:
+    return sorted({kv_key(tenant_id, key_hash) for _, tenant_id, key_hash in rows})
+
+
+def _forget_here(rows: list[tuple[int, int, str]]) -> dict[int, list[int]]:
+    """Drop this worker's semantic copies of the rows; returns their ids by tenant."""
+    by_tenant: dict[int, list[int]] = {}
+    for pk, tenant_id, _ in rows:
+        by_tenant.setdefault(tenant_id, []).append(pk)
     # This worker's semantic stage keeps recently served entries for a few seconds: forget these
     # (only if the stage is loaded here; importing it would load the embedding stack for nothing).
     semantic_stage = sys.modules.get("optimizer.pipeline.semantic_stage")
     if semantic_stage is not None:
-        semantic_stage.forget_entries(tenant_id, [pk for pk, _ in rows])
-    # Every other worker and node (and the servers, when a management command purges) drops them too.
-    await asyncio.to_thread(replica_feed.publish_removed, tenant_id, [pk for pk, _ in rows])
+        for tenant_id, ids in by_tenant.items():
+            semantic_stage.forget_entries(tenant_id, ids)
+    return by_tenant
+
+
+def _publish_removed(by_tenant: dict[int, list[int]]) -> None:
+    """Every other worker and node (and the servers, when a management command purges) drops them too."""
+    for tenant_id, ids in by_tenant.items():
+        replica_feed.publish_removed(tenant_id, ids)
+
+
+async def delete_entries(entries: QuerySet[CacheEntry]) -> int:
+    """THE way to delete cache entries (the API, the portal, the `cache` command and eviction; the
+    admin through `delete_entries_now`): the exact-cache values, the rows, this worker's semantic
+    copies and every other worker's (through the replica feed) go together, so a deleted answer is
+    never served again. A plain queryset delete would leave the answers in the exact cache until
+    their TTL (issue #13, item 10)."""
+    rows = await run_db(_refs, entries)
+    if rows:
+        await _drop_values(_values_of(rows))
+        await run_db(_delete_rows, [pk for pk, _, _ in rows])
+        await asyncio.to_thread(_publish_removed, _forget_here(rows))
+    return len(rows)
+
+
+def delete_entries_now(entries: QuerySet[CacheEntry]) -> int:
+    """`delete_entries`, step for step, for a sync caller inside a transaction (the admin wraps its
+    deletes in one): the rows go on the caller's own connection, since another connection would
+    wait on the caller's locks (SQLite) and delete outside its transaction."""
+    rows = _refs(entries)
+    if rows:
+        async_to_sync(_drop_values)(_values_of(rows))
+        _delete_rows([pk for pk, _, _ in rows])
+        _publish_removed(_forget_here(rows))
     return len(rows)
 
 
 async def purge(tenant_id: int, model: str | None = None, older_than_seconds: int | None = None) -> int:
-    rows = await run_db(_select, tenant_id, model, older_than_seconds)
-    return await _delete(tenant_id, rows)
+    return await delete_entries(_select(tenant_id, model, older_than_seconds))
 
 
 async def delete_entry(tenant_id: int, entry_id: int) -> int:
-    rows = await run_db(_select, tenant_id, None, None, entry_id)
-    return await _delete(tenant_id, rows)
+    return await delete_entries(_select(tenant_id, None, None, entry_id))
 
 
-def _evictable(tenant_id: int, max_entries: int) -> list[tuple[int, str]]:
+def _evictable(tenant_id: int, max_entries: int) -> list[int]:
     now = timezone.now()
-    expired = list(CacheEntry.objects.filter(tenant_id=tenant_id, expires_at__lte=now).values_list("id", "key_hash"))
+    expired = list(CacheEntry.objects.filter(tenant_id=tenant_id, expires_at__lte=now).values_list("id", flat=True))
     live = CacheEntry.objects.filter(tenant_id=tenant_id, expires_at__gt=now)
     excess = live.count() - max_entries
-    lru: list[tuple[int, str]] = []
+    lru: list[int] = []
     if excess > 0:
         # Least recently used first: an entry's last use is its last hit, or its creation when never
         # hit. (Ordering by last_hit_at alone put never-hit entries first on SQLite but last on
         # PostgreSQL, where NULLs sort last.)
-        lru = list(live.order_by(Coalesce("last_hit_at", "created_at"), "pk").values_list("id", "key_hash")[:excess])
+        lru = list(live.order_by(Coalesce("last_hit_at", "created_at"), "pk").values_list("id", flat=True)[:excess])
     return expired + lru
 
 
 async def evict(tenant_id: int, max_entries: int) -> int:
     """Drop expired entries and, above the tenant's size cap, the least recently used."""
-    rows = await run_db(_evictable, tenant_id, max_entries)
-    return await _delete(tenant_id, rows) if rows else 0
+    ids = await run_db(_evictable, tenant_id, max_entries)
+    dropped = 0
+    for i in range(0, len(ids), 1000):  # bounded IN lists (SQLite caps a query's parameters)
+        dropped += await delete_entries(CacheEntry.objects.filter(tenant_id=tenant_id, pk__in=ids[i:i + 1000]))
+    return dropped
 
 
 def _caps() -> dict[int, int]:

@@ -273,3 +273,74 @@ def test_nul_characters_never_reach_an_entry_row() -> None:
                     key_hash="k" * 64)
     row = record_entry(1, cached, scope_hash="s", model="m", namespace="", ttl=60, embedding=None)
     assert row.request_text == "q?"
+
+
+# --- every delete path purges every layer (issue #13, item 10) ----------------------------------
+
+def _staff_admin(kit: TenantKit) -> Any:
+    """An httpx client signed in to the live server's Django admin as staff."""
+    import re
+
+    import httpx
+
+    from tenants.models import User
+
+    email = f"staff-{uuid.uuid4().hex[:8]}@example.com"
+    User.objects.create_superuser(email, "pw-staff-123!")
+    http = httpx.Client(base_url=kit.base_url.removesuffix("/v1"), timeout=30)
+    page = http.get("/admin/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text[:300]
+    r = http.post("/admin/login/?next=/admin/", data={"username": email, "password": "pw-staff-123!",
+                                                       "csrfmiddlewaretoken": token.group(1)})
+    assert r.status_code == 302, r.text[:300]
+    return http
+
+
+def _csrf(http: Any) -> str:
+    return http.cookies["csrftoken"]
+
+
+def test_admin_delete_removes_the_answer_from_the_exact_cache(kit: TenantKit, fake_upstream: Any) -> None:
+    """The admin runs in the server process, so this holds with Redis and with the embedded
+    process-local state alike: the answer deleted in the admin is asked upstream again."""
+    a, b, c, d = question(), question(), question(), question()
+    entries = cached(kit, (a, "gpt-4o-mini"), (b, "gpt-4o-mini"), (c, "gpt-4o-mini"), (d, "gpt-4o-mini"))
+    admin = _staff_admin(kit)
+    try:
+        # one entry, from its own delete page
+        r = admin.post(f"/admin/optimizer/cacheentry/{entries[a].pk}/delete/",
+                       data={"post": "yes", "csrfmiddlewaretoken": _csrf(admin)})
+        assert r.status_code == 302, r.text[:300]
+        # two more, with the changelist's bulk action
+        r = admin.post("/admin/optimizer/cacheentry/", data={
+            "action": "delete_selected", "post": "yes", "csrfmiddlewaretoken": _csrf(admin),
+            "_selected_action": [str(entries[b].pk), str(entries[c].pk)]})
+        assert r.status_code == 302, r.text[:300]
+    finally:
+        admin.close()
+    assert set(CacheEntry.objects.filter(tenant=kit.tenant).values_list("request_text", flat=True)) == {d}
+    before = fake_upstream.stats()["chat"]
+    assert [ask(kit, q) for q in (a, b, c, d)] == ["miss", "miss", "miss", "exact"]
+    assert fake_upstream.stats()["chat"] == before + 3
+
+
+def test_the_cache_layer_is_the_only_code_that_deletes_entries() -> None:
+    """A static guard on the rule above: outside optimizer/cache_admin.py no product code calls
+    `.delete()` on CacheEntry rows (a queryset delete there would skip the exact cache)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    offenders = []
+    for app in ("optimizer", "tenants", "billing", "leo_optima"):
+        for path in (root / app).rglob("*.py"):
+            if path.name == "cache_admin.py" or "migrations" in path.parts:
+                continue
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "delete":
+                    receiver = ast.unparse(node.func.value)
+                    if "CacheEntry" in receiver or "entr" in receiver.lower():
+                        offenders.append(f"{path.relative_to(root)}:{node.lineno}: {receiver}.delete()")
+    assert offenders == []

@@ -227,12 +227,32 @@ def test_identity_on_already_tight_input(text: str, mode: str) -> None:
 # --- lossless examples ---------------------------------------------------------------------------
 
 
-def test_whitespace_runs_trailing_spaces_and_blank_lines_are_collapsed() -> None:
-    text = "Summarise   this  text:\t \n\n\n\n\nIt has  17 items.   \n  - keep   indent\n\n\n"
+def test_trailing_spaces_and_blank_lines_go_but_runs_inside_a_line_stay() -> None:
+    text = "Summarise   this  text: \n\n\n\n\nIt has  17 items.   \n  - keep   indent\n\n\n"
     result = optimize(chat(("user", text)), "lossless", count_tokens)
-    assert user_text(result.request) == "Summarise this text:\n\nIt has 17 items.\n  - keep indent"
+    # Spaces inside a line can carry meaning (aligned columns, a literal), so lossless leaves them.
+    assert user_text(result.request) == "Summarise   this  text:\n\nIt has  17 items.\n  - keep   indent"
     assert result.tokens_after < result.tokens_before
     assert result.changes == ["messages[0]: tidied whitespace"]
+    # Aggressive collapses them too.
+    result = optimize(chat(("user", text)), "aggressive", count_tokens)
+    assert user_text(result.request) == "Summarise this text:\n\nIt has 17 items.\n  - keep indent"
+
+
+def test_the_spaces_inside_a_quoted_string_survive_every_mode() -> None:
+    """Issue #13, item 11: lossless collapsed the spaces in `len('a     b')` and changed the answer."""
+    text = "What does len('a     b') return?   \n\n\n\nAnswer with a number."
+    for mode in ("lossless", "aggressive"):
+        out = user_text(optimize(chat(("user", text)), mode, count_tokens).request)  # type: ignore[arg-type]
+        assert "len('a     b')" in out, mode
+    # Not plain (a quote): lossless sends it byte for byte, trailing spaces and blank lines included.
+    assert user_text(optimize(chat(("user", text)), "lossless", count_tokens).request) == text
+
+
+def test_space_aligned_columns_survive_lossless() -> None:
+    table = "Name      Age   City\nAda       36    London\nGrace           Arlington   \n\n\n\nWho has no age?"
+    out = user_text(optimize(chat(("user", table)), "lossless", count_tokens).request)
+    assert out == table.replace("Arlington   ", "Arlington").replace("\n\n\n\n", "\n\n")
 
 
 def test_code_inline_code_quotes_urls_json_and_tab_columns_are_untouched() -> None:
@@ -243,6 +263,8 @@ def test_code_inline_code_quotes_urls_json_and_tab_columns_are_untouched() -> No
         "id\tname\t\tcity\n1\tAda\t\tLondon"
     )
     out = user_text(optimize(chat(("user", text)), "lossless", count_tokens).request)
+    assert out == text  # code, quotes and tabs outside the fence: nothing moves
+    out = user_text(optimize(chat(("user", text)), "aggressive", count_tokens).request)
     assert out.startswith("Fix this:\n```python\ndef f(x):   \n\n\n\n    return  x  \n```\n")
     assert "`f(  1 )`" in out and '"two   spaces"' in out and "https://a.example/x%20%20y." in out
     assert '{\n  "name":   "Ada   Lovelace",\n  "n": 1\n}' in out
@@ -250,8 +272,10 @@ def test_code_inline_code_quotes_urls_json_and_tab_columns_are_untouched() -> No
 
 
 def test_fence_opened_mid_line_is_protected() -> None:
-    text = "Here is my code: ```js\nconst  a  =  1;   \n\n\n\n```\nWhy   does it fail?"
+    text = "Here is my code: ```js\nconst  a  =  1;   \n\n\n\n```\nWhy   does it fail?  "
     out = user_text(optimize(chat(("user", text)), "lossless", count_tokens).request)
+    assert out == "Here is my code: ```js\nconst  a  =  1;   \n\n\n\n```\nWhy   does it fail?"
+    out = user_text(optimize(chat(("user", text)), "aggressive", count_tokens).request)
     assert out == "Here is my code: ```js\nconst  a  =  1;   \n\n\n\n```\nWhy does it fail?"
 
 
@@ -306,7 +330,7 @@ def test_tool_messages_and_image_parts_are_left_alone_and_text_parts_tidied() ->
     )
     result = optimize(request, "lossless", count_tokens)
     parts = result.request["messages"][0]["content"]
-    assert parts[0] == {"type": "text", "text": "Look at this:"}
+    assert parts[0] == {"type": "text", "text": "Look   at  this:"}
     assert parts[1] == request["messages"][0]["content"][1]
     assert result.request["messages"][1] == request["messages"][1]
 
@@ -315,7 +339,11 @@ def test_legacy_completions_prompt_is_optimized() -> None:
     result = optimize(
         {"model": "gpt-3.5-turbo-instruct", "prompt": "Say   hi  \n\n\n\nnow"}, "lossless", count_tokens
     )
-    assert result.request["prompt"] == "Say hi\n\nnow"
+    assert result.request["prompt"] == "Say   hi\n\nnow"
+    # A completions prompt is continued from its last character: its ends stay as sent.
+    ends = optimize({"model": "gpt-3.5-turbo-instruct", "prompt": "\n\nQ: why  \n\n\n\nA: "}, "lossless",
+                    count_tokens)
+    assert ends.request["prompt"] == "\n\nQ: why\n\nA: "
     assert result.tokens_after < result.tokens_before
 
 
@@ -379,7 +407,109 @@ def test_aggressive_history_trim_only_when_asked_and_starts_at_a_user_turn() -> 
 def test_deeply_nested_or_unclosed_json_neither_crashes_nor_goes_quadratic() -> None:
     text = "[\n" * 20000 + "What   now?"
     result = optimize(chat(("user", text)), "lossless", count_tokens)
-    assert user_text(result.request).endswith("What now?")
+    assert user_text(result.request).endswith("What   now?")
     closed = "[" * 5000 + "]" * 5000
-    result = optimize(chat(("user", closed + "\nOk   then")), "lossless", count_tokens)
-    assert user_text(result.request) == closed + "\nOk then"
+    result = optimize(chat(("user", closed + "\nOk   then  ")), "lossless", count_tokens)
+    assert user_text(result.request) == closed + "\nOk   then"
+    result = optimize(chat(("user", "[\n" * 20000 + "What   now?")), "aggressive", count_tokens)
+    assert user_text(result.request).endswith("What now?")
+
+
+# --- lossless never moves whitespace that can mean something (issue #13, item 11) ----------------
+
+# Lines whose whitespace can carry meaning; each holds a quote, a code sign, a tab or a diff marker.
+CODE_LINES = [
+    "print(len('a     b'))",
+    'x  =  "a   b"   ',
+    '    s = """hello   ',
+    '"""',
+    "echo 'one   ",
+    "two'  ",
+    "@@ -1,3 +1,3 @@",
+    "-    return  1",
+    "+    return  2",
+    "key: |",
+    "cc  -o x \\   ",
+    "\tcc  -o x",
+    "a\tb\t",
+    "Use `a   b` here.",
+    "He said \u201ca   b\u201d.",
+    "the students'   work  ",
+    "a\rb  ",
+    "if a  <  b:",
+    "--- a/f.py",
+]
+# Plain lines, some with whitespace a tidy may touch (trailing) and some it must not (interior).
+PROSE_LINES = ["The value is 42.", "Ada   Lovelace wrote it.", "Name      Age", "Ada       36   ",
+               "don't   stop  ", "", "", "   ", " ", "- a list item", "  - nested   item  ", "Why?"]
+# Whitespace-only or plain-looking lines that are data inside code (a string's line, a diff's
+# blank context line): lossless must keep them when the text holds code.
+CODE_CONTEXT = ["world   ", " ", "", "  kept   trailing   "]
+
+
+@st.composite
+def code_bearing_texts(draw: st.DrawFn) -> tuple[str, bool]:
+    """A text of prose and code lines (some inside a fence); returns (text, holds code outside fences)."""
+    lines: list[str] = []
+    code_outside = False
+    for _ in range(draw(st.integers(min_value=1, max_value=14))):
+        kind = draw(st.sampled_from(["prose", "prose", "code", "context", "fence"]))
+        if kind == "prose":
+            lines.append(draw(st.sampled_from(PROSE_LINES)))
+        elif kind == "context":
+            lines.append(draw(st.sampled_from(CODE_CONTEXT)))
+        elif kind == "code":
+            lines.append(draw(st.sampled_from(CODE_LINES)))
+            code_outside = True
+        else:
+            body = draw(st.lists(st.sampled_from(CODE_LINES + CODE_CONTEXT), min_size=1, max_size=4))
+            lines.append("```\n" + "\n".join(body) + "\n```")
+    return "\n".join(lines), code_outside
+
+
+def _content_lines(text: str) -> list[str]:
+    """The non-blank lines, each without trailing spaces: what lossless may never change."""
+    return [line.rstrip(" \r") for line in text.split("\n") if line.strip()]
+
+
+@given(code_bearing_texts())
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_lossless_keeps_every_character_but_trailing_spaces_and_blank_lines(sample: tuple[str, bool]) -> None:
+    text, code_outside = sample
+    for request, read in (
+        (chat(("user", text)), lambda r: user_text(r)),
+        ({"model": "gpt-3.5-turbo-instruct", "prompt": text}, lambda r: r["prompt"]),
+    ):
+        result = optimize(request, "lossless", count_tokens)
+        out = read(result.request)
+        if code_outside:
+            assert out == text  # a text holding code or quotes is sent byte for byte
+            continue
+        if not any("repeated" in c for c in result.changes):
+            # Only trailing spaces and blank lines may differ: interior runs, indentation, every
+            # other character and the order of the lines stay.
+            assert _content_lines(out) == _content_lines(text)
+        for fence in re.findall(r"```\n.*?\n```", text, flags=re.S):
+            assert fence in out  # a fenced block, whatever its whitespace, byte for byte
+
+
+@given(code_bearing_texts(), st.sampled_from(["lossless", "aggressive"]))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_quoted_strings_and_inline_code_survive_both_modes(sample: tuple[str, bool], mode: str) -> None:
+    text, _ = sample
+    out = user_text(optimize(chat(("user", text)), mode, count_tokens).request)  # type: ignore[arg-type]
+    for span in ("'a     b'", '"a   b"', "`a   b`", "\u201ca   b\u201d"):
+        if span in text:
+            assert span in out, (mode, span)
+
+
+def test_a_default_tenant_sends_the_quoted_spaces_upstream(kit: Any) -> None:
+    """Through a live server (lossless is the default): the upstream gets the question as written.
+    The fake upstream tags its answer with the hash of the text it received."""
+    import uuid
+
+    from optimizer.fake_upstream import answer_tag
+
+    content = f"What does len('a     b') return? ({uuid.uuid4().hex[:8]})   \n\n\n\nJust the number."
+    resp = kit.client().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": content}])
+    assert f"ANSWER[{answer_tag(content)}]" in resp.choices[0].message.content

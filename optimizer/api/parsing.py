@@ -20,6 +20,9 @@ MAX_NAMESPACE = 100
 # Deeper JSON than any real request (tool schemas included) would make the pipeline's recursive
 # steps (deepcopy, canonical dumps) hit Python's recursion limit: refuse it at the door.
 MAX_JSON_DEPTH = 64
+# Token ids in a token-array prompt or input: no tokenizer has more than 2**31 ids, and OpenAI
+# refuses ids its tokenizer does not know; bounding them keeps every later step on plain ints.
+MAX_TOKEN_ID = 2**31 - 1
 
 
 def _bad(message: str, param: str | None = None, code: str | None = "invalid_value") -> ProxyError:
@@ -151,28 +154,72 @@ def validate_chat(body: dict[str, Any]) -> None:
         if content is not None and not isinstance(content, str | list):
             raise _bad(f"Invalid type for 'messages[{i}].content': expected a string or an array.",
                        f"messages[{i}].content")
-        if isinstance(content, list) and not all(isinstance(p, dict) for p in content):
-            raise _bad(f"Invalid value for 'messages[{i}].content': parts must be objects.", f"messages[{i}].content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                _check_part(part, f"messages[{i}].content[{j}]")
     _check_sampling(body)
+
+
+def _check_part(part: Any, param: str) -> None:
+    """A content part: an object with a string `type`; a text part's `text` is a string (a number or
+    null there would otherwise reach the pipeline's text handling)."""
+    if not isinstance(part, dict):
+        raise _bad(f"Invalid value for '{param}': parts must be objects.", param)
+    kind = part.get("type")
+    if not isinstance(kind, str):
+        raise _bad(f"Invalid value for '{param}.type': expected a string.", f"{param}.type")
+    if kind == "text" and not isinstance(part.get("text"), str):
+        raise _bad(f"Invalid type for '{param}.text': expected a string.", f"{param}.text")
+
+
+def _is_tokens(value: Any) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= MAX_TOKEN_ID for t in value))
+
+
+def _check_text_or_tokens(value: Any, param: str, *, allow_empty: bool) -> None:
+    """OpenAI's shapes for a completions `prompt` and an embeddings `input`: a string, an array of
+    strings, an array of token ids, or an array of token arrays. Token arrays are forwarded (and
+    cached) as they are; anything else, `[null]` or a mixed array included, is a 400."""
+    if isinstance(value, str):
+        if not allow_empty and not value:
+            raise _bad(f"`{param}` must be a non-empty string or array.", param)
+        return
+    if not isinstance(value, list) or not value:
+        raise _bad(f"`{param}` must be a non-empty string or array.", param)
+    if all(isinstance(v, str) for v in value):
+        if not allow_empty and not all(value):
+            raise _bad(f"`{param}` must not contain empty strings.", param)
+        return
+    if _is_tokens(value) or all(_is_tokens(v) for v in value):
+        return
+    raise _bad(f"Invalid value for '{param}': expected a string, an array of strings, an array of token ids "
+               f"(integers from 0 to {MAX_TOKEN_ID}), or an array of non-empty token arrays.", param)
+
+
+def _refuse_messages(body: dict[str, Any]) -> None:
+    # The cache key reads `messages` as a chat's; on the other endpoints it is no argument at all.
+    if "messages" in body:
+        raise _bad("Unrecognized request argument supplied: messages", "messages", "unknown_parameter")
 
 
 def validate_completions(body: dict[str, Any]) -> None:
     _require_model(body)
+    _refuse_messages(body)
     prompt = body.get("prompt")
     if prompt is None:
         raise _bad("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
-    if not isinstance(prompt, str | list):
-        raise _bad("`prompt` must be a string or an array.", "prompt")
+    _check_text_or_tokens(prompt, "prompt", allow_empty=True)
     _check_sampling(body)
 
 
 def validate_embeddings(body: dict[str, Any]) -> None:
     _require_model(body)
+    _refuse_messages(body)
     value = body.get("input")
     if value is None:
         raise _bad("Missing required parameter: 'input'.", "input", "missing_required_parameter")
-    if not isinstance(value, str | list) or value == [] or value == "":
-        raise _bad("`input` must be a non-empty string or array.", "input")
+    _check_text_or_tokens(value, "input", allow_empty=False)
     if body.get("stream"):
         raise _bad("Embeddings cannot be streamed.", "stream")
 

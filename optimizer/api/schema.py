@@ -12,17 +12,60 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers
 
-from .parsing import MAX_N, MAX_TOKENS_LIMIT
+from .parsing import MAX_N, MAX_TOKEN_ID, MAX_TOKENS_LIMIT
 
 V = TypeVar("V")
 
 
+_TOKENS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN_ID}}
+
+
+def _text_or_tokens(min_length: int) -> dict[str, Any]:
+    """OpenAI's shapes for `prompt` and `input`: text, texts, token ids, or token arrays. Described in
+    full so the schemathesis fuzz sends token arrays (and, negated, nulls and mixed arrays) too."""
+    return {"oneOf": [{"type": "string", "minLength": min_length},
+                      {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": min_length}},
+                      _TOKENS,
+                      {"type": "array", "minItems": 1, "items": _TOKENS}]}
+
+
+@extend_schema_field(_text_or_tokens(0))
+class PromptField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(_text_or_tokens(1))
+class InputField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "string", "nullable": True},  # OpenAPI 3.0's null
+    {"type": "array", "items": {"oneOf": [
+        {"type": "object", "required": ["type", "text"], "additionalProperties": False,
+         "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}}},
+        {"type": "object", "required": ["type", "image_url"], "additionalProperties": False,
+         "properties": {"type": {"type": "string", "enum": ["image_url"]},
+                        "image_url": {"type": "object", "required": ["url"],
+                                      "properties": {"url": {"type": "string"}}}}},
+    ]}},
+]})
+class ContentField(serializers.JSONField):
+    """A message's content: text, null (an assistant's tool call), or content parts."""
+
+
 class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=["system", "developer", "user", "assistant", "tool"])
-    content = serializers.CharField(allow_blank=True)
+    content = ContentField()
 
 
 class StreamOptionsSerializer(serializers.Serializer):
@@ -45,12 +88,12 @@ class ChatCompletionRequestSerializer(_SamplingSerializer):
 
 
 class CompletionRequestSerializer(_SamplingSerializer):
-    prompt = serializers.CharField()
+    prompt = PromptField()
 
 
 class EmbeddingRequestSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=200)
-    input = serializers.ListField(child=serializers.CharField(), min_length=1)
+    input = InputField()
     dimensions = serializers.IntegerField(min_value=1, required=False)
     encoding_format = serializers.ChoiceField(choices=["float", "base64"], required=False)
 

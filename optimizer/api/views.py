@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from adrf.views import APIView
@@ -142,14 +142,13 @@ def _parse_when(value: str | None, name: str) -> datetime | None:
             raise ProxyError(400, f"`{name}` must be an ISO 8601 date or datetime.", param=name,
                              code="invalid_value") from None
     if parsed.tzinfo is None:
-        from datetime import UTC
-
         parsed = parsed.replace(tzinfo=UTC)
     # Years at the edge of the calendar overflow on conversion to UTC or in the database (a 503
     # from the DataError): refuse them here.
     if not 1900 <= parsed.year <= 9000:
         raise ProxyError(400, f"`{name}` must be between the years 1900 and 9000.", param=name, code="invalid_value")
-    return parsed
+    # Python takes offsets up to 23:59, PostgreSQL only up to 15:59 (a DataError, a 500): send UTC.
+    return parsed.astimezone(UTC)
 
 
 @schema.analytics

@@ -9,24 +9,31 @@ Modes
 ``off``
     The request is copied unchanged.
 ``lossless`` (the default a tenant gets)
-    Only changes that keep every character of meaning:
+    Only changes that cannot change what is asked. Whitespace can carry meaning (the spaces
+    inside ``len('a     b')``, space-aligned columns, a diff's blank context line, a YAML block,
+    a backslash before a newline, a completions prompt's final space), so lossless touches it
+    only in *plain* text, and never inside a line:
 
-    * runs of spaces/tabs inside a line collapse to one space (leading indentation is kept,
-      because it carries list and code structure; lines with interior tabs are left alone,
-      because tabs there are usually column separators);
-    * trailing whitespace is stripped, leading/trailing blank lines of a message are dropped,
-      and two or more blank lines become one;
-    * a repeated context block (a paragraph of at least ``LOSSLESS_MIN_DUP_CHARS`` characters
-      pasted again, later in the same message or in a later system/user message) is dropped;
-      when the paragraph before it introduces it (ends with ``:``) a short pointer to the
-      earlier copy is left instead, so the sentence still reads.
+    * a text is plain when, outside its fenced code blocks and JSON values, no line holds a
+      quote (an apostrophe inside a word is not one), a backtick, one of ``; { } = < > \\ |``,
+      a tab or another control character, or a diff marker (``@@``, ``+++``, ``---``, a line
+      starting with ``+`` or ``-`` that is not a ``- list item``);
+      a text that is not plain is sent byte for byte;
+    * in a plain text: trailing spaces at line ends go, leading/trailing blank lines of a
+      chat message go (a completions prompt keeps its ends), and two or more blank lines
+      become one. Runs of spaces inside a line and indentation are never touched;
+    * a repeated context block of a plain text (a paragraph of at least
+      ``LOSSLESS_MIN_DUP_CHARS`` characters pasted again, later in the same message or in a
+      later system/user message) is dropped; when the paragraph before it introduces it (ends
+      with ``:``) a short pointer to the earlier copy is left instead, so the sentence still reads.
 
     Never touched: fenced code blocks (```` ``` ```` / ``~~~``, including ones opened mid-line),
-    inline code, URLs, double-quoted strings, JSON values that start a line, tool and function
-    messages, and non-text content parts. Numbers, names and instructions are never rewritten,
-    only whitespace between them.
+    JSON values that start a line, tool and function messages, non-text content parts, and
+    every character that is not whitespace.
 ``aggressive`` (a tenant must opt in)
-    Everything above, plus: filler phrases are dropped ("please", "kindly", "I was wondering
+    Everything above on any text (plain or not), plus: runs of spaces inside a prose line
+    collapse to one (never inside inline code, URLs, or single-, double- or curly-quoted
+    strings; lines with tabs are left alone), filler phrases are dropped ("please", "kindly", "I was wondering
     if you could", greetings, "thanks in advance"), an instruction sentence repeated within a
     message or already present in the system prompt is dropped, repeated paragraphs are dropped
     from a lower size (``AGGRESSIVE_MIN_DUP_CHARS``), and, only when
@@ -165,6 +172,20 @@ _PROTECTED = re.compile(
     r"(?P<code>(?<!`)(`+)(?!`).+?(?<!`)\2(?!`))"
     r"|(?P<url>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s<>\"'`]+)"
     r"|(?P<quote>\"(?:[^\"\\\n]|\\.)*\")"
+    # A single quote that does not sit inside a word opens a string (`len('a     b')`); one
+    # inside a word ("don't") is an apostrophe.
+    r"|(?P<squote>(?<![^\W_])'(?:[^'\\\n]|\\.)*'(?![^\W_]))"
+    r"|(?P<curly>“[^”\n]*”|‘[^’\n]*’(?![^\W_]))"
+)
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s<>\"'`]+")
+# What makes a line not plain prose for lossless mode (see the module docstring): quotes that are
+# not apostrophes inside a word, code punctuation, tabs and control characters (a CR only at the
+# line's end, as in CRLF), and diff markers.
+_NOT_PLAIN = re.compile(
+    r"[`\"“”„‟«»;{}=<>\\|\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+    r"|(?<![^\W_])['‘’‛]|['‘’‛](?![^\W_])"
+    # diff lines: "@@", "+++"/"---" headers, and "+"/"-" lines that are no "- list item"
+    r"|\r(?!$)|@@|^(?:\+\+\+|---|diff )|^[+-](?! \S)"
 )
 _JSON = json.JSONDecoder()
 _MAX_JSON_ATTEMPTS = 16
@@ -177,6 +198,7 @@ class _Block:
     kind: Literal["prose", "fence", "json"]
     lines: list[str]
     sep: str  # what precedes the block: "" (first), "\n" (adjacent) or "\n\n" (blank line)
+    start: int = 0  # index of its first line in the text
 
     def text(self) -> str:
         return "\n".join(self.lines)
@@ -252,7 +274,7 @@ def _blocks(text: str) -> list[_Block]:
             if end is None:
                 json_budget -= 1
         if end is not None:
-            blocks.append(_Block(kind, lines[i : end + 1], sep()))
+            blocks.append(_Block(kind, lines[i : end + 1], sep(), i))
             current, blank_before = None, False
             i = end + 1
             continue
@@ -261,7 +283,7 @@ def _blocks(text: str) -> list[_Block]:
             i += 1
             continue
         if current is None:
-            current = _Block("prose", [], sep())
+            current = _Block("prose", [], sep(), i)
             blocks.append(current)
             blank_before = False
         current.lines.append(line)
@@ -286,8 +308,21 @@ def _map_gaps(body: str, fn: Callable[[str], str]) -> str:
     return "".join(out)
 
 
+def _is_plain(text: str, blocks: list[_Block]) -> bool:
+    """Whether every line outside the fenced code and JSON blocks is plain prose (see above)."""
+    protected: set[int] = set()
+    for block in blocks:
+        if block.kind != "prose":
+            protected.update(range(block.start, block.start + len(block.lines)))
+    return not any(
+        _NOT_PLAIN.search(_URL.sub("", line))
+        for i, line in enumerate(text.split("\n"))
+        if i not in protected
+    )
+
+
 def _tidy_line(line: str) -> str:
-    """Lossless whitespace tidy of one prose line: keep indentation, collapse interior runs."""
+    """Aggressive whitespace tidy of one prose line: keep indentation, collapse interior runs."""
     stripped = line.rstrip(" \t\r\f\v")
     body = stripped.lstrip(" \t")
     indent = stripped[: len(stripped) - len(body)]
@@ -372,8 +407,18 @@ class _Optimizer:
         self.instruction_sentences: set[str] = set()
         self.changes: list[str] = []
 
-    def text(self, text: str, where: str, role: str) -> str:
+    def text(self, text: str, where: str, role: str, keep_ends: bool = False) -> str:
         blocks = _blocks(text)
+        if not self.aggressive and not _is_plain(text, blocks):
+            return text  # lossless: whitespace may mean something here, so none of it moves
+        if keep_ends:
+            # A completions prompt is continued from its last character: its ends stay as sent.
+            body = text.strip()
+            if not body:
+                return text
+            head = text[: len(text) - len(text.lstrip())]
+            tail = text[len(text.rstrip()) :]
+            return head + self.text(body, where, role) + tail
         dedupe = role in _DEDUPE_ROLES
         filler = self.aggressive and role in _DEDUPE_ROLES
         kept: list[_Block] = []
@@ -383,7 +428,10 @@ class _Optimizer:
             if block.kind != "prose":
                 kept.append(block)
                 continue
-            block.lines = [_tidy_line(line) for line in block.lines]
+            if self.aggressive:
+                block.lines = [_tidy_line(line) for line in block.lines]
+            else:
+                block.lines = [line.rstrip(" \r") for line in block.lines]
             if filler:
                 new_lines = [_drop_fillers(line) for line in block.lines]
                 if new_lines != block.lines:
@@ -513,7 +561,7 @@ def optimize(
                             str(part.get("text", "")), f"messages[{i}].content[{j}]", role
                         )
     elif isinstance(new.get("prompt"), str):
-        new["prompt"] = opt.text(new["prompt"], "prompt", "user")
+        new["prompt"] = opt.text(new["prompt"], "prompt", "user", keep_ends=True)
 
     changed = new != dict(request)
     if not changed:

@@ -138,6 +138,7 @@ def prompt_text(endpoint: str, body: dict[str, Any]) -> str:
         return "\n".join(text_of(m.get("content")) for m in body.get("messages") or [])
     value = body.get("prompt") if endpoint == "completions" else body.get("input")
     if isinstance(value, list):
+        value = [value] if any(isinstance(v, int) for v in value) else value  # one token array
         return "\n".join(v if isinstance(v, str) else " ".join(map(str, v)) for v in value)
     return str(value or "")
 

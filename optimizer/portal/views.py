@@ -130,6 +130,19 @@ class _Echo:
         return value
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (`=HYPERLINK(...)` in a model
+# name the client chose): OWASP's advice is to prefix such a text cell with a quote. Numbers are
+# left as they are, so a negative saving stays a number.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value for a CSV cell, text that a spreadsheet would run as a formula defused."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 @portal_view()
 def requests_csv(request: HttpRequest) -> HttpResponse:
     """The filtered ledger as CSV, streamed: rows are read in chunks and written as they come."""
@@ -143,10 +156,11 @@ def requests_csv(request: HttpRequest) -> HttpResponse:
     def rows() -> Iterator[str]:
         yield writer.writerow(CSV_COLUMNS)
         for r in qs.iterator(chunk_size=2000):
-            yield writer.writerow([r.request_id, r.created_at.isoformat(), prefixes.get(r.api_key_id, ""), r.endpoint,
-                                   r.model, r.served_model, r.technique, r.status_code, r.error_code, r.prompt_tokens,
-                                   r.completion_tokens, r.tokens_saved, r.cost_usd, r.counterfactual_usd, r.saved_usd,
-                                   "" if r.similarity is None else r.similarity, r.latency_ms])
+            yield writer.writerow([csv_cell(v) for v in (
+                r.request_id, r.created_at.isoformat(), prefixes.get(r.api_key_id, ""), r.endpoint, r.model,
+                r.served_model, r.technique, r.status_code, r.error_code, r.prompt_tokens, r.completion_tokens,
+                r.tokens_saved, r.cost_usd, r.counterfactual_usd, r.saved_usd,
+                "" if r.similarity is None else r.similarity, r.latency_ms)])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="leo-requests-{timezone.now():%Y%m%d-%H%M}.csv"'
@@ -165,10 +179,11 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
     })
 
 
-@portal_view()
+@portal_view(manage=True)
 @require_POST
 def request_feedback(request: HttpRequest, request_id: str) -> HttpResponse:
-    """Mark a served answer right or wrong; a verdict on a semantic hit moves the adaptive strictness."""
+    """Mark a served answer right or wrong; a verdict on a semantic hit moves the adaptive strictness,
+    a tenant setting, so owners and admins only, like the settings page (members read)."""
     correct = request.POST.get("correct") == "1"
     result = record_feedback(_tenant_id(request), request_id, correct)
     if result is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,6 +42,41 @@ def verified_user(email: str, password: str = "pw-portal-123!") -> Any:
 
     user = User.objects.create_user(email, password)
     EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+    return user
+
+
+def totp_code(secret: str) -> str:
+    """The current TOTP code for a secret, as an authenticator app would show it."""
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+
+
+def staff_with_totp(email: str, password: str = "pw-portal-123!") -> tuple[Any, str]:
+    """A verified staff superuser with TOTP set up (every staff account needs it, SECURITY.md)."""
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    user = verified_user(email, password)
+    user.is_staff = user.is_superuser = True
+    user.save()
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    return user, secret
+
+
+def sign_in_staff(client: Any, email: str, password: str = "pw-portal-123!") -> Any:
+    """Make a staff user with TOTP and sign `client` in the only way the admin accepts: allauth's
+    login, then its second-factor step. Works with Django's test client and with an httpx client
+    on a live server (which needs the CSRF token from the form)."""
+    user, secret = staff_with_totp(email, password)
+    for path, data in (("/accounts/login/", {"login": email, "password": password}),
+                       ("/accounts/2fa/authenticate/", {"code": totp_code(secret)})):
+        page = client.get(path)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+        if token:
+            data = {**data, "csrfmiddlewaretoken": token.group(1)}
+        response = client.post(path, data=data)
+        assert response.status_code == 302, (path, response.status_code)
     return user
 
 

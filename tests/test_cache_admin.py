@@ -22,6 +22,7 @@ from optimizer.cache_admin import evict, purge
 from optimizer.models import CacheEntry, OptimizerSettings
 from optimizer.tasks import evict_caches
 from tests.conftest import TenantKit, wait_for_rows
+from tests.portal_helpers import sign_in_staff
 from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
 SHARED_STATE = bool(os.environ.get("REDIS_URL"))
@@ -278,22 +279,11 @@ def test_nul_characters_never_reach_an_entry_row() -> None:
 # --- every delete path purges every layer (issue #13, item 10) ----------------------------------
 
 def _staff_admin(kit: TenantKit) -> Any:
-    """An httpx client signed in to the live server's Django admin as staff."""
-    import re
-
+    """An httpx client signed in to the live server's Django admin as staff (password and TOTP)."""
     import httpx
 
-    from tenants.models import User
-
-    email = f"staff-{uuid.uuid4().hex[:8]}@example.com"
-    User.objects.create_superuser(email, "pw-staff-123!")
     http = httpx.Client(base_url=kit.base_url.removesuffix("/v1"), timeout=30)
-    page = http.get("/admin/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-    assert token, page.text[:300]
-    r = http.post("/admin/login/?next=/admin/", data={"username": email, "password": "pw-staff-123!",
-                                                       "csrfmiddlewaretoken": token.group(1)})
-    assert r.status_code == 302, r.text[:300]
+    sign_in_staff(http, f"staff-{uuid.uuid4().hex[:8]}@example.com")
     return http
 
 

@@ -14,6 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import models
+from django.utils.functional import cached_property
+from djstripe.models import Customer as DjCustomer
 
 from tenants.models import Tenant
 
@@ -102,9 +104,9 @@ class BillingAccount(models.Model):
     """A tenant's billing state: its Stripe customer (mirrored by dj-stripe), its subscription as
     the latest webhook or API read reported it, and the days whose usage is billable.
 
-    Subscription state lives here rather than in dj-stripe's Subscription model: dj-stripe 2.11
-    models subscriptions on Prices, and Stripe's legacy Plans (what localstripe speaks) do not sync
-    into it.
+    The customer and its card are dj-stripe's (`customer`, `card`). Subscription state lives here
+    rather than in dj-stripe's Subscription model: dj-stripe 2.11 cannot sync a legacy-Plan
+    subscription item (see docs/billing.md, "What dj-stripe holds").
     """
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="billing")
@@ -117,8 +119,6 @@ class BillingAccount(models.Model):
                               default=SubscriptionStatus.NONE)
     current_period_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
-    card_brand = models.CharField(max_length=20, blank=True)
-    card_last4 = models.CharField(max_length=4, blank=True)
     # Usage of whole UTC days from billing_since through billing_until (open: still subscribed).
     billing_since = models.DateField(null=True, blank=True)
     billing_until = models.DateField(null=True, blank=True)
@@ -126,6 +126,24 @@ class BillingAccount(models.Model):
 
     def __str__(self) -> str:
         return f"billing of {self.tenant}"
+
+    @cached_property
+    def card(self) -> dict[str, Any] | None:
+        """The card on file: the dj-stripe Customer's default payment method's `card` (brand,
+        last4, ...), or None. dj-stripe's mirror is the record; LEO keeps no copy."""
+        customer = (DjCustomer.objects.filter(id=self.customer_id).select_related("default_payment_method").first()
+                    if self.customer_id else None)
+        method = customer.default_payment_method if customer is not None else None
+        card = method.stripe_data.get("card") if method is not None else None
+        return dict(card) if card else None
+
+    @property
+    def card_brand(self) -> str:
+        return str((self.card or {}).get("brand") or "")
+
+    @property
+    def card_last4(self) -> str:
+        return str((self.card or {}).get("last4") or "")
 
     @property
     def is_paid(self) -> bool:

@@ -1,8 +1,8 @@
-"""Billing's reactions to the identity app (which must not import billing): a tenant created by
-self-service sign-up starts on the Free plan, with its limits applied.
+"""Billing's reactions to the identity app (which must not import billing) and to plan edits.
 
-Tenants made by staff (`create_tenant`, the admin, benchmarks) keep the limits they were given
-until billing puts them on a plan.
+A tenant made by portal sign-up or by `create_tenant` starts on the Free plan with its limits
+applied. The demo tenant (`manage.py demo`, used by benchmarks) is left without limits, as are
+tenants made in the admin, until billing puts them on a plan.
 """
 
 from __future__ import annotations
@@ -12,28 +12,26 @@ from typing import Any
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from tenants.models import AuditEvent
+from tenants.models import Tenant
+from tenants.signals import VIA_CLI, VIA_SIGNUP, tenant_created
+
+from . import stripe_sync
+from .models import BillingAccount, Plan
 
 
-@receiver(post_save, sender=AuditEvent, dispatch_uid="leo_billing_free_plan_on_signup")
-def free_plan_on_signup(sender: Any, instance: AuditEvent, created: bool, **kwargs: Any) -> None:
-    if not created or instance.action != "tenant.created" or instance.tenant_id is None:
+@receiver(tenant_created, dispatch_uid="leo_billing_free_plan_on_create")
+def free_plan_on_create(sender: Any, tenant: Tenant, via: str, **kwargs: Any) -> None:
+    if via not in (VIA_SIGNUP, VIA_CLI):
         return
-    from . import stripe_sync
-
-    account = stripe_sync.account_for(instance.tenant)  # type: ignore[arg-type]
-    stripe_sync.apply_limits(account)
+    stripe_sync.apply_limits(stripe_sync.account_for(tenant))
 
 
-@receiver(post_save, sender="billing.Plan", dispatch_uid="leo_billing_plan_limits_changed")
-def plan_limits_changed(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+@receiver(post_save, sender=Plan, dispatch_uid="leo_billing_plan_limits_changed")
+def plan_limits_changed(sender: Any, instance: Plan, created: bool, **kwargs: Any) -> None:
     """Staff edited a plan's limits: every tenant whose limits come from it gets the new ones
     (accounts are read after the save, so they see the new values)."""
     if created:
         return
-    from . import stripe_sync
-    from .models import BillingAccount
-
     for account in BillingAccount.objects.select_related("plan", "tenant").iterator():
         if account.effective_plan.pk == instance.pk:
             stripe_sync.apply_limits(account)

@@ -1,4 +1,10 @@
-"""Everything LEO asks of Stripe: customers, plans, subscriptions, usage invoice items, invoices.
+"""Everything LEO asks of Stripe: customers, cards, plans, subscriptions, usage invoice items, invoices.
+
+Customers and their payment methods are mirrored into dj-stripe (`djstripe.Customer`,
+`djstripe.PaymentMethod`) as they are written, and read back from there: the card on file is the
+dj-stripe Customer's default payment method. A mirror that fails raises; nothing is swallowed.
+Subscriptions, invoices and invoice items stay with LEO and the Stripe API: dj-stripe 2.11 cannot
+sync them from a legacy-Plan Stripe (localstripe); docs/billing.md gives the failing calls.
 
 Usage billing (see billing/models.py for the invariants):
 1. `sync_usage` first refreshes the tenant's stale daily rollups from the ledger;
@@ -23,17 +29,20 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Max, Sum
 from django.utils import timezone
+from djstripe.models import Customer as DjCustomer
+from djstripe.models import PaymentMethod as DjPaymentMethod
 
 from optimizer import rollups
 from optimizer.models import UsageRollup
 from tenants.models import Tenant
 
 from .models import PAID_STATUSES, BillingAccount, Plan, StripeUsageSync, SubscriptionStatus, usage_cents
-from .stripe_api import StripeRejected, StripeUnavailable, classify, client
+from .stripe_api import StripeRejected, StripeUnavailable, call, client
 
 log = logging.getLogger("leo.billing")
 
@@ -70,42 +79,34 @@ def apply_limits(account: BillingAccount) -> None:
 
 # --- customers and plans ------------------------------------------------------------------------
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call the Stripe library, turning its errors into StripeUnavailable / StripeRejected."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:  # stripe's hierarchy, classified below
-        mapped = classify(exc)
-        if mapped is exc:
-            raise
-        raise mapped from exc
+def mirror(model: Any, obj: Any) -> Any:
+    """Store a Stripe object in dj-stripe's table for it. dj-stripe resolves the owning Account
+    through GET /v1/account (or an APIKey row it stored before); its errors propagate."""
+    with transaction.atomic():
+        return call(model.sync_from_stripe_data, obj, api_key=settings.STRIPE_SECRET_KEY)
 
 
 def ensure_customer(account: BillingAccount, email: str = "") -> str:
-    """The tenant's Stripe customer id, creating the customer (once: idempotent) if needed."""
-    if account.customer_id:
-        return str(account.customer_id)
+    """The tenant's Stripe customer id, creating the customer (once: idempotent) if needed, and
+    its dj-stripe mirror (re-read from Stripe if an earlier mirror failed)."""
     stripe = client()
+    if account.customer_id:
+        customer_id = str(account.customer_id)
+        if not DjCustomer.objects.filter(id=customer_id).exists():
+            mirror(DjCustomer, call(stripe.v1.customers.retrieve, customer_id))
+        return customer_id
     tenant = account.tenant
-    customer = _call(stripe.Customer.create, name=tenant.name, email=email or None,
-                     metadata={"leo_tenant_id": str(tenant.id), "leo_tenant_slug": tenant.slug},
-                     idempotency_key=f"leo-customer-{tenant.id}-{tenant.slug}")
-    _mirror_customer(customer)
+    params: dict[str, Any] = {"name": tenant.name,
+                              "metadata": {"leo_tenant_id": str(tenant.id), "leo_tenant_slug": tenant.slug}}
+    if email:
+        params["email"] = email
+    customer = call(stripe.v1.customers.create, params=params,
+                    options={"idempotency_key": f"leo-customer-{tenant.id}-{tenant.slug}"})
+    # The id is kept before mirroring, so a failed mirror is redone rather than a second customer made.
     account.customer_id = customer.id
     account.save(update_fields=["customer", "updated_at"])
+    mirror(DjCustomer, customer)
     return str(customer.id)
-
-
-def _mirror_customer(customer: Any) -> None:
-    """Mirror the customer into dj-stripe. dj-stripe resolves the owning Account through Stripe's
-    /v1/account; where that fails the Stripe id on BillingAccount stays the source of truth."""
-    from djstripe.models import Customer
-
-    try:
-        with transaction.atomic():
-            Customer.sync_from_stripe_data(customer)
-    except Exception:
-        log.warning("dj-stripe could not mirror customer %s", customer.id, exc_info=True)
 
 
 def ensure_stripe_plan(plan: Plan) -> str:
@@ -122,14 +123,15 @@ def ensure_stripe_plan(plan: Plan) -> str:
         return plan_id
     product_id = f"leo-{plan.slug}"
     try:
-        _call(stripe.Product.retrieve, product_id)
+        call(stripe.v1.products.retrieve, product_id)
     except StripeRejected:
-        _call(stripe.Product.create, id=product_id, name=f"LEO Optima {plan.name}", type="service")
+        call(stripe.v1.products.create,
+             params={"id": product_id, "name": f"LEO Optima {plan.name}", "type": "service"})
     try:
-        _call(stripe.Plan.retrieve, plan_id)
+        call(stripe.v1.plans.retrieve, plan_id)
     except StripeRejected:
-        _call(stripe.Plan.create, id=plan_id, product=product_id, amount=plan.monthly_base_cents,
-              currency=plan.currency, interval="month", nickname=plan.name)
+        call(stripe.v1.plans.create, params={"id": plan_id, "product": product_id, "amount": plan.monthly_base_cents,
+                                             "currency": plan.currency, "interval": "month", "nickname": plan.name})
     Plan.objects.filter(pk=plan.pk).update(stripe_product_id=product_id, stripe_plan_id=plan_id)
     plan.stripe_product_id, plan.stripe_plan_id = product_id, plan_id
     return plan_id
@@ -141,24 +143,24 @@ def setup_intent_secret(account: BillingAccount, email: str = "") -> str:
     """A SetupIntent's client secret for Stripe.js to collect a card off-session."""
     stripe = client()
     customer = ensure_customer(account, email)
-    intent = _call(stripe.SetupIntent.create, customer=customer, usage="off_session",
-                   payment_method_types=["card"])
+    intent = call(stripe.v1.setup_intents.create,
+                  params={"customer": customer, "usage": "off_session", "payment_method_types": ["card"]})
     return str(intent.client_secret)
 
 
 def _attach_card(account: BillingAccount, payment_method_id: str) -> None:
+    """Attach the card Stripe.js collected and make it the customer's default (both mirrored)."""
     stripe = client()
     customer = str(account.customer_id)
-    method = _call(stripe.PaymentMethod.retrieve, payment_method_id)
-    if getattr(method, "customer", None) not in (None, customer):
+    method = call(stripe.v1.payment_methods.retrieve, payment_method_id)
+    if method.get("customer") not in (None, customer):
         raise StripeRejected("That card belongs to another customer.")
-    if getattr(method, "customer", None) is None:
-        method = _call(stripe.PaymentMethod.attach, payment_method_id, customer=customer)
-    _call(stripe.Customer.modify, customer, invoice_settings={"default_payment_method": payment_method_id})
-    card = getattr(method, "card", None)
-    account.card_brand = str(getattr(card, "brand", "") or "")[:20]
-    account.card_last4 = str(getattr(card, "last4", "") or "")[:4]
-    account.save(update_fields=["card_brand", "card_last4", "updated_at"])
+    if method.get("customer") is None:
+        method = call(stripe.v1.payment_methods.attach, payment_method_id, params={"customer": customer})
+    mirror(DjPaymentMethod, method)
+    updated = call(stripe.v1.customers.update, customer,
+                   params={"invoice_settings": {"default_payment_method": payment_method_id}})
+    mirror(DjCustomer, updated)
 
 
 def subscribe(account: BillingAccount, plan: Plan, payment_method_id: str = "") -> BillingAccount:
@@ -169,16 +171,17 @@ def subscribe(account: BillingAccount, plan: Plan, payment_method_id: str = "") 
     ensure_customer(account)
     if payment_method_id:
         _attach_card(account, payment_method_id)
-    elif not account.card_last4:
+    elif account.card is None:
         raise StripeRejected("Add a card first.")
     plan_id = ensure_stripe_plan(plan)
     if account.subscription_id and account.status not in ("", SubscriptionStatus.CANCELED,
                                                           SubscriptionStatus.INCOMPLETE_EXPIRED):
-        sub = _call(stripe.Subscription.modify, account.subscription_id,
-                    items=[{"id": account.subscription_item_id, "plan": plan_id}])
+        sub = call(stripe.v1.subscriptions.update, account.subscription_id,
+                   params={"items": [{"id": account.subscription_item_id, "plan": plan_id}]})
     else:
-        sub = _call(stripe.Subscription.create, customer=str(account.customer_id), items=[{"plan": plan_id}],
-                    metadata={"leo_tenant_id": str(account.tenant_id)})
+        sub = call(stripe.v1.subscriptions.create,
+                   params={"customer": str(account.customer_id), "items": [{"plan": plan_id}],
+                           "metadata": {"leo_tenant_id": str(account.tenant_id)}})
         today = timezone.now().astimezone(UTC).date()
         account.billing_since = today
         account.billing_until = None
@@ -194,7 +197,7 @@ def cancel(account: BillingAccount) -> BillingAccount:
         stripe = client()
         today = timezone.now().astimezone(UTC).date()
         sync_usage(account.tenant_id, through=today)
-        sub = _call(stripe.Subscription.cancel, account.subscription_id, invoice_now=True)
+        sub = call(stripe.v1.subscriptions.cancel, account.subscription_id, params={"invoice_now": True})
         account.billing_until = today
         apply_subscription(account, sub)
     account.plan = Plan.free()
@@ -245,7 +248,7 @@ def refresh_subscription(account: BillingAccount) -> BillingAccount:
     """Re-read the subscription from Stripe (covers a webhook that never arrived)."""
     if not account.subscription_id:
         return account
-    sub = _call(client().Subscription.retrieve, account.subscription_id)
+    sub = call(client().v1.subscriptions.retrieve, account.subscription_id)
     return apply_subscription(account, sub)
 
 
@@ -325,10 +328,10 @@ def _plan_rows(account: BillingAccount, since: date, through: date) -> list[Stri
 def _find_item(customer: str, key: str) -> str | None:
     """The id of an invoice item already created under `key` (pending or on an invoice), if any."""
     stripe = client()
-    for item in _call(stripe.InvoiceItem.list, customer=customer, limit=100).auto_paging_iter():
+    for item in call(stripe.v1.invoice_items.list, params={"customer": customer, "limit": 100}).auto_paging_iter():
         if (_get(item, "metadata") or {}).get("leo_usage_key") == key:
             return str(item.id)
-    for invoice in _call(stripe.Invoice.list, customer=customer, limit=100).auto_paging_iter():
+    for invoice in call(stripe.v1.invoices.list, params={"customer": customer, "limit": 100}).auto_paging_iter():
         for line in _get(_get(invoice, "lines", {}), "data", []) or []:
             if (_get(line, "metadata") or {}).get("leo_usage_key") == key:
                 return str(_get(line, "invoice_item") or _get(line, "id"))
@@ -343,14 +346,14 @@ def _send(sync: StripeUsageSync, customer: str) -> None:
             # Counted before the call: if this process dies mid-call, the next run looks first.
             StripeUsageSync.objects.filter(pk=sync.pk).update(attempts=F("attempts") + 1)
             sync.attempts += 1
-            item = _call(
-                stripe.InvoiceItem.create, customer=customer, amount=sync.amount_cents, currency=sync.currency,
-                description=(f"LEO Optima: {sync.tokens_saved:,} tokens saved on {sync.day:%Y-%m-%d}"
-                             f" at ${sync.price_per_million_saved.normalize():f} per million"
-                             + (f" (adjustment {sync.seq - 1})" if sync.seq > 1 else "")),
-                metadata={"leo_usage_key": sync.idempotency_key, "leo_tenant_id": str(sync.tenant_id),
-                          "leo_day": sync.day.isoformat(), "leo_tokens_saved": str(sync.tokens_saved)},
-                idempotency_key=sync.idempotency_key)
+            item = call(stripe.v1.invoice_items.create, params={
+                "customer": customer, "amount": sync.amount_cents, "currency": sync.currency,
+                "description": (f"LEO Optima: {sync.tokens_saved:,} tokens saved on {sync.day:%Y-%m-%d}"
+                                f" at ${sync.price_per_million_saved.normalize():f} per million"
+                                + (f" (adjustment {sync.seq - 1})" if sync.seq > 1 else "")),
+                "metadata": {"leo_usage_key": sync.idempotency_key, "leo_tenant_id": str(sync.tenant_id),
+                             "leo_day": sync.day.isoformat(), "leo_tokens_saved": str(sync.tokens_saved)}},
+                options={"idempotency_key": sync.idempotency_key})
             found = str(item.id)
     except (StripeUnavailable, StripeRejected) as exc:
         StripeUsageSync.objects.filter(pk=sync.pk).update(last_error=str(exc)[:300])
@@ -437,9 +440,9 @@ def invoices(account: BillingAccount, limit: int = 24) -> tuple[InvoiceView | No
     upcoming = None
     if account.subscription_id and account.status != SubscriptionStatus.CANCELED:
         try:
-            upcoming = _invoice_view(_call(stripe.Invoice.create_preview, customer=str(account.customer_id)),
-                                     status="upcoming")
+            upcoming = _invoice_view(call(stripe.v1.invoices.create_preview,
+                                          params={"customer": str(account.customer_id)}), status="upcoming")
         except StripeRejected:  # no upcoming invoice
             upcoming = None
-    listed = _call(stripe.Invoice.list, customer=str(account.customer_id), limit=limit)
+    listed = call(stripe.v1.invoices.list, params={"customer": str(account.customer_id), "limit": limit})
     return upcoming, [_invoice_view(inv) for inv in listed.data]

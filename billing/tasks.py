@@ -1,19 +1,19 @@
 """Celery tasks: thin wrappers over optimizer.rollups and billing.stripe_sync.
 
-Stripe down or slow: `sync_tenant_usage` retries with exponential backoff (LEO_BILLING_RETRY_SECONDS,
-default 30 s, doubling, capped at an hour, jittered); what a failed run committed stays PENDING and
-is resent under the same idempotency key, so retries never bill twice. Without a broker tasks run eagerly, where a retry
-would spin in-process, so eager runs raise instead and the next scheduled run picks up.
+Stripe down or slow, or another worker syncing the same tenant: the task is retried by Celery's
+own `autoretry_for` with exponential backoff (`retry_backoff`: LEO_BILLING_RETRY_SECONDS, doubling,
+capped at an hour by `retry_backoff_max`, full jitter so many tenants do not retry in step). What
+a failed run committed stays PENDING and is resent under the same idempotency key, so retries
+never bill twice. Without a broker tasks run eagerly, where Celery would re-run a retry at once,
+in a loop; so eager runs raise instead and the next scheduled run picks up (`BillingTask`).
 """
 
 from __future__ import annotations
 
-import logging
-import random
 from datetime import date
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from optimizer import rollups
@@ -22,16 +22,22 @@ from . import stripe_sync
 from .models import BillingAccount, SubscriptionStatus
 from .stripe_api import StripeUnavailable, configured
 
-log = logging.getLogger("leo.billing")
-
 MAX_BACKOFF_SECONDS = 3600
+RETRY_OPTIONS: dict[str, Any] = {
+    "retry_backoff": settings.LEO_BILLING_RETRY_SECONDS,
+    "retry_backoff_max": MAX_BACKOFF_SECONDS,
+    "retry_jitter": True,
+}
 
 
-def backoff(retries: int) -> int:
-    """Seconds before retry number `retries + 1`: 30, 60, 120, ... (LEO_BILLING_RETRY_SECONDS
-    doubling) capped at an hour, +-20% jitter so many tenants do not retry in step."""
-    base = min(MAX_BACKOFF_SECONDS, settings.LEO_BILLING_RETRY_SECONDS * 2 ** retries)
-    return max(1, int(base * random.uniform(0.8, 1.2)))  # noqa: S311 (jitter, not security)
+class BillingTask(Task):  # type: ignore[misc]
+    """A task whose retries wait for a worker: run eagerly (no broker) it raises the error instead
+    of Celery's in-process immediate re-run, which would hammer a Stripe that is down."""
+
+    def retry(self, *args: Any, exc: BaseException | None = None, **kwargs: Any) -> Any:
+        if self.request.is_eager and exc is not None:
+            raise exc
+        return super().retry(*args, exc=exc, **kwargs)
 
 
 @shared_task(name="billing.tasks.rollup_recent")
@@ -52,22 +58,18 @@ def sync_all_usage(through: str | None = None) -> int:
     return len(tenants)
 
 
-@shared_task(bind=True, name="billing.tasks.sync_tenant_usage", max_retries=20, acks_late=True)
-def sync_tenant_usage(self: Any, tenant_id: int, through: str | None = None) -> dict[str, Any]:
+@shared_task(base=BillingTask, name="billing.tasks.sync_tenant_usage", acks_late=True, max_retries=20,
+             autoretry_for=(StripeUnavailable, stripe_sync.SyncBusy), **RETRY_OPTIONS)
+def sync_tenant_usage(tenant_id: int, through: str | None = None) -> dict[str, Any]:
     """Roll up and send one tenant's unbilled usage through `through` (ISO date; default yesterday)."""
-    try:
-        result = stripe_sync.sync_usage(tenant_id, date.fromisoformat(through) if through else None)
-    except (StripeUnavailable, stripe_sync.SyncBusy) as exc:
-        if self.request.is_eager:
-            raise
-        log.warning("usage sync of tenant %s deferred: %s", tenant_id, exc)
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+    result = stripe_sync.sync_usage(tenant_id, date.fromisoformat(through) if through else None)
     return {"tenant_id": tenant_id, "sent": result.sent, "amount_cents": result.amount_cents,
             "skipped": result.skipped}
 
 
-@shared_task(bind=True, name="billing.tasks.refresh_subscriptions", max_retries=5)
-def refresh_subscriptions(self: Any) -> int:
+@shared_task(base=BillingTask, name="billing.tasks.refresh_subscriptions", max_retries=5,
+             autoretry_for=(StripeUnavailable,), **RETRY_OPTIONS)
+def refresh_subscriptions() -> int:
     """Re-read live subscriptions from Stripe, in case a webhook was lost."""
     if not configured():
         return 0
@@ -75,11 +77,6 @@ def refresh_subscriptions(self: Any) -> int:
         status=SubscriptionStatus.CANCELED)
     done = 0
     for account in accounts:
-        try:
-            stripe_sync.refresh_subscription(account)
-            done += 1
-        except StripeUnavailable as exc:
-            if self.request.is_eager:
-                raise
-            raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+        stripe_sync.refresh_subscription(account)
+        done += 1
     return done

@@ -120,6 +120,9 @@ def cancel(request: HttpRequest) -> HttpResponse:
     except (StripeUnavailable, BillingNotConfigured, stripe_sync.SyncBusy):
         messages.error(request, UNAVAILABLE)
         return redirect("billing:home")
+    except StripeRejected as exc:
+        messages.error(request, str(exc))
+        return redirect("billing:home")
     AuditEvent.record("billing.cancel", tenant=account.tenant, actor=request.user)  # type: ignore[misc]
     messages.success(request, "Subscription canceled: the Free plan's limits apply from now.")
     return redirect("billing:home")

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 
 from . import crypto
 from .models import AuditEvent, Membership, Role, Tenant
+from .signals import VIA_SIGNUP, send_tenant_created
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -29,6 +30,7 @@ class AccountAdapter(DefaultAccountAdapter):
                 Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
                 AuditEvent.record("tenant.created", tenant=tenant, actor=user, target=tenant.name,
                                   ip=client_ip(request))
+                send_tenant_created(tenant, VIA_SIGNUP)
         return user
 
 

@@ -1,4 +1,5 @@
-"""Security events from the auth layer into the audit log, and email proof from password-set links."""
+"""Security events from the auth layer into the audit log, email proof from password-set links, and
+`tenant_created`, the signal other apps (billing) listen to when a tenant is made."""
 
 from __future__ import annotations
 
@@ -7,10 +8,22 @@ from typing import Any
 from allauth.account.models import EmailAddress
 from allauth.account.signals import password_reset
 from django.contrib.auth.signals import user_login_failed
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 from django.http import HttpRequest
 
-from .models import AuditEvent, Membership, User
+from .models import AuditEvent, Membership, Tenant, User
+
+# Sent once per new tenant, after its row exists, with `tenant` and `via` (how it was made:
+# "signup" for portal self-service, "cli" for `create_tenant`, "demo" for the demo command).
+# The identity app must not import the apps that react (billing puts new tenants on a plan), so
+# they connect here instead of reading the audit log.
+tenant_created = Signal()
+VIA_SIGNUP, VIA_CLI, VIA_DEMO = "signup", "cli", "demo"
+
+
+def send_tenant_created(tenant: Tenant, via: str) -> None:
+    """Announce a new tenant; receivers run in the caller's transaction and their errors propagate."""
+    tenant_created.send(sender=Tenant, tenant=tenant, via=via)
 
 # Failed logins are rate-limited by allauth (ACCOUNT_RATE_LIMITS); the audit table keeps one row per
 # failure, which is bounded by those limits.

@@ -249,25 +249,21 @@ def test_stripe_slow_times_out_then_the_retry_bills_once(stripe_settings: LocalS
     account = subscribed(stripe_settings, pro)
     tid = account.tenant_id
     saved(tid, at(today() - timedelta(days=1)), 2_000_000)  # 500 cents
-    monkeypatch.setattr(stripe_api, "TIMEOUT_SECONDS", 2)
-    stripe_api._configured_for = None  # reconfigure with the short timeout
+    monkeypatch.setattr(stripe_api, "TIMEOUT_SECONDS", 2)  # a client of its own, with the short timeout
+    # Stripe hangs: the request is in its socket when the client gives up. Once it wakes up it
+    # may well create the item that LEO never heard back about.
+    stripe_settings.pause()
     try:
-        # Stripe hangs: the request is in its socket when the client gives up. Once it wakes up it
-        # may well create the item that LEO never heard back about.
-        stripe_settings.pause()
-        try:
-            with pytest.raises(StripeUnavailable):
-                stripe_sync.sync_usage(tid)
-        finally:
-            stripe_settings.resume()
-        (row,) = StripeUsageSync.objects.filter(tenant_id=tid)
-        assert (row.status, row.attempts) == ("pending", 1)
-
-        stripe_sync.sync_usage(tid)
-        stripe_sync.sync_usage(tid)
-        items = usage_items(stripe_settings, account)
-        assert [i["amount"] for i in items] == [500]
-        row.refresh_from_db()
-        assert row.status == "sent" and row.stripe_invoice_item_id == items[0]["id"]
+        with pytest.raises(StripeUnavailable):
+            stripe_sync.sync_usage(tid)
     finally:
-        stripe_api._configured_for = None  # later calls configure afresh, with the usual timeout
+        stripe_settings.resume()
+    (row,) = StripeUsageSync.objects.filter(tenant_id=tid)
+    assert (row.status, row.attempts) == ("pending", 1)
+
+    stripe_sync.sync_usage(tid)
+    stripe_sync.sync_usage(tid)
+    items = usage_items(stripe_settings, account)
+    assert [i["amount"] for i in items] == [500]
+    row.refresh_from_db()
+    assert row.status == "sent" and row.stripe_invoice_item_id == items[0]["id"]

@@ -4,17 +4,21 @@ a real localstripe, no in-process retry spin when Stripe is down; backoff; Free 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from io import StringIO
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.test import Client
 
 from billing import stripe_sync, tasks
 from billing.models import Plan, StripeUsageSync
 from billing.stripe_api import StripeUnavailable
 from optimizer.models import RequestLog, Technique, UsageRollup
-from tenants.models import AuditEvent, Tenant
+from tenants.models import AuditEvent, Membership, Tenant
+from tenants.signals import VIA_SIGNUP, send_tenant_created
 from tests.test_billing_support import (  # noqa: F401  (fixtures)
     LocalStripe,
     localstripe,
@@ -48,11 +52,16 @@ def hit(tenant: Tenant, when: datetime, tokens: int, n: int) -> None:
                               technique=Technique.EXACT, status_code=200, model="gpt-4o-mini", tokens_saved=tokens)
 
 
-def test_backoff_doubles_with_jitter_and_is_capped(settings: Any) -> None:
-    settings.LEO_BILLING_RETRY_SECONDS = 30
-    for retries, base in ((0, 30), (1, 60), (4, 480), (7, 3600), (30, 3600)):
-        for _ in range(20):
-            assert base * 0.8 - 1 <= tasks.backoff(retries) <= base * 1.2 + 1
+def test_retries_are_celerys_autoretry_with_capped_backoff() -> None:
+    """No hand-written backoff: Celery retries Stripe outages and busy tenants, doubling from
+    LEO_BILLING_RETRY_SECONDS up to an hour, with jitter (a worker's retry runs in test_billing_e2e)."""
+    from django.conf import settings
+
+    task = tasks.sync_tenant_usage
+    assert set(task.autoretry_for) == {StripeUnavailable, stripe_sync.SyncBusy}
+    assert (task.retry_backoff, task.retry_backoff_max, task.retry_jitter, task.max_retries) == (
+        settings.LEO_BILLING_RETRY_SECONDS, 3600, True, 20)
+    assert not hasattr(tasks, "backoff")
 
 
 def test_tasks_roll_up_and_sync_eagerly(eager: None, stripe_settings: LocalStripe, pro: Plan) -> None:
@@ -99,25 +108,53 @@ def test_tasks_do_nothing_without_stripe(eager: None, settings: Any) -> None:
     assert tasks.refresh_subscriptions.delay().get() == 0
 
 
-def test_a_signed_up_tenant_starts_with_the_free_limits(settings: Any) -> None:
-    Plan.objects.create(slug="free", name="Free", sort_order=0, requests_per_minute=7, monthly_token_quota=500,
-                        monthly_spend_quota_usd=Decimal("2"), tokens_per_minute=900)
+def free_with_limits() -> Plan:
+    return Plan.objects.create(slug="free", name="Free", sort_order=0, requests_per_minute=7,
+                               monthly_token_quota=500, monthly_spend_quota_usd=Decimal("2"), tokens_per_minute=900)
+
+
+def limits_of(tenant: Tenant) -> tuple[Any, ...]:
+    tenant.refresh_from_db()
+    return (tenant.requests_per_minute, tenant.monthly_token_quota, tenant.tokens_per_minute,
+            tenant.monthly_spend_quota_usd)
+
+
+FREE_LIMITS = (7, 500, 900, Decimal("2"))
+
+
+def test_a_signed_up_tenant_starts_with_the_free_limits() -> None:
+    """Portal sign-up sends tenants.signals.tenant_created; billing puts the tenant on Free."""
+    free_with_limits()
     staff_made = Tenant.create("Made by staff")
-    signed_up = Tenant.create("Signed up")
-    AuditEvent.record("tenant.created", tenant=signed_up, target=signed_up.name)
-    staff_made.refresh_from_db()
-    signed_up.refresh_from_db()
-    assert staff_made.requests_per_minute is None
-    assert (signed_up.requests_per_minute, signed_up.monthly_token_quota, signed_up.tokens_per_minute,
-            signed_up.monthly_spend_quota_usd) == (7, 500, 900, Decimal("2"))
+    response = Client().post("/accounts/signup/", {
+        "email": "founder@limits.test", "organization": "Signed up", "password1": "sign-up-pass-981",
+        "password2": "sign-up-pass-981"})
+    assert response.status_code == 302
+    signed_up = Membership.objects.get(user__email="founder@limits.test").tenant
+    assert limits_of(signed_up) == FREE_LIMITS
     assert signed_up.billing.plan.slug == "free"
+    assert limits_of(staff_made) == (None, None, None, None)
+
+
+def test_create_tenant_starts_on_free_and_the_demo_tenant_stays_unlimited() -> None:
+    free_with_limits()
+    out = StringIO()
+    call_command("create_tenant", "Via CLI", stdout=out)
+    assert limits_of(Tenant.objects.get(pk=int(out.getvalue().splitlines()[-1]))) == FREE_LIMITS
+    call_command("demo", "--quiet", stdout=StringIO())
+    call_command("demo", "--quiet", stdout=StringIO())  # the second run finds it: no second signal
+    assert limits_of(Tenant.objects.get(slug="demo")) == (None, None, None, None)
+
+
+def test_the_audit_row_alone_no_longer_sets_a_plan() -> None:
+    """Billing listens to the tenants app's signal, not to audit rows (#16.3)."""
+    free_with_limits()
+    tenant = Tenant.create("Audit only")
+    AuditEvent.record("tenant.created", tenant=tenant, target=tenant.name)
+    assert limits_of(tenant) == (None, None, None, None)
 
 
 def test_sync_stripe_plans_command_mirrors_paid_plans(stripe_settings: LocalStripe, pro: Plan) -> None:
-    from io import StringIO
-
-    from django.core.management import call_command
-
     out = StringIO()
     call_command("sync_stripe_plans", stdout=out)
     call_command("sync_stripe_plans", stdout=out)  # idempotent
@@ -130,7 +167,7 @@ def test_sync_stripe_plans_command_mirrors_paid_plans(stripe_settings: LocalStri
 def test_editing_a_plan_updates_its_tenants_limits() -> None:
     free = Plan.objects.create(slug="free", name="Free", sort_order=0, requests_per_minute=7)
     tenant = Tenant.create("Edited")
-    AuditEvent.record("tenant.created", tenant=tenant, target=tenant.name)
+    send_tenant_created(tenant, VIA_SIGNUP)
     other = Tenant.create("Untouched")  # not on any plan
     free.requests_per_minute = 11
     free.save()

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenants.models import AuditEvent, Membership, Role, Tenant, User
+from tenants.signals import VIA_CLI, send_tenant_created
 
 
 class Command(BaseCommand):
@@ -17,6 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, name: str, owner: str | None, **options: Any) -> None:
         tenant = Tenant.create(name)
         AuditEvent.record("tenant.created", tenant=tenant, target=tenant.slug, via="cli")
+        send_tenant_created(tenant, VIA_CLI)
         if owner:
             user, _ = User.objects.get_or_create(email=owner.lower())
             Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)

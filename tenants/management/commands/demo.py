@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenants.models import ApiKey, AuditEvent, Tenant
+from tenants.signals import VIA_DEMO, send_tenant_created
 
 
 class Command(BaseCommand):
@@ -14,7 +15,10 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true")
 
     def handle(self, *args: Any, quiet: bool, **options: Any) -> None:
-        tenant = Tenant.objects.filter(slug="demo").first() or Tenant.objects.create(name="Demo", slug="demo")
+        tenant = Tenant.objects.filter(slug="demo").first()
+        if tenant is None:
+            tenant = Tenant.objects.create(name="Demo", slug="demo")
+            send_tenant_created(tenant, VIA_DEMO)
         key, plaintext = ApiKey.issue(tenant, name="demo")
         AuditEvent.record("api_key.created", tenant=tenant, target=key.prefix, via="demo")
         if not quiet:

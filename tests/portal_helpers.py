@@ -69,6 +69,10 @@ def sign_in_staff(client: Any, email: str, password: str = "pw-portal-123!") -> 
     login, then its second-factor step. Works with Django's test client and with an httpx client
     on a live server (which needs the CSRF token from the form)."""
     user, secret = staff_with_totp(email, password)
+    if hasattr(client, "defaults"):  # Django's test client: an address of its own, so allauth's
+        # per-address login limits (kept in a cache that may be a shared Redis) never add up
+        client.defaults.setdefault("REMOTE_ADDR", f"10.{random.randint(0, 255)}.{random.randint(0, 255)}."
+                                                  f"{random.randint(1, 254)}")
     for path, data in (("/accounts/login/", {"login": email, "password": password}),
                        ("/accounts/2fa/authenticate/", {"code": totp_code(secret)})):
         page = client.get(path)

@@ -31,7 +31,7 @@ from optimizer.providers.base import ProviderError, Upstream
 from tenants.egress import EgressPolicy, EgressRefused, refusal
 from tenants.models import AuditEvent, ProviderCredential, User
 from tests.conftest import LeoServer, TenantKit, wait_for_rows
-from tests.portal_helpers import Actors, build_actors
+from tests.portal_helpers import Actors, build_actors, sign_in_staff
 
 NO_ALLOWANCE = EgressPolicy()
 LOOPBACK_ALLOWED = EgressPolicy.parse(["127.0.0.1"])
@@ -184,10 +184,8 @@ def test_the_portal_accepts_what_staff_allow(actors: Actors, settings: Any) -> N
 @pytest.mark.parametrize("url", SAVE_TIME_URLS)
 def test_the_admin_refuses_a_non_public_provider_url(actors: Actors, url: str, settings: Any) -> None:
     settings.LEO_EGRESS_ALLOW = NO_ALLOWANCE
-    staff = User.objects.create_user(f"staff-{uuid.uuid4().hex[:8]}@example.com", "pw-staff-123!",
-                                     is_staff=True, is_superuser=True)
     client = Client()
-    client.force_login(staff)
+    sign_in_staff(client, f"staff-{uuid.uuid4().hex[:8]}@example.com")
     before = ProviderCredential.objects.count()
     response = client.post("/admin/tenants/providercredential/add/", {
         "tenant": actors.tenant.pk, "name": "internal", "base_url": url, "model_names": "[]",

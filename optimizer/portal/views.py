@@ -125,6 +125,16 @@ CSV_COLUMNS = ["request_id", "created_at", "key_prefix", "endpoint", "model", "s
                "counterfactual_usd", "saved_usd", "similarity", "latency_ms"]
 
 
+def _plain_number(value: Decimal | float | int) -> str:
+    """A number as a spreadsheet reads it: fixed point, never `0E-8` or `9.9e-05`."""
+    if isinstance(value, Decimal):
+        text = format(value, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    if isinstance(value, float):
+        return _plain_number(Decimal(repr(value)))
+    return str(value)
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -145,8 +155,10 @@ def requests_csv(request: HttpRequest) -> HttpResponse:
         for r in qs.iterator(chunk_size=2000):
             yield writer.writerow([r.request_id, r.created_at.isoformat(), prefixes.get(r.api_key_id, ""), r.endpoint,
                                    r.model, r.served_model, r.technique, r.status_code, r.error_code, r.prompt_tokens,
-                                   r.completion_tokens, r.tokens_saved, r.cost_usd, r.counterfactual_usd, r.saved_usd,
-                                   "" if r.similarity is None else r.similarity, r.latency_ms])
+                                   r.completion_tokens, r.tokens_saved, _plain_number(r.cost_usd),
+                                   _plain_number(r.counterfactual_usd), _plain_number(r.saved_usd),
+                                   "" if r.similarity is None else _plain_number(r.similarity),
+                                   _plain_number(r.latency_ms)])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="leo-requests-{timezone.now():%Y%m%d-%H%M}.csv"'

@@ -9,6 +9,7 @@ class OptimizerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import rollups  # noqa: F401 (connects the receiver that re-rolls a period after feedback)
         from .observers import observe
         from .pipeline.ledger import add_observer
 

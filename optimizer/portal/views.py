@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -13,13 +13,15 @@ from urllib.parse import urlencode
 from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from optimizer import cache_admin
-from optimizer.models import CacheEntry, Feedback, RequestLog, Technique
+from optimizer.analytics import CACHE_TECHNIQUES
+from optimizer.models import CacheEntry, Feedback, RequestLog
 from optimizer.pipeline import config
 from optimizer.pipeline.semantic_stage import record_feedback, strictness_of
 from optimizer.semantic.policy import rule_at
@@ -31,6 +33,7 @@ from . import charts, figures
 from .forms import LedgerFilterForm, OptimizerSettingsForm, PeriodForm
 
 PAGE_SIZE = 50
+HITS_WINDOW = timedelta(days=30)
 
 
 def _tenant_id(request: HttpRequest) -> int:
@@ -173,7 +176,7 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
     stages = (row.trail or {}).get("stages", []) if isinstance(row.trail, dict) else []
     return render_portal(request, "optimizer/request_detail.html", {
         "section": "requests", "row": row, "stages": stages, "feedback": feedback,
-        "served_from_cache": row.technique in (Technique.EXACT, Technique.SEMANTIC, Technique.DECOMPOSED),
+        "served_from_cache": row.technique in CACHE_TECHNIQUES,
     })
 
 
@@ -215,10 +218,15 @@ def cache(request: HttpRequest) -> HttpResponse:
         page = 1
     offset = (page - 1) * PAGE_SIZE
     rows = list(entries.order_by("-created_at", "-id")[offset:offset + PAGE_SIZE + 1])
-    recent_hits = (RequestLog.objects.filter(tenant_id=tenant_id, technique__in=(Technique.EXACT, Technique.SEMANTIC))
+    # 'Hits' and 'Recently served' read the same rows: the ledger's hits of every kind (exact,
+    # semantic, decomposed, in-flight dedup), so the card counts what the list shows.
+    hits = RequestLog.objects.filter(tenant_id=tenant_id, technique__in=CACHE_TECHNIQUES)
+    since = timezone.now() - HITS_WINDOW
+    recent_hits = (hits.annotate(feedback_wrong=Exists(Feedback.objects.filter(request_log=OuterRef("pk"), correct=False)))
                    .order_by("-created_at")[:20])
     return render_portal(request, "optimizer/cache.html", {
         "section": "cache", "stats": cache_admin.stats(tenant_id), "rows": rows[:PAGE_SIZE], "page": page,
+        "hits": hits.filter(created_at__gte=since).count(), "hits_days": HITS_WINDOW.days,
         "has_next": len(rows) > PAGE_SIZE, "q": q, "model": model, "recent_hits": recent_hits,
         "querystring": urlencode({k: v for k, v in (("q", q), ("model", model)) if v}),
     })

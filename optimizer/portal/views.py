@@ -4,6 +4,8 @@ members on management actions); every query is filtered by request.tenant."""
 from __future__ import annotations
 
 import csv
+import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +17,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -23,6 +25,7 @@ from optimizer import cache_admin
 from optimizer.analytics import CACHE_TECHNIQUES
 from optimizer.models import CacheEntry, Feedback, RequestLog
 from optimizer.pipeline import config
+from optimizer.pipeline.writer import writer
 from optimizer.pipeline.semantic_stage import record_feedback, strictness_of
 from optimizer.semantic.policy import rule_at
 from tenants.models import ApiKey, AuditEvent
@@ -33,7 +36,12 @@ from . import charts, figures
 from .forms import LedgerFilterForm, OptimizerSettingsForm, PeriodForm
 
 PAGE_SIZE = 50
+# Our request ids (optimizer/api/views.py): "req_" and a uuid4 in hex.
+REQUEST_ID_RE = re.compile(r"req_[0-9a-f]{32}")
+PENDING_SECONDS = 30  # how long an unknown id shows "being recorded" before it is a 404
+OWN_WRITE_WAIT_SECONDS = 0.5
 HITS_WINDOW = timedelta(days=30)
+REFRESH_SECONDS = 30  # the overview's HTMX poll, paused while its tab is hidden
 
 
 def _tenant_id(request: HttpRequest) -> int:
@@ -67,6 +75,7 @@ def _quota_bars(request: HttpRequest, now: datetime) -> list[dict[str, Any]]:
 @portal_view()
 def overview(request: HttpRequest) -> HttpResponse:
     tenant_id = _tenant_id(request)
+    _read_own_writes()
     if not figures.has_traffic(tenant_id):
         # First run: nothing in the ledger yet, so the page is the quick start.
         return render_portal(request, "optimizer/first_run.html",
@@ -84,8 +93,11 @@ def overview(request: HttpRequest) -> HttpResponse:
                                              [b.totals.saved_usd for b in data.buckets], data.bucket_size),
         "hit_chart": charts.hit_rate(times, [b.totals.hit_rate if b.totals.requests else None for b in data.buckets],
                                      data.bucket_size),
-        "quota_bars": _quota_bars(request, now),
+        "quota_bars": _quota_bars(request, now), "now": now, "refresh_seconds": REFRESH_SECONDS,
     }
+    if request.htmx:  # type: ignore[attr-defined]
+        # The poll: only the figures, no frame (the partial's own hx attributes keep it polling).
+        return render(request, "optimizer/_overview_figures.html", context)
     return render_portal(request, "optimizer/overview.html", context)
 
 
@@ -168,10 +180,47 @@ def requests_csv(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _read_own_writes() -> None:
+    """Ledger rows are written behind (optimizer/pipeline/writer.py), a few tens of ms after the
+    response. A portal page opened right after a call waits for this process's queue (bounded), so
+    the call is on it; a row queued in another worker lands within LEO_LEDGER_FLUSH_SECONDS."""
+    writer.flush(timeout=OWN_WRITE_WAIT_SECONDS)
+
+
+def _pending(request: HttpRequest, request_id: str) -> HttpResponse:
+    """A request id that is not (yet) in this tenant's ledger: 'being recorded', re-checked every
+    second, then a 404 once PENDING_SECONDS have passed since the first look. The page is the same
+    for an id that never existed and for another tenant's id, so it says nothing about either."""
+    if not REQUEST_ID_RE.fullmatch(request_id):
+        raise Http404("No such request")
+    now = int(time.time())
+    try:
+        since = int(request.GET.get("since", now))
+    except ValueError:
+        since = now
+    if not now - PENDING_SECONDS <= since <= now:
+        if request.htmx:  # type: ignore[attr-defined]
+            response = HttpResponse(status=204)  # stop polling: load the 404 page
+            response["HX-Redirect"] = f"{request.path}?since={since}"
+            return response
+        raise Http404("No such request")
+    return render_portal(request, "optimizer/request_pending.html", {
+        "section": "requests", "request_id": request_id, "poll_url": f"{request.path}?since={since}",
+    })
+
+
 @portal_view()
 def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
-    row = get_object_or_404(RequestLog.objects.select_related("api_key"), tenant=request.tenant,  # type: ignore[attr-defined]
-                            request_id=request_id)
+    _read_own_writes()
+    row = (RequestLog.objects.select_related("api_key")
+           .filter(tenant=request.tenant, request_id=request_id).first())  # type: ignore[attr-defined]
+    if row is None:
+        return _pending(request, request_id)
+    if request.htmx:  # type: ignore[attr-defined]
+        # The pending page's poll found the row: load the full page at its clean address.
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = request.path
+        return response
     feedback = Feedback.objects.filter(request_log=row).first()
     stages = (row.trail or {}).get("stages", []) if isinstance(row.trail, dict) else []
     return render_portal(request, "optimizer/request_detail.html", {

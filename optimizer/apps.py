@@ -12,5 +12,6 @@ class OptimizerConfig(AppConfig):
         from . import rollups  # noqa: F401 (connects the receiver that re-rolls a period after feedback)
         from .observers import observe
         from .pipeline.ledger import add_observer
+        from .providers import freshness  # noqa: F401 (connects the credential-change receivers)
 
         add_observer(observe)

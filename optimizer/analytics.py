@@ -18,7 +18,8 @@ def _money(value: Any) -> float:
 
 
 def summary(tenant_id: int, start: datetime | None, end: datetime | None) -> dict[str, Any]:
-    qs = RequestLog.objects.filter(tenant_id=tenant_id)
+    qs = RequestLog.objects.filter(tenant_id=tenant_id).with_saving_rule()
+    counted = RequestLog.objects.counted_sum
     if start:
         qs = qs.filter(created_at__gte=start)
     if end:
@@ -26,7 +27,7 @@ def summary(tenant_id: int, start: datetime | None, end: datetime | None) -> dic
     totals = qs.aggregate(
         requests=Count("id"), upstream_calls=Sum("upstream_calls"), prompt_tokens=Sum("prompt_tokens"),
         completion_tokens=Sum("completion_tokens"), cost_usd=Sum("cost_usd"),
-        counterfactual_usd=Sum("counterfactual_usd"), saved_usd=Sum("saved_usd"), tokens_saved=Sum("tokens_saved"),
+        counterfactual_usd=Sum("counterfactual_usd"), saved_usd=counted("saved_usd"), tokens_saved=counted("tokens_saved"),
         errors=Count("id", filter=Q(status_code__gte=400)),
         hits=Count("id", filter=Q(technique__in=CACHE_TECHNIQUES)),
     )
@@ -35,17 +36,17 @@ def summary(tenant_id: int, start: datetime | None, end: datetime | None) -> dic
     by_technique: dict[str, dict[str, Any]] = {}
     # Cache techniques: their saving net of what prompt optimization and routing saved on the same rows.
     for row in qs.filter(technique__in=CACHE_TECHNIQUES).values("technique").annotate(
-            requests=Count("id"), tokens=Sum(F("tokens_saved") - F("prompt_opt_tokens_saved")),
-            usd=Sum(F("saved_usd") - F("prompt_opt_saved_usd") - F("routing_saved_usd"))):
+            requests=Count("id"), tokens=counted(F("tokens_saved") - F("prompt_opt_tokens_saved")),
+            usd=counted(F("saved_usd") - F("prompt_opt_saved_usd") - F("routing_saved_usd"))):
         by_technique[row["technique"]] = {"requests": row["requests"], "tokens_saved": int(row["tokens"] or 0),
                                           "saved_usd": _money(row["usd"])}
     opt = qs.filter(prompt_opt_tokens_saved__gt=0).aggregate(
-        requests=Count("id"), tokens=Sum("prompt_opt_tokens_saved"), usd=Sum("prompt_opt_saved_usd"))
+        requests=Count("id"), tokens=counted("prompt_opt_tokens_saved"), usd=counted("prompt_opt_saved_usd"))
     if opt["requests"]:
         by_technique["prompt_optimization"] = {"requests": opt["requests"], "tokens_saved": int(opt["tokens"] or 0),
                                                "saved_usd": _money(opt["usd"])}
     routed = qs.exclude(served_model=F("model")).exclude(served_model="").aggregate(
-        requests=Count("id"), usd=Sum("routing_saved_usd"))
+        requests=Count("id"), usd=counted("routing_saved_usd"))
     if routed["requests"]:
         by_technique["routing"] = {"requests": routed["requests"], "tokens_saved": 0,
                                    "saved_usd": _money(routed["usd"])}
@@ -68,4 +69,5 @@ def summary(tenant_id: int, start: datetime | None, end: datetime | None) -> dic
         "tokens_saved": int(totals["tokens_saved"] or 0),
         "hit_rate": round((totals["hits"] or 0) / requests, 4) if requests else 0.0,
         "by_technique": by_technique,
+        "semantic_marked_wrong": qs.marked_wrong().count(),
     }

@@ -9,7 +9,9 @@ class OptimizerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import rollups  # noqa: F401 (connects the receiver that re-rolls a period after feedback)
         from .observers import observe
         from .pipeline.ledger import add_observer
+        from .providers import freshness  # noqa: F401 (connects the credential-change receivers)
 
         add_observer(observe)

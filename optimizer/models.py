@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import models
+from django.db.models import Exists, ExpressionWrapper, OuterRef, Q, Sum
+from django.db.models.expressions import Combinable
 
 from leo_optima.db import refuse_nul
 from tenants.models import ApiKey, Tenant
@@ -117,6 +119,32 @@ class CacheEntry(models.Model):
         return f"{self.model}: {self.request_text[:60]}"
 
 
+# The ledger columns that say what a request saved. A semantic hit marked wrong saved nothing: its
+# answer did not fit the question, so the caller had to ask again (docs/savings.md).
+SAVING_FIELDS = ("saved_usd", "tokens_saved", "prompt_opt_tokens_saved", "prompt_opt_saved_usd", "routing_saved_usd")
+
+
+class RequestLogQuerySet(models.QuerySet["RequestLog"]):
+    """The one place that says which ledger rows count as savings; the overview, /v1/analytics,
+    the rollups (and through them billing) all sum savings with `counted_sum`."""
+
+    def marked_wrong(self) -> RequestLogQuerySet:
+        """Semantic hits whose answer someone marked wrong: they count as requests, not as savings."""
+        return self.filter(technique=Technique.SEMANTIC, feedback__correct=False)
+
+    def with_saving_rule(self) -> RequestLogQuerySet:
+        """Annotate `saving_counts`: False for a semantic hit marked wrong, True otherwise."""
+        wrong = Feedback.objects.filter(request_log=OuterRef("pk"), correct=False)
+        return self.annotate(saving_counts=ExpressionWrapper(~Q(technique=Technique.SEMANTIC) | ~Exists(wrong),
+                                                             output_field=models.BooleanField()))
+
+    @staticmethod
+    def counted_sum(expression: str | Combinable) -> Sum:
+        """Sum one of SAVING_FIELDS (or an expression of them) over rows whose saving counts;
+        the queryset needs `with_saving_rule()`."""
+        return Sum(expression, filter=Q(saving_counts=True))
+
+
 class RequestLog(models.Model):
     """The usage ledger: one row for every authenticated request, success or error, hits included.
 
@@ -153,6 +181,8 @@ class RequestLog(models.Model):
     latency_ms = models.FloatField(default=0)
     upstream_latency_ms = models.FloatField(default=0)
     trail = models.JSONField(default=dict, blank=True)
+
+    objects = RequestLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

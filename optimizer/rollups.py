@@ -16,13 +16,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import RequestLog, UsageRollup
+from .models import SAVING_FIELDS, Feedback, RequestLog, Technique, UsageRollup
 
 Period = UsageRollup.Period
 LENGTH = {Period.HOUR: timedelta(hours=1), Period.DAY: timedelta(days=1)}
@@ -54,11 +56,12 @@ def _check_start(period: str, start: datetime) -> datetime:
 
 
 def _ledger(tenant_id: int, start: datetime, end: datetime) -> Iterable[dict[str, object]]:
-    qs = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end)
+    qs = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end).with_saving_rule()
     return (qs.values("technique")
             .annotate(requests=Count("id"), errors=Count("id", filter=Q(status_code__gte=400)),
                       routed_requests=Count("id", filter=~Q(served_model=F("model")) & ~Q(served_model="")),
-                      **{name: Sum(name) for name in _SUMS})
+                      **{name: RequestLog.objects.counted_sum(name) if name in SAVING_FIELDS else Sum(name)
+                         for name in _SUMS})
             .order_by("technique"))
 
 
@@ -166,3 +169,22 @@ def rollup_recent(now: datetime | None = None, *, recent_hours: int = 3, recent_
             rollup(tenant_id, period, p)
         done[period] = len(keys)
     return RecentResult(hours=done[Period.HOUR], days=done[Period.DAY])
+
+
+def refresh_periods_of(tenant_id: int, moment: datetime) -> None:
+    """Recompute the hour and the day holding `moment`, where they were already rolled up."""
+    for period in (Period.HOUR, Period.DAY):
+        start = period_start(period, moment)
+        if UsageRollup.objects.filter(tenant_id=tenant_id, period=period, start=start).exists():
+            rollup(tenant_id, period, start)
+
+
+@receiver(post_save, sender=Feedback, dispatch_uid="leo_rollup_after_feedback")
+def _refresh_after_feedback(sender: type[Feedback], instance: Feedback, **kwargs: object) -> None:
+    """A verdict on a semantic hit changes what it saved (RequestLogQuerySet.with_saving_rule), and
+    `stale_periods` cannot see that (no ledger row changed), so its hour and day are recomputed
+    here, once the verdict is committed; billing then sends the difference for a day already sent."""
+    row = (RequestLog.objects.filter(pk=instance.request_log_id, technique=Technique.SEMANTIC)
+           .values_list("tenant_id", "created_at").first())
+    if row is not None:
+        transaction.on_commit(lambda: refresh_periods_of(*row))

@@ -33,7 +33,22 @@ def _slot(i: int, n: int) -> float:
     return LEFT + (WIDTH - LEFT - RIGHT) * (i + 0.5) / max(n, 1)
 
 
-def _frame(title: str, times: Sequence[datetime], size: timedelta, top: float, fmt: str,
+def dollars(value: float) -> str:
+    """An axis label in dollars, fixed point with enough places to tell the ticks apart:
+    `$0.000099`, never `$9.9e-05`."""
+    if value == 0:
+        return "$0"
+    places = 2
+    while places < 10 and abs(value) < 10 ** (2 - places):
+        places += 1
+    return f"${value:,.{places}f}"
+
+
+def percent(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def _frame(title: str, times: Sequence[datetime], size: timedelta, top: float, fmt: Callable[[float], str],
            x: Callable[[int, int], float] = _x) -> list[str]:
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" xmlns="http://www.w3.org/2000/svg">',
              f"<title>{escape(title)}</title>",
@@ -41,7 +56,7 @@ def _frame(title: str, times: Sequence[datetime], size: timedelta, top: float, f
     for frac in (0, 0.5, 1):
         y = _y(top * frac, top)
         parts.append(f'<line class="axis" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}"/>')
-        parts.append(f'<text x="{LEFT - 4}" y="{y + 3:.1f}" text-anchor="end">{fmt.format(top * frac)}</text>')
+        parts.append(f'<text x="{LEFT - 4}" y="{y + 3:.1f}" text-anchor="end">{escape(fmt(top * frac))}</text>')
     n = len(times)
     step = max(1, n // 6)
     for i in range(0, n, step):
@@ -53,7 +68,7 @@ def spend_vs_saved(times: Sequence[datetime], spend: Sequence[Decimal], saved: S
                    size: timedelta) -> SafeString:
     """Two lines: what was paid upstream and what LEO saved, per bucket, in dollars."""
     top = float(max([*spend, *saved, Decimal(0)])) or 1.0
-    parts = _frame("Spend and saved per period (USD)", times, size, top, "${:.4g}")
+    parts = _frame("Spend and saved per period (USD)", times, size, top, dollars)
     n = len(times)
     for cls, series in (("spend", spend), ("saved", saved)):
         points = " ".join(f"{_x(i, n):.1f},{_y(float(v), top):.1f}" for i, v in enumerate(series))
@@ -64,7 +79,7 @@ def spend_vs_saved(times: Sequence[datetime], spend: Sequence[Decimal], saved: S
 
 def hit_rate(times: Sequence[datetime], rates: Sequence[float | None], size: timedelta) -> SafeString:
     """Bars: the share of requests served without an upstream call, per bucket (none: no traffic)."""
-    parts = _frame("Cache hit rate per period", times, size, 1.0, "{:.0%}", x=_slot)
+    parts = _frame("Cache hit rate per period", times, size, 1.0, percent, x=_slot)
     n = len(times)
     width = max(1.0, (WIDTH - LEFT - RIGHT) / max(n, 1) * 0.7)
     for i, rate in enumerate(rates):

@@ -18,7 +18,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from optimizer.analytics import CACHE_TECHNIQUES
-from optimizer.models import RequestLog, Technique, UsageRollup
+from optimizer.models import SAVING_FIELDS, RequestLog, Technique, UsageRollup
 from optimizer.rollups import period_start
 
 HOUR = timedelta(hours=1)
@@ -74,6 +74,7 @@ class Overview:
     buckets: list[Bucket]
     bucket_size: timedelta
     live_from: datetime  # where rollups stop and the ledger is read directly
+    marked_wrong: int = 0  # semantic hits marked wrong: counted as requests, not as savings
 
 
 def _rollup_watermark(tenant_id: int, now: datetime) -> datetime | None:
@@ -97,10 +98,14 @@ def _rolled_sums() -> dict[str, Any]:
 
 
 def _live_sums() -> dict[str, Any]:
+    """Ledger aggregates named as the rollup's; savings by the ledger's one rule (the queryset
+    needs `with_saving_rule()`), as the rollups count them."""
+    counted = RequestLog.objects.counted_sum
     return {"s_requests": Count("id"), "s_errors": Count("id", filter=Q(status_code__gte=400)),
             "s_routed_requests": Count("id", filter=~Q(served_model=F("model")) & ~Q(served_model="")),
             "s_hits": Count("id", filter=_HITS),
-            **{f"s_{name}": Sum(name) for name in FIELDS if name not in ("requests", "errors", "routed_requests")}}
+            **{f"s_{name}": counted(name) if name in SAVING_FIELDS else Sum(name)
+               for name in FIELDS if name not in ("requests", "errors", "routed_requests")}}
 
 
 # The charts need only these per bucket; fewer columns, fewer per-row conversions.
@@ -130,7 +135,8 @@ def _groups(tenant_id: int, start: datetime, end: datetime, live_from: datetime,
         by_bucket += _strip(rolled.annotate(bucket=F("start")).values("bucket")
                             .annotate(**_only(_rolled_sums())).order_by())
     if live_from < end:
-        live = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=live_from, created_at__lt=end)
+        live = (RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=live_from, created_at__lt=end)
+                .with_saving_rule())
         by_technique += _strip(live.values("technique").annotate(**_live_sums()).order_by())
         trunc = TruncHour if size == HOUR else TruncDay
         by_bucket += _strip(live.annotate(bucket=trunc("created_at", tzinfo=UTC)).values("bucket")
@@ -163,7 +169,9 @@ def overview(tenant_id: int, start: datetime, end: datetime, now: datetime) -> O
     while cursor < end:
         buckets.append(Bucket(cursor, per_bucket.get(cursor) or Totals()))
         cursor += size
-    return Overview(start, end, totals, _by_technique(per_technique, totals), buckets, size, live_from)
+    wrong = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end).marked_wrong()
+    return Overview(start, end, totals, _by_technique(per_technique, totals), buckets, size, live_from,
+                    marked_wrong=wrong.count())
 
 
 def _by_technique(per: dict[str, Totals], totals: Totals) -> list[dict[str, Any]]:
@@ -180,8 +188,9 @@ def _by_technique(per: dict[str, Totals], totals: Totals) -> list[dict[str, Any]
         rows.append({"technique": "prompt_optimization", "label": "Prompt optimization", "requests": None,
                      "tokens_saved": totals.prompt_opt_tokens_saved, "saved_usd": totals.prompt_opt_saved_usd})
     if totals.routed_requests:
+        # Routing changes the model of a request that is already counted in its technique's row.
         rows.append({"technique": "routing", "label": "Model routing", "requests": totals.routed_requests,
-                     "tokens_saved": 0, "saved_usd": totals.routing_saved_usd})
+                     "tokens_saved": 0, "saved_usd": totals.routing_saved_usd, "also_above": True})
     return rows
 
 

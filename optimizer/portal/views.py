@@ -4,8 +4,10 @@ members on management actions); every query is filtered by request.tenant."""
 from __future__ import annotations
 
 import csv
+import re
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -13,14 +15,17 @@ from urllib.parse import urlencode
 from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from optimizer import cache_admin
-from optimizer.models import CacheEntry, Feedback, RequestLog, Technique
+from optimizer.analytics import CACHE_TECHNIQUES
+from optimizer.models import CacheEntry, Feedback, RequestLog
 from optimizer.pipeline import config
+from optimizer.pipeline.writer import writer
 from optimizer.pipeline.semantic_stage import record_feedback, strictness_of
 from optimizer.semantic.policy import rule_at
 from tenants.models import ApiKey, AuditEvent
@@ -31,6 +36,12 @@ from . import charts, figures
 from .forms import LedgerFilterForm, OptimizerSettingsForm, PeriodForm
 
 PAGE_SIZE = 50
+# Our request ids (optimizer/api/views.py): "req_" and a uuid4 in hex.
+REQUEST_ID_RE = re.compile(r"req_[0-9a-f]{32}")
+PENDING_SECONDS = 30  # how long an unknown id shows "being recorded" before it is a 404
+OWN_WRITE_WAIT_SECONDS = 0.5
+HITS_WINDOW = timedelta(days=30)
+REFRESH_SECONDS = 30  # the overview's HTMX poll, paused while its tab is hidden
 
 
 def _tenant_id(request: HttpRequest) -> int:
@@ -64,6 +75,7 @@ def _quota_bars(request: HttpRequest, now: datetime) -> list[dict[str, Any]]:
 @portal_view()
 def overview(request: HttpRequest) -> HttpResponse:
     tenant_id = _tenant_id(request)
+    _read_own_writes()
     if not figures.has_traffic(tenant_id):
         # First run: nothing in the ledger yet, so the page is the quick start.
         return render_portal(request, "optimizer/first_run.html",
@@ -81,8 +93,11 @@ def overview(request: HttpRequest) -> HttpResponse:
                                              [b.totals.saved_usd for b in data.buckets], data.bucket_size),
         "hit_chart": charts.hit_rate(times, [b.totals.hit_rate if b.totals.requests else None for b in data.buckets],
                                      data.bucket_size),
-        "quota_bars": _quota_bars(request, now),
+        "quota_bars": _quota_bars(request, now), "now": now, "refresh_seconds": REFRESH_SECONDS,
     }
+    if request.htmx:  # type: ignore[attr-defined]
+        # The poll: only the figures, no frame (the partial's own hx attributes keep it polling).
+        return render(request, "optimizer/_overview_figures.html", context)
     return render_portal(request, "optimizer/overview.html", context)
 
 
@@ -125,6 +140,18 @@ CSV_COLUMNS = ["request_id", "created_at", "key_prefix", "endpoint", "model", "s
                "counterfactual_usd", "saved_usd", "similarity", "latency_ms"]
 
 
+def _plain_number(value: Decimal | float | int | None) -> str:
+    """A number as a spreadsheet reads it: fixed point, never `0E-8` or `9.9e-05`; unknown is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        text = format(value, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    if isinstance(value, float):
+        return _plain_number(Decimal(repr(value)))
+    return str(value)
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -156,26 +183,66 @@ def requests_csv(request: HttpRequest) -> HttpResponse:
     def rows() -> Iterator[str]:
         yield writer.writerow(CSV_COLUMNS)
         for r in qs.iterator(chunk_size=2000):
-            yield writer.writerow([csv_cell(v) for v in (
-                r.request_id, r.created_at.isoformat(), prefixes.get(r.api_key_id, ""), r.endpoint, r.model,
-                r.served_model, r.technique, r.status_code, r.error_code, r.prompt_tokens, r.completion_tokens,
-                r.tokens_saved, r.cost_usd, r.counterfactual_usd, r.saved_usd,
-                "" if r.similarity is None else r.similarity, r.latency_ms)])
+            text = (r.request_id, r.created_at.isoformat(), prefixes.get(r.api_key_id, ""), r.endpoint, r.model,
+                    r.served_model, r.technique)
+            # Text cells are defused against formulas; numbers print as plain decimals (a negative
+            # saving must stay a number, not become quoted text).
+            yield writer.writerow([*(csv_cell(v) for v in text), r.status_code, csv_cell(r.error_code),
+                                   r.prompt_tokens, r.completion_tokens, r.tokens_saved,
+                                   *(_plain_number(v) for v in (r.cost_usd, r.counterfactual_usd, r.saved_usd,
+                                                                r.similarity, r.latency_ms))])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="leo-requests-{timezone.now():%Y%m%d-%H%M}.csv"'
     return response
 
 
+def _read_own_writes() -> None:
+    """Ledger rows are written behind (optimizer/pipeline/writer.py), a few tens of ms after the
+    response. A portal page opened right after a call waits for this process's queue (bounded), so
+    the call is on it; a row queued in another worker lands within LEO_LEDGER_FLUSH_SECONDS."""
+    writer.flush(timeout=OWN_WRITE_WAIT_SECONDS)
+
+
+def _pending(request: HttpRequest, request_id: str) -> HttpResponse:
+    """A request id that is not (yet) in this tenant's ledger: 'being recorded', re-checked every
+    second, then a 404 once PENDING_SECONDS have passed since the first look. The page is the same
+    for an id that never existed and for another tenant's id, so it says nothing about either."""
+    if not REQUEST_ID_RE.fullmatch(request_id):
+        raise Http404("No such request")
+    now = int(time.time())
+    try:
+        since = int(request.GET.get("since", now))
+    except ValueError:
+        since = now
+    if not now - PENDING_SECONDS <= since <= now:
+        if request.htmx:  # type: ignore[attr-defined]
+            response = HttpResponse(status=204)  # stop polling: load the 404 page
+            response["HX-Redirect"] = f"{request.path}?since={since}"
+            return response
+        raise Http404("No such request")
+    return render_portal(request, "optimizer/request_pending.html", {
+        "section": "requests", "request_id": request_id, "poll_url": f"{request.path}?since={since}",
+    })
+
+
 @portal_view()
 def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
-    row = get_object_or_404(RequestLog.objects.select_related("api_key"), tenant=request.tenant,  # type: ignore[attr-defined]
-                            request_id=request_id)
+    _read_own_writes()
+    row = (RequestLog.objects.select_related("api_key")
+           .filter(tenant=request.tenant, request_id=request_id).first())  # type: ignore[attr-defined]
+    if row is None:
+        return _pending(request, request_id)
+    if request.htmx:  # type: ignore[attr-defined]
+        # The pending page's poll found the row: load the full page at its clean address.
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = request.path
+        return response
     feedback = Feedback.objects.filter(request_log=row).first()
     stages = (row.trail or {}).get("stages", []) if isinstance(row.trail, dict) else []
     return render_portal(request, "optimizer/request_detail.html", {
         "section": "requests", "row": row, "stages": stages, "feedback": feedback,
-        "served_from_cache": row.technique in (Technique.EXACT, Technique.SEMANTIC, Technique.DECOMPOSED),
+        "served_from_cache": row.technique in CACHE_TECHNIQUES,
     })
 
 
@@ -218,10 +285,15 @@ def cache(request: HttpRequest) -> HttpResponse:
         page = 1
     offset = (page - 1) * PAGE_SIZE
     rows = list(entries.order_by("-created_at", "-id")[offset:offset + PAGE_SIZE + 1])
-    recent_hits = (RequestLog.objects.filter(tenant_id=tenant_id, technique__in=(Technique.EXACT, Technique.SEMANTIC))
+    # 'Hits' and 'Recently served' read the same rows: the ledger's hits of every kind (exact,
+    # semantic, decomposed, in-flight dedup), so the card counts what the list shows.
+    hits = RequestLog.objects.filter(tenant_id=tenant_id, technique__in=CACHE_TECHNIQUES)
+    since = timezone.now() - HITS_WINDOW
+    recent_hits = (hits.annotate(feedback_wrong=Exists(Feedback.objects.filter(request_log=OuterRef("pk"), correct=False)))
                    .order_by("-created_at")[:20])
     return render_portal(request, "optimizer/cache.html", {
         "section": "cache", "stats": cache_admin.stats(tenant_id), "rows": rows[:PAGE_SIZE], "page": page,
+        "hits": hits.filter(created_at__gte=since).count(), "hits_days": HITS_WINDOW.days,
         "has_next": len(rows) > PAGE_SIZE, "q": q, "model": model, "recent_hits": recent_hits,
         "querystring": urlencode({k: v for k, v in (("q", q), ("model", model)) if v}),
     })

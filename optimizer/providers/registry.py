@@ -24,6 +24,7 @@ from tenants.auth import Principal
 from tenants.models import ProviderCredential
 
 from ..pipeline.pricing import prices
+from . import freshness
 from .base import Upstream
 
 _TTL = 5.0
@@ -59,6 +60,8 @@ def _load(tenant_id: int) -> TenantProviders:
 
 
 async def tenant_providers(tenant_id: int) -> TenantProviders:
+    if await freshness.changed_since_last_look(tenant_id):  # a credential was saved or deleted
+        _cache.pop(tenant_id, None)
     cached = _cache.get(tenant_id)
     if cached is None or time.monotonic() - cached.loaded_at > _TTL:
         cached = await run_db(_load, tenant_id)

@@ -20,3 +20,13 @@ document.addEventListener("submit", function (event) {
 document.addEventListener("change", function (event) {
   if (event.target.matches(".switcher select")) event.target.form.submit();
 });
+// Polled regions (hx-trigger="every …, leo:visible" and data-pause-when-hidden): no request while
+// the tab is hidden, and one at once when it shows again. Done here rather than with an hx-trigger
+// filter because htmx compiles filters with Function(), which our CSP (no 'unsafe-eval') forbids.
+document.addEventListener("htmx:beforeRequest", function (event) {
+  if (document.hidden && event.detail.elt.closest("[data-pause-when-hidden]")) event.preventDefault();
+});
+document.addEventListener("visibilitychange", function () {
+  if (document.hidden || !window.htmx) return;
+  document.querySelectorAll("[data-pause-when-hidden]").forEach(function (el) { window.htmx.trigger(el, "leo:visible"); });
+});

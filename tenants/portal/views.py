@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from tenants import crypto
 from tenants.forms import ApiKeyForm, InviteForm, ProviderCredentialForm, RoleForm, RotateKeyForm
 from tenants.models import ApiKey, AuditEvent, Membership, ProviderCredential, Role
 
@@ -60,9 +61,32 @@ def _keys_page(request: HttpRequest, form: ApiKeyForm | None = None, new_key: tu
     return response
 
 
+# POST/redirect/GET for a new key: the POST keeps the plaintext (Fernet-encrypted, as provider keys
+# are at rest) in the session and redirects; the next GET of the keys page shows it once and drops
+# it. A reload then shows the list, never a second key, and the plaintext is in no URL.
+NEW_KEY_SESSION = "portal_new_key"
+
+
+def _hand_over(request: HttpRequest, row: ApiKey, plaintext: str) -> HttpResponse:
+    request.session[NEW_KEY_SESSION] = {"id": row.pk, "tenant": row.tenant_id, "key": crypto.encrypt(plaintext)}
+    return redirect("portal:keys")
+
+
+def _take_new_key(request: HttpRequest) -> tuple[ApiKey, str] | None:
+    held = request.session.pop(NEW_KEY_SESSION, None)
+    if not isinstance(held, dict) or held.get("tenant") != request.tenant.pk:  # type: ignore[attr-defined]
+        return None
+    row = ApiKey.objects.filter(pk=held.get("id"), tenant=request.tenant).first()  # type: ignore[attr-defined]
+    try:
+        return (row, crypto.decrypt(held["key"])) if row is not None else None
+    except (KeyError, ValueError):
+        return None
+
+
+@never_cache  # may carry the plaintext of a key just created
 @portal_view()
 def keys(request: HttpRequest) -> HttpResponse:
-    return _keys_page(request)
+    return _keys_page(request, new_key=_take_new_key(request))
 
 
 @never_cache  # the one response that carries the plaintext must not be stored by any cache
@@ -77,7 +101,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
     row, plaintext = ApiKey.issue(request.tenant, name=form.cleaned_data["name"],  # type: ignore[attr-defined]
                                   created_by=request.user, expires_at=expires)
     _audit(request, "api_key.created", target=row.prefix, name=row.name)
-    return _keys_page(request, new_key=(row, plaintext))
+    return _hand_over(request, row, plaintext)
 
 
 @portal_view(manage=True)
@@ -115,7 +139,7 @@ def key_rotate(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             old.revoke()
     _audit(request, "api_key.rotated", target=old.prefix, new_prefix=row.prefix, grace_seconds=grace)
-    return _keys_page(request, new_key=(row, plaintext))
+    return _hand_over(request, row, plaintext)
 
 
 # --- Members ---------------------------------------------------------------------------------------

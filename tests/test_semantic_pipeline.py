@@ -26,7 +26,9 @@ MODEL = "gpt-4o-mini"
 ORIGINAL = "What is the capital city of Australia?"
 PARAPHRASE = "Which city is the capital of Australia?"
 GREEN_TEA = "What are the health benefits of drinking green tea?"
-GREEN_TEA_FAR = "Why is green tea good for your health?"
+# A rewording the verifier passes (no content word changes) that the judge and then the cosine
+# threshold refuse as the strictness climbs.
+GREEN_TEA_FAR = "What health benefits does drinking green tea have?"
 HARD_NEGATIVES = [
     ("What is 15% of 200?", "What is 25% of 200?"),  # cosine 0.81: only the verifier tells them apart
     ("Is the museum open on Mondays?", "Is the museum not open on Mondays?"),  # cosine 0.97, negation

@@ -179,3 +179,18 @@ def test_lexical_overlap_bounds() -> None:
     assert lexical_overlap("sort a list in python", "bake sourdough bread") == 0.0
     mid = lexical_overlap("sort a list in python", "sort a dictionary in python")
     assert 0.0 < mid < 1.0
+
+
+def test_spelling_variants_are_the_same_word() -> None:
+    # A misspelling of a long word, and a word written as two, are not differences...
+    assert verify("how do i permanantly delete my account", "How do I delete my account permanently?").ok
+    assert verify("How do I change my username?", "How do I change my user name?").ok
+    # ...but two long words one letter-pair apart can be opposites.
+    assert not verify("How do I find the maximum of a function?", "How do I find the minimum of a function?").ok
+
+
+def test_quoted_phrases_are_compared_literally() -> None:
+    a = "What does the symbol '∑' mean in maths?"
+    b = "What does the symbol '∏' mean in maths?"
+    assert verify(a, b).reason == "quoted"
+    assert verify("What does 'carpe diem' mean?", "what does carpe diem mean").ok

@@ -179,7 +179,8 @@ _FUNCTION = {
     "id", "im", "whats", "hows", "thats", "theres", "guide", "tips", "idea", "ideas",
     "anybody", "other", "else", "take", "make", "makes", "made", "used", "going", "define",
     "definition", "between", "share", "ever", "all", "whether", "well", "thing", "things",
-    "kind", "type",
+    "kind", "type", "taking", "making", "getting", "got", "needed", "needs", "wants", "pls",
+    "plz", "vs", "versus", "difference", "differences", "compare", "comparison",
 } | _NEGATIONS
 # "What is the best way to X" asks "how do I X": an adjective before "way" is part of the frame.
 _WAY_ADJECTIVES = {"best", "good", "right", "proper", "recommended", "correct"}
@@ -644,16 +645,42 @@ def _same_word(x: str, y: str) -> bool:
     return common >= 4 and common >= min(len(x), len(y)) - 2
 
 
+def _typo(x: str, y: str) -> bool:
+    """One misspelling of a long word ("permanantly" / "permanently"): one edit, same first
+    letter, seven letters or more. Shorter words one edit apart, or longer ones two apart, are
+    often different words ("affect" / "effect", "maximum" / "minimum")."""
+    if x[0] != y[0] or min(len(x), len(y)) < 7 or abs(len(x) - len(y)) > 1:
+        return False
+    prev = list(range(len(y) + 1))
+    for i, a in enumerate(x, 1):
+        cur = [i]
+        for j, b in enumerate(y, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a != b)))
+        prev = cur
+    return prev[-1] <= 1
+
+
+def _joined(f: _Features) -> set[str]:
+    """Adjacent word pairs written as one ("user name" -> "username", "node js" -> "nodejs")."""
+    toks = [t for t in f.tokens if t[:1].isalpha()]
+    return {a + b for a, b in zip(toks, toks[1:])} | {t.replace("-", "").replace(".", "") for t in toks}
+
+
+def _spelled_alike(w: str, f: _Features) -> bool:
+    """Is ``w`` in text ``f`` up to inflection, abbreviation, a typo or word splitting?"""
+    if any(_same_word(w, v) or _abbreviates(w, v) or _abbreviates(v, w) or _typo(w, v) for v in f.words):
+        return True
+    return w.replace("-", "").replace(".", "") in _joined(f)
+
+
 def _differences(q: _Features, c: _Features, words: WordSimilarity | None) -> tuple[list[str], list[str]]:
     """The content words of each side that nothing on the other side paraphrases.
 
     A word is paraphrased by the other side when it appears there in some inflection, when one
-    abbreviates the other ("js" / "javascript"), or when the embedding puts the two words at
+    abbreviates the other ("js" / "javascript"), misspelled, split in two ("user name"), or when the embedding puts the two words at
     ``SYNONYM`` or above. What is left changes the question."""
-    q_left = [w for w in dict.fromkeys(q.words) if not any(_same_word(w, v) for v in c.words)]
-    c_left = [w for w in dict.fromkeys(c.words) if not any(_same_word(w, v) for v in q.words)]
-    q_left = [w for w in q_left if not any(_abbreviates(w, v) or _abbreviates(v, w) for v in c.words)]
-    c_left = [w for w in c_left if not any(_abbreviates(w, v) or _abbreviates(v, w) for v in q.words)]
+    q_left = [w for w in dict.fromkeys(q.words) if not _spelled_alike(w, c)]
+    c_left = [w for w in dict.fromkeys(c.words) if not _spelled_alike(w, q)]
     if not q_left and not c_left:
         return [], []
     sim = words or word_similarity

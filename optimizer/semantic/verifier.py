@@ -666,6 +666,13 @@ def _joined(f: _Features) -> set[str]:
     return {a + b for a, b in zip(toks, toks[1:])} | {t.replace("-", "").replace(".", "") for t in toks}
 
 
+def _half_of_joined(w: str, f: _Features, other: _Features) -> bool:
+    """Is ``w`` one half of two adjacent words of ``f`` that ``other`` writes as one?"""
+    toks = [t for t in f.tokens if t[:1].isalpha()]
+    joined = {v.replace("-", "").replace(".", "") for v in other.tokens}
+    return any(w in (a, b) and a + b in joined for a, b in zip(toks, toks[1:]))
+
+
 def _spelled_alike(w: str, f: _Features) -> bool:
     """Is ``w`` in text ``f`` up to inflection, abbreviation, a typo or word splitting?"""
     if any(_same_word(w, v) or _abbreviates(w, v) or _abbreviates(v, w) or _typo(w, v) for v in f.words):
@@ -679,8 +686,8 @@ def _differences(q: _Features, c: _Features, words: WordSimilarity | None) -> tu
     A word is paraphrased by the other side when it appears there in some inflection, when one
     abbreviates the other ("js" / "javascript"), misspelled, split in two ("user name"), or when the embedding puts the two words at
     ``SYNONYM`` or above. What is left changes the question."""
-    q_left = [w for w in dict.fromkeys(q.words) if not _spelled_alike(w, c)]
-    c_left = [w for w in dict.fromkeys(c.words) if not _spelled_alike(w, q)]
+    q_left = [w for w in dict.fromkeys(q.words) if not _spelled_alike(w, c) and not _half_of_joined(w, q, c)]
+    c_left = [w for w in dict.fromkeys(c.words) if not _spelled_alike(w, q) and not _half_of_joined(w, c, q)]
     if not q_left and not c_left:
         return [], []
     sim = words or word_similarity

@@ -4,9 +4,13 @@ Decision rule (``choose``): serve the nearest cached entry only when all of thes
 
 1. its cosine similarity to the query is at least the tenant's cosine threshold;
 2. it beats the runner-up by at least ``margin`` (two near-equal candidates mean the query sits
-   between two cached questions, and picking one is a coin toss);
+   between two cached questions, and picking one is a coin toss), unless the runner-up is
+   interchangeable with it (the two entries pass the decision against each other: then they
+   are near-duplicates of one intent, stored paraphrases with their own answers, and either
+   answer is right);
 3. the verifier approved it (numbers, units, dates, negation, entities, direction, format,
-   language and compound-vs-part all agree; see ``verifier.py``);
+   language, compound-vs-part, and the difference rule over the content words; see
+   ``verifier.py``);
 4. the pair judge (``judge.py``, a learned classifier) gives it at least the tenant's current
    minimum probability. That floor starts at 0: out of the box only rules 1-3 apply.
 

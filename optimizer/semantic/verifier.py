@@ -10,7 +10,7 @@ rule            rejects when
 numbers         the numbers differ (digits and number words one..twenty, "a dozen", ...)
 units           the units or currencies differ (km vs miles, USD vs EUR, % ...)
 dates           month, weekday, relative day or year words differ (today vs tomorrow)
-negation        one side is negated and the other is not (not, n't, never, without, ...)
+negation        the sides hold different numbers of negation words (not, n't, never, without)
 entities        each side names something the other does not (France vs Germany), or
                 the candidate adds a named constraint the query lacks
 direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
@@ -22,11 +22,16 @@ language        a requested natural or programming language differs ("in French"
 compound        one is a compound question and the other one part of it
 question        the questions ask for different kinds of answer (why / when / where / who /
                 how many / yes-no)
-qualifier       a contrast word that flips the answer appears on one side only
-                (least, worst, disadvantages, cons, ...)
+qualifier       a negating prefix on one side only (safe / unsafe)
+quoted          the quoted phrases differ (compared literally)
+difference      a content word on one side that nothing on the other side paraphrases
+                (inflection, abbreviation, typo, or a word the embedding places as
+                interchangeable at word level, ``wording.py``); a broad rewording is judged
+                by the two texts' cosine instead (``_broad_rewording``)
 ==============  =========================================================================
 
-The rules are pure Python over regexes and small word lists: a verdict costs tens of microseconds.
+The rules are pure Python over regexes and a closed class of function words; the difference rule
+adds word vectors from the sentence model (cached per word): a verdict costs about 0.1 ms.
 They are deliberately conservative: when in doubt they reject, and a rejection only costs a miss
 (an upstream call), while a wrong serve costs the customer a wrong answer. The rules must still
 pass ordinary paraphrases (case, punctuation, synonyms, reordered clauses); the benchmark in
@@ -735,11 +740,17 @@ def _broad_rewording(q_left: list[str], c_left: list[str], cosine: float | None)
     decides, with a higher bar when one side has a single changed word."""
     if cosine is None or not q_left or not c_left:
         return False
-    if min(len(q_left), len(c_left)) >= 2:
+    # A particle belongs to its verb ("leave out" is one changed word, not two).
+    nq = max(1, sum(w not in _PARTICLES for w in q_left))
+    nc = max(1, sum(w not in _PARTICLES for w in c_left))
+    if min(nq, nc) >= 2:
         return cosine >= BROAD_COSINE
-    if max(len(q_left), len(c_left)) >= 2:
+    if max(nq, nc) >= 2:
         return cosine >= WIDE_COSINE
     return False
+
+
+_PARTICLES = {"out", "off", "up", "down", "away", "back", "over", "around", "through"}
 
 
 _SYMMETRIC_LINKS = {"and", "or", "&", "vs", "versus", "nor", "with"}

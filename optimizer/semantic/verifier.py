@@ -185,7 +185,8 @@ _FUNCTION = {
     "anybody", "other", "else", "take", "make", "makes", "made", "used", "going", "define",
     "definition", "between", "share", "ever", "all", "whether", "well", "thing", "things",
     "kind", "type", "taking", "making", "getting", "got", "needed", "needs", "wants", "pls",
-    "plz", "vs", "versus", "difference", "differences", "compare", "comparison",
+    "plz", "vs", "versus", "difference", "differences", "compare", "comparison", "different",
+    "various",
 } | _NEGATIONS
 # "What is the best way to X" asks "how do I X": an adjective before "way" is part of the frame.
 _WAY_ADJECTIVES = {"best", "good", "right", "proper", "recommended", "correct"}
@@ -680,7 +681,10 @@ def _half_of_joined(w: str, f: _Features, other: _Features) -> bool:
 
 def _spelled_alike(w: str, f: _Features) -> bool:
     """Is ``w`` in text ``f`` up to inflection, abbreviation, a typo or word splitting?"""
-    if any(_same_word(w, v) or _abbreviates(w, v) or _abbreviates(v, w) or _typo(w, v) for v in f.words):
+    if any(_same_word(w, v) or _abbreviates(w, v) or _typo(w, v) for v in f.words):
+        return True
+    # An abbreviation may be a function word elsewhere ("Go" / "Golang").
+    if any(len(v) >= 2 and v[:1].isalpha() and _abbreviates(v, w) for v in f.tokens):
         return True
     return w.replace("-", "").replace(".", "") in _joined(f)
 

@@ -689,7 +689,9 @@ def _spelled_alike(w: str, f: _Features) -> bool:
     return w.replace("-", "").replace(".", "") in _joined(f)
 
 
-def _differences(q: _Features, c: _Features, words: WordSimilarity | None) -> tuple[list[str], list[str]]:
+def _differences(
+    q: _Features, c: _Features, words: WordSimilarity | None
+) -> tuple[list[str], list[str], list[str], list[str]]:
     """The content words of each side that nothing on the other side paraphrases.
 
     A word is paraphrased by the other side when it appears there in some inflection, when one
@@ -698,7 +700,7 @@ def _differences(q: _Features, c: _Features, words: WordSimilarity | None) -> tu
     q_left = [w for w in dict.fromkeys(q.words) if not _spelled_alike(w, c) and not _half_of_joined(w, q, c)]
     c_left = [w for w in dict.fromkeys(c.words) if not _spelled_alike(w, q) and not _half_of_joined(w, c, q)]
     if not q_left and not c_left:
-        return [], []
+        return [], [], [], []
     sim = words or word_similarity
     c_all = list(dict.fromkeys(c.words))
     q_all = list(dict.fromkeys(q.words))
@@ -712,7 +714,7 @@ def _differences(q: _Features, c: _Features, words: WordSimilarity | None) -> tu
             if not any(s >= SYNONYM and not _prefix_swap(w, v) for s, v in zip(row, other, strict=True))
         ]
 
-    return unexplained(q_left, c_all), unexplained(c_left, q_all)
+    return unexplained(q_left, c_all), unexplained(c_left, q_all), q_left, c_left
 
 
 def _prefix_swap(x: str, y: str) -> bool:
@@ -911,10 +913,11 @@ def verify(
     # a paraphrase of a word on the other side (an inflection, an abbreviation, or a word the
     # embedding places as interchangeable). Opposites, ordinals, attributes, recipients, added
     # qualifiers and added sub-requests are not, whatever the word.
-    q_left, c_left = _differences(q, c, words)
-    if q_left or c_left:
-        if not _broad_rewording(q_left, c_left, cosine):
-            return Verdict(False, "difference")
+    q_left, c_left, q_changed, c_changed = _differences(q, c, words)
+    # How broad the rewording is counts every changed word, synonyms included: a sentence
+    # rephrased in four words with one synonym among them is still a rephrasing.
+    if (q_left or c_left) and not _broad_rewording(q_changed, c_changed, cosine):
+        return Verdict(False, "difference")
 
     return Verdict(True, "ok")
 

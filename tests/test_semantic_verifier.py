@@ -82,7 +82,6 @@ NEAR_MISSES = [
 # upstream call; these stay here so a change that fixes them shows up.
 KNOWN_MISSES = [
     ("Who wrote Hamlet?", "Who is the author of Hamlet?"),
-    ("Convert 100 USD to EUR", "Please convert 100 US dollars to euros"),
     ("What is the capital of France?", "what's the capital city of France"),
     ("When did World War II end?", "In what year did World War 2 end?"),
 ]

@@ -26,7 +26,9 @@ MODEL = "gpt-4o-mini"
 ORIGINAL = "What is the capital city of Australia?"
 PARAPHRASE = "Which city is the capital of Australia?"
 GREEN_TEA = "What are the health benefits of drinking green tea?"
-GREEN_TEA_FAR = "Why is green tea good for your health?"
+# A rewording the verifier passes (no content word changes) that the judge and then the cosine
+# threshold refuse as the strictness climbs.
+GREEN_TEA_FAR = "What health benefits does drinking green tea have?"
 HARD_NEGATIVES = [
     ("What is 15% of 200?", "What is 25% of 200?"),  # cosine 0.81: only the verifier tells them apart
     ("Is the museum open on Mondays?", "Is the museum not open on Mondays?"),  # cosine 0.97, negation
@@ -213,3 +215,22 @@ def test_nul_characters_are_answered_ledgered_and_cached_without_holding_up_the_
     answer_again, h = ask(kit, text)
     assert h["x-leo-cache"] == "exact" and answer_again == answer
     stored(kit, ORIGINAL)  # and a later entry is written
+
+
+def test_a_paraphrase_between_two_stored_phrasings_is_served_not_refused(kit: TenantKit) -> None:
+    # Issue #12: a phrasing that missed is stored beside the first one with its own answer; a
+    # later phrasing sits between the two near-equal entries (cosines 0.989 and 0.985 here). They
+    # would be served for each other, so either answer is right: serve, do not refuse as ambiguous.
+    first, second = "How do I sort a list in Python?", "How can I sort a list in Python?"
+    # A threshold nothing reaches makes the second phrasing miss (and be stored) deterministically.
+    OptimizerSettings.objects.update_or_create(tenant=kit.tenant, defaults={"semantic_threshold": 0.999})
+    stored(kit, first)
+    stored(kit, second)
+    OptimizerSettings.objects.filter(tenant=kit.tenant).update(semantic_threshold=0.80)
+    time.sleep(2.5)  # the tenant's settings are cached for 2 s; the replica polls every 0.3 s
+    answer, h = ask(kit, "how do i sort a list in python please", headers={"Cache-Control": "no-store"})
+    assert h["x-leo-cache"] == "semantic", h
+    assert answer.startswith((tag(first), tag(second)))
+    [row] = wait_for_rows(RequestLog, 1, request_id=h["x-leo-request-id"])
+    [stage] = [s for s in row.trail["stages"] if s["stage"] == "semantic"]
+    assert stage["reason"] == "hit" and stage["candidates"] == 2, stage

@@ -34,16 +34,33 @@ def test_choose_ignores_a_runner_up_the_verifier_rejects() -> None:
         (1, 0.93, "What is the capital of France?"),
         (2, 0.925, "What is the capital of Germany?"),
     ]
-    entry, decision = choose("what's the capital city of France", stored, 0.80, 0.02)
+    entry, decision = choose("what's the capital of France", stored, 0.80, 0.02)
     assert entry == 1 and decision.hit
 
 
-def test_choose_refuses_when_two_verified_candidates_tie() -> None:
+def test_choose_serves_the_best_of_two_interchangeable_candidates() -> None:
+    # Issue #12: a paraphrase that missed once is stored beside the first asking; a later
+    # paraphrase sits between the two. They would be served for each other: not a rival.
     stored = [
         (1, 0.93, "How do I sort a list in Python?"),
-        (2, 0.925, "How can I sort a Python list?"),
+        (2, 0.925, "How can I sort a list in Python?"),
     ]
-    entry, decision = choose("Sorting a list in Python: how?", stored, 0.80, 0.10)
+    entry, decision = choose("how do i sort a list in python please", stored, 0.80, 0.10)
+    assert entry == 1 and decision.hit
+    # Their own cosine is part of "would pass the decision against each other".
+    entry, decision = choose("how do i sort a list in python please", stored, 0.80, 0.10,
+                             between=lambda a, b: 0.70)
+    assert entry is None and decision.reason == "ambiguous"
+
+
+def test_choose_refuses_when_two_verified_candidates_are_not_interchangeable() -> None:
+    stored = [(1, 0.93, "first stored question"), (2, 0.925, "second stored question")]
+
+    def verifier(query: str, candidate: str, cosine: float | None = None) -> Verdict:
+        # Both answer the query; neither answers the other.
+        return Verdict(query not in {"first stored question", "second stored question"}, "stub")
+
+    entry, decision = choose("the query", stored, 0.80, 0.10, verifier=verifier)
     assert entry is None and decision.reason == "ambiguous"
 
 
@@ -67,11 +84,11 @@ def test_choose_asks_the_judge_only_above_a_positive_floor() -> None:
         asked.append(entry_id)
         return 0.6
 
-    entry, _ = choose("what's the capital city of France", stored, 0.80, 0.02, judge=judge)
+    entry, _ = choose("what's the capital of France", stored, 0.80, 0.02, judge=judge)
     assert entry == 1 and asked == []  # floor 0: the judge is not consulted
-    entry, _ = choose("what's the capital city of France", stored, 0.80, 0.02, judge=judge, min_probability=0.5)
+    entry, _ = choose("what's the capital of France", stored, 0.80, 0.02, judge=judge, min_probability=0.5)
     assert entry == 1 and asked == [1]
-    entry, decision = choose("what's the capital city of France", stored, 0.80, 0.02, judge=judge,
+    entry, decision = choose("what's the capital of France", stored, 0.80, 0.02, judge=judge,
                              min_probability=0.7)
     assert entry is None and decision.reason == "verifier:judge"
 

@@ -308,8 +308,12 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
             return 0.0
         return get_judge().probability(vector, stored_vector, text, entry_text)
 
+    def between(a: int, b: int) -> float:
+        va, vb = index.vector(key, a), index.vector(key, b)
+        return float(np.dot(va, vb)) if va is not None and vb is not None else 0.0
+
     chosen, decision = choose(text, candidates, threshold, cfg.semantic_margin,
-                              judge=judge, min_probability=min_probability)
+                              judge=judge, min_probability=min_probability, between=between)
     candidate = stored.get(chosen) if chosen is not None else None
     similarity = round(decision.similarity, 4) if top else None
     verifier = decision.reason.split(":", 1)[1] if decision.reason.startswith("verifier:") else (

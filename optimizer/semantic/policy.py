@@ -4,9 +4,13 @@ Decision rule (``choose``): serve the nearest cached entry only when all of thes
 
 1. its cosine similarity to the query is at least the tenant's cosine threshold;
 2. it beats the runner-up by at least ``margin`` (two near-equal candidates mean the query sits
-   between two cached questions, and picking one is a coin toss);
+   between two cached questions, and picking one is a coin toss), unless the runner-up is
+   interchangeable with it (the two entries pass the decision against each other: then they
+   are near-duplicates of one intent, stored paraphrases with their own answers, and either
+   answer is right);
 3. the verifier approved it (numbers, units, dates, negation, entities, direction, format,
-   language and compound-vs-part all agree; see ``verifier.py``);
+   language, compound-vs-part, and the difference rule over the content words; see
+   ``verifier.py``);
 4. the pair judge (``judge.py``, a learned classifier) gives it at least the tenant's current
    minimum probability. That floor starts at 0: out of the box only rules 1-3 apply.
 
@@ -116,40 +120,70 @@ CANDIDATES = 4
 Judge = Callable[[int, str], float]
 """``judge(entry_id, text)``: the probability that the cached entry answers the query."""
 
+Between = Callable[[int, int], float]
+"""``between(entry_a, entry_b)``: the cosine between two cached entries' embeddings."""
+
+Verifier = Callable[..., Verdict]
+"""``verifier(query, candidate, cosine=...)``, as ``verify``."""
+
+
+def interchangeable(
+    a: tuple[int, float, str],
+    b: tuple[int, float, str],
+    threshold: float,
+    verifier: Verifier = verify,
+    between: Between | None = None,
+) -> bool:
+    """Would entry ``a`` be served for ``b``'s question (and the other way round)?
+
+    Two entries that pass the decision against each other are near-duplicates of one intent (a
+    paraphrase that missed once and was stored beside the first asking, with its own answer):
+    a query between them is not ambiguous, either answer is right. Without ``between`` the
+    two cached texts are judged on the verifier alone, at the threshold."""
+    cosine = between(a[0], b[0]) if between is not None else None
+    if cosine is not None and cosine < threshold:
+        return False
+    return verifier(a[2], b[2], cosine=cosine).ok and verifier(b[2], a[2], cosine=cosine).ok
+
 
 def choose(
     query: str,
     candidates: Sequence[tuple[int, float, str]],
     threshold: float = DEFAULT_THRESHOLD,
     margin: float = DEFAULT_MARGIN,
-    verifier: Callable[[str, str], Verdict] = verify,
+    verifier: Verifier = verify,
     fallthrough: bool = False,
     lexical_weight: float = LEXICAL_WEIGHT,
     judge: Judge | None = None,
     min_probability: float = 0.0,
+    between: Between | None = None,
 ) -> tuple[int | None, Decision]:
     """Pick the entry to serve from the nearest ``candidates`` ``(entry_id, similarity, text)``,
     best first (``index.search(partition, vec, k=CANDIDATES)`` plus the stored texts).
 
-    The margin is measured between *verified* candidates: a runner-up that the verifier rejects
-    (it names another number, entity, direction...) could never be served for this query, so it
-    does not make the query ambiguous. The nearest candidate itself must pass the verifier: when
-    it fails, the query is most likely a specific variant of it, and serving the next one instead
-    (``fallthrough=True``) served more near-duplicates of the wrong entry than right answers in
-    the benchmark. With a ``judge`` and ``min_probability > 0``, a candidate over the threshold
-    that the judge scores below ``min_probability`` is rejected like a verifier rejection
-    (reason ``verifier:judge``). Returns the entry to serve (or ``None``) and the ``decide`` result behind it.
+    The verifier gets each candidate's cosine (it judges broad rewordings by it). The margin is
+    measured between *verified* candidates: a runner-up that the verifier rejects could never be
+    served for this query, so it does not make the query ambiguous; and a verified runner-up
+    that is itself interchangeable with the best one (``interchangeable``: the two entries pass
+    the decision against each other; ``between`` gives their cosine) is a near-duplicate of the
+    same intent, not a rival, so the best one is served. The nearest candidate itself must pass
+    the verifier: when it fails, the query is most likely a specific variant of it, and serving
+    the next one instead (``fallthrough=True``) served more near-duplicates of the wrong entry
+    than right answers in the benchmark. With a ``judge`` and ``min_probability > 0``, a
+    candidate over the threshold that the judge scores below ``min_probability`` is rejected
+    like a verifier rejection (reason ``verifier:judge``). Returns the entry to serve (or
+    ``None``) and the ``decide`` result behind it.
     """
     if not candidates:
         return None, decide([], None, threshold, margin)
     first_reason: Decision | None = None
-    verified: list[tuple[int, float, float]] = []
+    verified: list[tuple[int, float, float, str]] = []
     for entry_id, sim, text in candidates:
         # Candidates further than the margin below the threshold can neither be served nor
         # make a served one ambiguous; skip verifying them.
         if sim < threshold - margin:
             break
-        verdict = verifier(query, text)
+        verdict = verifier(query, text, cosine=sim)
         if (
             verdict.ok
             and judge is not None
@@ -159,7 +193,8 @@ def choose(
         ):
             verdict = Verdict(False, "judge")
         if verdict.ok:
-            verified.append((entry_id, sim, sim + lexical_weight * lexical_overlap(query, text)))
+            score = sim + lexical_weight * lexical_overlap(query, text)
+            verified.append((entry_id, sim, score, text))
         elif first_reason is None:
             first_reason = decide([sim], verdict, threshold, margin)
             if not verified and not fallthrough:
@@ -175,8 +210,13 @@ def choose(
     best = verified[0]
     if best[1] < threshold:
         return None, Decision(False, "below_threshold", best[1])
-    if len(verified) > 1 and best[2] - verified[1][2] < margin:
-        return None, Decision(False, "ambiguous", best[1])
+    for rival in verified[1:]:
+        if best[2] - rival[2] >= margin:
+            break  # sorted: every later one trails by more
+        if not interchangeable(
+            (best[0], best[1], best[3]), (rival[0], rival[1], rival[3]), threshold, verifier, between
+        ):
+            return None, Decision(False, "ambiguous", best[1])
     return best[0], Decision(True, "hit", best[1])
 
 

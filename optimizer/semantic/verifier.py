@@ -10,7 +10,7 @@ rule            rejects when
 numbers         the numbers differ (digits and number words one..twenty, "a dozen", ...)
 units           the units or currencies differ (km vs miles, USD vs EUR, % ...)
 dates           month, weekday, relative day or year words differ (today vs tomorrow)
-negation        one side is negated and the other is not (not, n't, never, without, ...)
+negation        the sides hold different numbers of negation words (not, n't, never, without)
 entities        each side names something the other does not (France vs Germany), or
                 the candidate adds a named constraint the query lacks
 direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
@@ -22,11 +22,16 @@ language        a requested natural or programming language differs ("in French"
 compound        one is a compound question and the other one part of it
 question        the questions ask for different kinds of answer (why / when / where / who /
                 how many / yes-no)
-qualifier       a contrast word that flips the answer appears on one side only
-                (least, worst, disadvantages, cons, ...)
+qualifier       a negating prefix on one side only (safe / unsafe)
+quoted          the quoted phrases differ (compared literally)
+difference      a content word on one side that nothing on the other side paraphrases
+                (inflection, abbreviation, typo, or a word the embedding places as
+                interchangeable at word level, ``wording.py``); a broad rewording is judged
+                by the two texts' cosine instead (``_broad_rewording``)
 ==============  =========================================================================
 
-The rules are pure Python over regexes and small word lists: a verdict costs tens of microseconds.
+The rules are pure Python over regexes and a closed class of function words; the difference rule
+adds word vectors from the sentence model (cached per word): a verdict costs about 0.1 ms.
 They are deliberately conservative: when in doubt they reject, and a rejection only costs a miss
 (an upstream call), while a wrong serve costs the customer a wrong answer. The rules must still
 pass ordinary paraphrases (case, punctuation, synonyms, reordered clauses); the benchmark in
@@ -40,6 +45,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+
+import numpy as np
+
+from .wording import SYNONYM, WordSimilarity, word_similarity
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,65 +156,40 @@ _NEGATIONS = {
     "wouldnt", "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "mustnt", "neednt",
 }
 
-# Words that carry a negation without "not": a side with one of these may paraphrase a "not"
-# on the other side ("is not required" / "is optional", "without metadata" / "in the absence").
-_IMPLICIT_NEGATIONS = {
-    "absence", "absent", "lack", "lacks", "lacking", "missing", "optional", "deprecated",
-    "unavailable", "unnecessary", "unsupported", "excluding", "except", "instead", "avoid",
-    "avoids", "avoiding", "prevent", "prevents", "eliminate", "eliminates", "unable", "fail",
-    "fails", "neither", "free",
-}
-
-# Words that turn a question into its opposite when added on one side only.
-_CONTRAST = {
-    "least", "worst", "disadvantage", "disadvantages", "cons", "downside", "downsides", "minimum",
-    "min", "lowest", "smallest", "oldest", "cheapest", "weakest", "slowest", "fewest", "bottom",
-    "maximum", "max", "highest", "largest", "biggest", "newest", "most", "strongest", "fastest",
-    "best", "advantages", "advantage", "pros", "benefits", "risks", "harm", "harmful",
-    "dangers", "side", "opposite", "difference", "differences", "similarities", "against",
-    "before", "after", "undo", "un", "reverse", "decrease", "increase", "remove", "add",
-    "delete", "create", "enable", "disable", "install", "uninstall", "start", "end", "buy",
-    "sell", "import", "export", "upload", "download", "encrypt", "decrypt", "encode", "decode",
-    "male", "female", "men", "women", "boy", "girl", "legal", "illegal", "true", "false",
-    "positive", "negative", "good", "bad",
-}
-# Pairs where swapping one for the other on the two sides changes the answer.
-_ANTONYM_PAIRS = [
-    ("least", "most"), ("worst", "best"), ("disadvantages", "advantages"),
-    ("disadvantage", "advantage"), ("cons", "pros"), ("minimum", "maximum"), ("min", "max"),
-    ("lowest", "highest"), ("smallest", "largest"), ("smallest", "biggest"),
-    ("oldest", "newest"), ("cheapest", "expensive"), ("weakest", "strongest"),
-    ("slowest", "fastest"), ("fewest", "most"), ("decrease", "increase"), ("remove", "add"),
-    ("delete", "create"), ("disable", "enable"), ("uninstall", "install"), ("start", "end"),
-    ("start", "stop"), ("sell", "buy"), ("export", "import"), ("download", "upload"),
-    ("decrypt", "encrypt"), ("decode", "encode"), ("female", "male"), ("women", "men"),
-    ("girl", "boy"), ("illegal", "legal"), ("false", "true"), ("negative", "positive"),
-    ("bad", "good"), ("risks", "benefits"), ("before", "after"), ("inside", "outside"),
-    ("north", "south"), ("east", "west"), ("left", "right"), ("up", "down"), ("hot", "cold"),
-    ("warm", "cool"), ("rich", "poor"), ("win", "lose"), ("lowercase", "uppercase"),
-    ("ascending", "descending"), ("longest", "shortest"), ("hardest", "easiest"),
-    ("older", "younger"), ("cheaper", "expensive"), ("faster", "slower"),
-    ("bigger", "smaller"), ("larger", "smaller"), ("higher", "lower"), ("more", "less"),
-    ("more", "fewer"), ("better", "worse"), ("above", "below"), ("over", "under"),
-    ("push", "pull"), ("open", "close"), ("lock", "unlock"), ("mount", "unmount"),
-    ("merge", "split"), ("compress", "decompress"), ("zip", "unzip"), ("sum", "product"),
-    ("avoid", "cause"), ("gain", "lose"), ("gain", "loss"), ("profit", "loss"),
-    ("weekday", "weekend"), ("day", "night"), ("morning", "evening"), ("summer", "winter"),
-    ("first", "last"), ("earliest", "latest"), ("beginner", "advanced"), ("private", "public"),
-    ("raise", "lower"), ("raise", "reduce"), ("increase", "reduce"), ("increase", "lower"),
-    ("rise", "fall"), ("heat", "cool"), ("accept", "reject"), ("allow", "block"),
-    ("allow", "deny"), ("include", "exclude"), ("early", "late"), ("cheap", "expensive"),
-    ("strong", "weak"), ("hard", "easy"), ("long", "short"), ("light", "dark"),
-    ("light", "heavy"), ("fast", "slow"), ("high", "low"), ("big", "small"), ("old", "new"),
-    ("young", "old"), ("love", "hate"), ("like", "dislike"), ("win", "loss"),
-    ("sync", "async"), ("synchronous", "asynchronous"), ("client", "server"),
-    ("frontend", "backend"), ("input", "output"), ("read", "write"), ("send", "receive"),
-]
 _NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non-", "non", "anti", "de")
-_ANTONYM_OF: dict[str, set[str]] = {}
-for _a, _b in _ANTONYM_PAIRS:
-    _ANTONYM_OF.setdefault(_a, set()).add(_b)
-    _ANTONYM_OF.setdefault(_b, set()).add(_a)
+
+# The closed classes of words whose presence or absence does not change what is asked: articles,
+# auxiliaries, pronouns, prepositions and conjunctions, question words (the ``question`` rule
+# compares the answer types they ask for), politeness and the frames people wrap a request in
+# ("could you tell me", "what is the best way to"). Everything else is a content word, and a
+# content word on one side only must be explained (``_differences``). Negation words are here
+# because the ``negation`` rule compares them; "on", "in" and "up"-like particles that flip
+# a request ("off", "out", "down") are deliberately *not* here.
+_FUNCTION = {
+    "a", "an", "the", "this", "that", "these", "those", "some", "any", "each", "every",
+    "another", "such", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does",
+    "did", "doing", "done", "have", "has", "had", "having", "i", "me", "my", "mine", "myself",
+    "we", "us", "our", "you", "your", "yours", "yourself", "he", "him", "his", "she", "her", "it",
+    "its", "they", "them", "their", "one", "someone", "something", "anyone", "anything",
+    "can", "could", "would", "should", "will", "shall", "may", "might", "must", "what", "how",
+    "which", "who", "whom", "whose", "why", "when", "where", "to", "of", "in", "on", "for",
+    "with", "by", "as", "at", "from", "into", "onto", "about", "and", "or", "but", "so", "if",
+    "then", "also", "just", "via", "there", "here", "please", "kindly", "thanks", "thank",
+    "hi", "hello", "hey", "tell", "explain", "describe", "show", "give", "know", "want", "need",
+    "like", "love", "let", "lets", "help", "possible", "possibly", "way", "ways", "method",
+    "methods", "steps", "step", "process", "procedure", "proper", "properly", "correct",
+    "correctly", "exactly", "actually", "really", "basically", "simply", "generally",
+    "usually", "typically", "get", "go", "use", "using", "mean", "meaning", "means", "s",
+    "t", "ok", "okay", "able", "i'd", "i'm", "it's", "what's", "how's", "there's", "that's",
+    "id", "im", "whats", "hows", "thats", "theres", "guide", "tips", "idea", "ideas",
+    "anybody", "other", "else", "take", "make", "makes", "made", "used", "going", "define",
+    "definition", "between", "share", "ever", "all", "whether", "well", "thing", "things",
+    "kind", "type", "taking", "making", "getting", "got", "needed", "needs", "wants", "pls",
+    "plz", "vs", "versus", "difference", "differences", "compare", "comparison", "different",
+    "various",
+} | _NEGATIONS
+# "What is the best way to X" asks "how do I X": an adjective before "way" is part of the frame.
+_WAY_ADJECTIVES = {"best", "good", "right", "proper", "recommended", "correct"}
 
 _LANGUAGES = {
     "english", "french", "spanish", "german", "italian", "portuguese", "dutch", "swedish",
@@ -371,8 +355,7 @@ class _Features:
     numbers: frozenset[str]
     units: frozenset[str]
     dates: frozenset[str]
-    negated: bool
-    implicit_negation: bool
+    negations: int
     entities: frozenset[str]
     formats: frozenset[str]
     length: frozenset[str]
@@ -380,8 +363,37 @@ class _Features:
     written_in: str
     parts: int
     answer_type: str
-    contrast: frozenset[str]
     content: tuple[str, ...]
+    words: tuple[str, ...]
+    quoted: frozenset[str]
+
+
+_QUOTED_RE = re.compile(r"""(?:^|[\s(])['"‘“`]([^'"’”`]{1,80})['"’”`](?=$|[\s?.!,:;)])""")
+
+
+def _quoted(text: str) -> frozenset[str]:
+    """The quoted spans of a text, compared literally: a quoted word is mentioned, not used, so
+    no synonym stands in for it ("'affect'" / "'effect'", "'a is b'" / "'a == b'")."""
+    return frozenset(" ".join(m.group(1).lower().split()) for m in _QUOTED_RE.finditer(text))
+
+
+def _words(tokens: list[str]) -> list[str]:
+    """The content words the difference rule compares: hyphenated words split ("soft-boiled"
+    reads as "soft" + "boiled", so the attribute is compared, not the compound), function words,
+    numbers (the ``numbers`` rule) and symbols dropped."""
+    out: list[str] = []
+    for i, tok in enumerate(tokens):
+        if tok in _WAY_ADJECTIVES and i + 1 < len(tokens) and tokens[i + 1] in ("way", "ways"):
+            continue
+        if tok in _ROMAN:
+            continue
+        for part in tok.split("-") if "-" in tok and not tok.startswith("-") else (tok,):
+            part = part.strip("'’.")
+            if (len(part) < 2 or not part[0].isalpha() or part in _FUNCTION
+                    or (part in _NUMBER_WORDS and part not in _WEAK_NUMBER_WORDS)):
+                continue
+            out.append(part)
+    return out
 
 
 _ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
@@ -534,10 +546,7 @@ def _features(text: str) -> _Features:
         numbers=frozenset(_numbers(tokens)),
         units=frozenset(_units(tokens)),
         dates=frozenset(dates),
-        negated=bool(neg_tokens),
-        implicit_negation=any(
-            t in _IMPLICIT_NEGATIONS or t.startswith(("non-", "no-")) for t in tokens
-        ),
+        negations=len(neg_tokens),
         entities=frozenset(_entities(text, tokens)),
         formats=frozenset(formats),
         length=frozenset(length),
@@ -545,8 +554,9 @@ def _features(text: str) -> _Features:
         written_in=_written_in(tokens),
         parts=parts,
         answer_type=answer_type,
-        contrast=frozenset(t for t in tokens if t in _ANTONYM_OF or t in _CONTRAST),
         content=content,
+        words=tuple(_words(tokens)),
+        quoted=_quoted(_norm(text)),
     )
 
 
@@ -629,6 +639,164 @@ def _ordered_pairs(f: _Features, shared: set[str], key: set[str]) -> set[tuple[s
     return pairs
 
 
+def _same_word(x: str, y: str) -> bool:
+    """Inflections and spellings of one word: "include" / "included", "write" / "writing"."""
+    if x == y or _stem(x) == _stem(y):
+        return True
+    common = 0
+    for a, b in zip(x, y):
+        if a != b:
+            break
+        common += 1
+    return common >= 4 and common >= min(len(x), len(y)) - 2
+
+
+def _typo(x: str, y: str) -> bool:
+    """One misspelling of a long word ("permanantly" / "permanently"): one edit, same first
+    letter, seven letters or more. Shorter words one edit apart, or longer ones two apart, are
+    often different words ("affect" / "effect", "maximum" / "minimum")."""
+    if x[0] != y[0] or min(len(x), len(y)) < 7 or abs(len(x) - len(y)) > 1:
+        return False
+    prev = list(range(len(y) + 1))
+    for i, a in enumerate(x, 1):
+        cur = [i]
+        for j, b in enumerate(y, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a != b)))
+        prev = cur
+    return prev[-1] <= 1
+
+
+def _joined(f: _Features) -> set[str]:
+    """Adjacent word pairs written as one ("user name" -> "username", "node js" -> "nodejs")."""
+    toks = [t for t in f.tokens if t[:1].isalpha()]
+    return {a + b for a, b in zip(toks, toks[1:])} | {t.replace("-", "").replace(".", "") for t in toks}
+
+
+def _half_of_joined(w: str, f: _Features, other: _Features) -> bool:
+    """Is ``w`` one half of two adjacent words of ``f`` that ``other`` writes as one?"""
+    toks = [t for t in f.tokens if t[:1].isalpha()]
+    joined = {v.replace("-", "").replace(".", "") for v in other.tokens}
+    return any(w in (a, b) and a + b in joined for a, b in zip(toks, toks[1:]))
+
+
+def _spelled_alike(w: str, f: _Features) -> bool:
+    """Is ``w`` in text ``f`` up to inflection, abbreviation, a typo or word splitting?"""
+    if any(_same_word(w, v) or _abbreviates(w, v) or _typo(w, v) for v in f.words):
+        return True
+    # An abbreviation may be a function word elsewhere ("Go" / "Golang").
+    if any(len(v) >= 2 and v[:1].isalpha() and _abbreviates(v, w) for v in f.tokens):
+        return True
+    return w.replace("-", "").replace(".", "") in _joined(f)
+
+
+def _differences(
+    q: _Features, c: _Features, words: WordSimilarity | None
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The content words of each side that nothing on the other side paraphrases.
+
+    A word is paraphrased by the other side when it appears there in some inflection, when one
+    abbreviates the other ("js" / "javascript"), misspelled, split in two ("user name"), or when the embedding puts the two words at
+    ``SYNONYM`` or above. What is left changes the question."""
+    q_left = [w for w in dict.fromkeys(q.words) if not _spelled_alike(w, c) and not _half_of_joined(w, q, c)]
+    c_left = [w for w in dict.fromkeys(c.words) if not _spelled_alike(w, q) and not _half_of_joined(w, c, q)]
+    if not q_left and not c_left:
+        return [], [], [], []
+    sim = words or word_similarity
+    c_all = list(dict.fromkeys(c.words))
+    q_all = list(dict.fromkeys(q.words))
+
+    def unexplained(left: list[str], other: list[str]) -> list[str]:
+        if not left or not other:
+            return left
+        m = sim(left, other)
+        return [
+            w for w, row in zip(left, m, strict=True)
+            if not any(s >= SYNONYM and not _prefix_swap(w, v) for s, v in zip(row, other, strict=True))
+        ]
+
+    return unexplained(q_left, c_all), unexplained(c_left, q_all), q_left, c_left
+
+
+def _prefix_swap(x: str, y: str) -> bool:
+    """The same word under another prefix ("ascending" / "descending", "import" / "export",
+    "upload" / "download"): prefixes that differ flip the meaning, whatever the embedding says."""
+    common = 0
+    for a, b in zip(reversed(x), reversed(y)):
+        if a != b:
+            break
+        common += 1
+    return x != y and common >= 4 and len(x) - common <= 4 and len(y) - common <= 4
+
+
+BROAD_COSINE = 0.85
+"""Embedding cosine a broad rewording (at least two unexplained words on each side) needs."""
+
+WIDE_COSINE = 0.93
+"""Embedding cosine a one-for-several rewording ("write" / "is the author of") needs."""
+
+
+def _broad_rewording(q_left: list[str], c_left: list[str], cosine: float | None) -> bool:
+    """Is this difference a rewording the sentence embedding may judge?
+
+    A minimal pair, one word swapped for one word ("hottest" / "coldest", "team" / "manager") or
+    words added on one side only ("... and explain how to map the port", "for my sister",
+    "second"), is exactly what an embedding scores as near-identical, so it is judged word by
+    word and refused above. When both sides reword several words, the question has been
+    rephrased rather than edited, and that is what the embedding is good at: then the cosine
+    decides, with a higher bar when one side has a single changed word."""
+    if cosine is None or not q_left or not c_left:
+        return False
+    # A particle belongs to its verb ("leave out" is one changed word, not two).
+    nq = max(1, sum(w not in _PARTICLES for w in q_left))
+    nc = max(1, sum(w not in _PARTICLES for w in c_left))
+    if min(nq, nc) >= 2:
+        return cosine >= BROAD_COSINE
+    if max(nq, nc) >= 2:
+        return cosine >= WIDE_COSINE
+    return False
+
+
+_PARTICLES = {"out", "off", "up", "down", "away", "back", "over", "around", "through"}
+
+
+_SYMMETRIC_LINKS = {"and", "or", "&", "vs", "versus", "nor", "with"}
+
+
+def _reversed_relation(q: _Features, c: _Features) -> bool:
+    """Do two content words that both sides hold once trade places around the same link?"""
+    def positions(f: _Features) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        dup: set[str] = set()
+        for i, t in enumerate(f.tokens):
+            if t in _FUNCTION or not t[:1].isalpha():
+                continue
+            key = _UNIT_OF.get(t) or _stem(t)
+            if len(key) > 3 and key.endswith("s") and not key.endswith("ss"):
+                key = key[:-1]  # "cups" / "cup": too short for _stem
+            if key in seen:
+                dup.add(key)
+            seen[key] = i
+        return {k: v for k, v in seen.items() if k not in dup}
+
+    qp, cp = positions(q), positions(c)
+    shared = [k for k in qp if k in cp]
+    for i, x in enumerate(shared):
+        for y in shared[i + 1 :]:
+            if (qp[x] < qp[y]) == (cp[x] < cp[y]):
+                continue
+            qa, qb = sorted((qp[x], qp[y]))
+            ca, cb = sorted((cp[x], cp[y]))
+            if qb - qa > 5 or cb - ca > 5:
+                continue
+            # The link is the function words between the two ("in a", "to", "to a"): "yen to
+            # British pounds" / "pounds to Japanese yen" swap around "to" whatever else is there.
+            link_q = [t for t in q.tokens[qa + 1 : qb] if t in _FUNCTION]
+            link_c = [t for t in c.tokens[ca + 1 : cb] if t in _FUNCTION]
+            if link_q == link_c and link_q and not set(link_q) <= _SYMMETRIC_LINKS:
+                return True
+    return False
+
+
 def _is_transposition(a: list[str], b: list[str]) -> bool:
     """True when ``b`` is ``a`` with exactly two non-adjacent elements exchanged."""
     if len(a) != len(b) or len(a) < 2:
@@ -656,8 +824,15 @@ def _coordinated(f: _Features, x: str, y: str) -> bool:
     return False
 
 
-def verify(query: str, candidate: str) -> Verdict:
-    """May the cached answer to ``candidate`` be served for ``query``? See the module doc."""
+def verify(
+    query: str, candidate: str, words: WordSimilarity | None = None, cosine: float | None = None
+) -> Verdict:
+    """May the cached answer to ``candidate`` be served for ``query``? See the module doc.
+
+    ``words`` gives word-level cosines for the difference rule (default: the sentence model on
+    single words, ``wording.word_similarity``). ``cosine`` is the two texts' embedding cosine when
+    the caller has it: a broad rewording (several words changed on both sides) is then judged by
+    it; without it, a broad rewording is refused like any other unexplained difference."""
     if query == candidate:
         return Verdict(True, "ok")
     q, c = _features(query), _features(candidate)
@@ -668,10 +843,11 @@ def verify(query: str, candidate: str) -> Verdict:
         return Verdict(False, "units")
     if q.dates != c.dates:
         return Verdict(False, "dates")
-    if q.negated != c.negated:
-        plain = c if q.negated else q
-        if not plain.implicit_negation:
-            return Verdict(False, "negation")
+    # Negation words are counted, not just noticed: "can" / "can't ... without a visa" differ by
+    # one negation even though both sides hold one. No word list stands in for a "not" ("free",
+    # "optional"): whether it does depends on the sentence, and refusing costs only a miss.
+    if q.negations != c.negations:
+        return Verdict(False, "negation")
     if q.languages != c.languages:
         return Verdict(False, "language")
     if q.written_in != c.written_in and "?" not in (q.written_in, c.written_in):
@@ -694,20 +870,11 @@ def verify(query: str, candidate: str) -> Verdict:
     if (q_extra or c_extra) and min(len(q.tokens), len(c.tokens)) <= 14:
         return Verdict(False, "entities")
 
-    # Antonyms across the two sides ("least" vs "most"), or a contrast word on one side only.
-    q_only = {_stem(t) for t in q.contrast} - {_stem(t) for t in c.contrast}
-    c_only = {_stem(t) for t in c.contrast} - {_stem(t) for t in q.contrast}
-    for w in q.contrast - c.contrast:
-        if _ANTONYM_OF.get(w, set()) & c.contrast:
-            return Verdict(False, "qualifier")
     # "safe" vs "unsafe", "legal" vs "illegal": a negating prefix on one side.
     for w in set(q.tokens) ^ set(c.tokens):
         base = next((w[len(pre):] for pre in _NEG_PREFIXES if w.startswith(pre)), None)
         if base and len(base) >= 4 and base in (c.tokens if w in q.tokens else q.tokens):
             return Verdict(False, "qualifier")
-    strong = {"least", "worst", "disadvantag", "cons", "downsid", "opposit", "revers", "un", "undo"}
-    if (q_only | c_only) & strong:
-        return Verdict(False, "qualifier")
 
     # Direction and order: the shared terms around "to"/"before"/"than" are swapped, or the
     # shared content words are the same sequence with two of them exchanged.
@@ -729,6 +896,28 @@ def verify(query: str, candidate: str) -> Verdict:
         x, y = q_seq[diff[0]], q_seq[diff[1]]
         if not (_coordinated(q, x, y) or _coordinated(c, x, y)):
             return Verdict(False, "direction")
+
+    # A quoted phrase is the object of the question: it must be the same on both sides, or
+    # appear word for word on the side that does not quote it.
+    if q.quoted != c.quoted:
+        for f, other in ((q, c), (c, q)):
+            if any(span not in other.quoted and span not in other.low for span in f.quoted):
+                return Verdict(False, "quoted")
+
+    # The same content words in another order with the same link between them: "cups in a
+    # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
+    if _reversed_relation(q, c):
+        return Verdict(False, "direction")
+
+    # The principle behind the rest: every content word one side has and the other lacks must be
+    # a paraphrase of a word on the other side (an inflection, an abbreviation, or a word the
+    # embedding places as interchangeable). Opposites, ordinals, attributes, recipients, added
+    # qualifiers and added sub-requests are not, whatever the word.
+    q_left, c_left, q_changed, c_changed = _differences(q, c, words)
+    # How broad the rewording is counts every changed word, synonyms included: a sentence
+    # rephrased in four words with one synonym among them is still a rephrasing.
+    if (q_left or c_left) and not _broad_rewording(q_changed, c_changed, cosine):
+        return Verdict(False, "difference")
 
     return Verdict(True, "ok")
 

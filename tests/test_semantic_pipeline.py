@@ -234,3 +234,15 @@ def test_a_paraphrase_between_two_stored_phrasings_is_served_not_refused(kit: Te
     [row] = wait_for_rows(RequestLog, 1, request_id=h["x-leo-request-id"])
     [stage] = [s for s in row.trail["stages"] if s["stage"] == "semantic"]
     assert stage["reason"] == "hit" and stage["candidates"] == 2, stage
+
+
+def test_an_answer_asked_with_no_cache_is_stored_for_semantic_lookups(kit: TenantKit) -> None:
+    """`Cache-Control: no-cache` skips lookups, not storing: the answer it got is embedded and
+    stored, so a later paraphrase is served it (it used to be stored without a vector, exact only)."""
+    answer, h = ask(kit, ORIGINAL, headers={"Cache-Control": "no-cache"})
+    assert h["x-leo-cache"] == "bypass" or h["x-leo-cache"] == "miss"
+    assert answer.startswith(tag(ORIGINAL))
+    wait_for_rows(CacheEntry, 1, tenant=kit.tenant, request_text=ORIGINAL)
+    assert CacheEntry.objects.get(tenant=kit.tenant, request_text=ORIGINAL).embedding is not None
+    answer, h = ask(kit, PARAPHRASE)
+    assert h["x-leo-cache"] == "semantic" and answer.startswith(tag(ORIGINAL))

@@ -289,10 +289,14 @@ class _Plan:
         self.exact = cfg.exact_cache and self.lookup
         tools = bool(body.get("tools") or body.get("functions"))
         self.tools = tools
-        self.semantic = (cfg.semantic_cache and self.lookup and call.endpoint == "chat" and not tools
-                         and not body.get("response_format") and not has_non_text(body.get("messages") or [])
-                         and bool(canon.last_user.strip()) and (body.get("n") or 1) == 1
-                         and question_sized(canon.last_user))
+        # Whether this request's answer belongs in the semantic cache; looked up only when lookups
+        # are allowed, but stored either way (`no-cache` means "do not serve me a stored answer",
+        # not "keep mine out of the cache").
+        self.semantic_scope = (cfg.semantic_cache and self.cacheable and call.endpoint == "chat" and not tools
+                               and not body.get("response_format") and not has_non_text(body.get("messages") or [])
+                               and bool(canon.last_user.strip()) and (body.get("n") or 1) == 1
+                               and question_sized(canon.last_user))
+        self.semantic = self.semantic_scope and self.lookup
         self.dedup = cfg.dedup and not call.options.no_cache
         self.ttl = call.options.ttl if call.options.ttl is not None else cfg.cache_ttl_seconds
         self.embedding: Any = None  # the query's vector, computed once for lookup and store
@@ -567,6 +571,10 @@ def _rule_covers_key(rule: dict[str, Any], key_prefix: str) -> bool:
 async def _store(call: Call, plan: _Plan, response: dict[str, Any]) -> None:
     if not plan.store or not is_storable(response):
         return
+    from . import semantic_stage
+
+    if plan.semantic_scope and plan.embedding is None:  # not looked up (no-cache): embed it now
+        plan.embedding, plan.embedded_text = await semantic_stage.embed(call.body.get("messages") or [])
     prompt_tokens, completion_tokens = usage_of(response)
     request_text = plan.embedded_text or plan.canon.last_user or _prompt_text(call)[:2000]
     cached = Cached(response=response, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
@@ -575,9 +583,7 @@ async def _store(call: Call, plan: _Plan, response: dict[str, Any]) -> None:
     await exact_cache.put(tenant_id, cached, plan.ttl)
     embedding = None
     on_saved = None
-    if plan.semantic and plan.embedding is not None:
-        from . import semantic_stage
-
+    if plan.semantic_scope and plan.embedding is not None:
         embedding = semantic_stage.to_bytes(plan.embedding)
         # Searchable in this worker from now on, before its row is written.
         on_saved = semantic_stage.remember(tenant_id, plan.canon.partition, cached, plan.embedding, plan.ttl)

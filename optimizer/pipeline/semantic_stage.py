@@ -273,6 +273,14 @@ def rule_of(cfg: config.TenantConfig) -> tuple[float, float]:
     return rule_at(level, cfg.semantic_threshold)
 
 
+async def embed(messages: list[dict[str, Any]]) -> tuple[np.ndarray | None, str]:
+    """The vector and text a conversation is stored under (for an answer that was not looked up)."""
+    text = conversation_text(messages)
+    if not text:
+        return None, ""
+    return await get_embedder().aencode_one(text), text
+
+
 async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, cfg: config.TenantConfig,
                rec: Record, label: str = "semantic") -> tuple[Cached | None, np.ndarray | None, str]:
     """Search one partition for a conversation. Returns (served entry or None, the query's vector,

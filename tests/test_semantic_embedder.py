@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,20 @@ def test_a_missing_model_file_is_built_in_a_child_process(tmp_path, monkeypatch)
     v = emb.encode(["built on demand"])
     assert v.shape == (1, DIM)
     assert sorted(p.suffix for p in tmp_path.glob("*.onnx")) == [".onnx", ".onnx"]
+
+
+def test_a_closed_event_loop_does_not_stop_the_batcher() -> None:
+    """A lookup whose loop is gone by the time its vector is ready (a cancelled request in a
+    finished ``asyncio.run``) must not kill the thread that serves everyone else."""
+    emb = Embedder(cache_size=0, batch_wait_ms=100)
+    _concurrently(emb, ["start the thread"])
+    thread = emb._batcher._thread
+
+    async def abandon() -> None:
+        emb._batcher.submit("abandoned lookup")  # never awaited: the loop closes first
+
+    asyncio.run(abandon())
+    time.sleep(1.0)  # the batch runs and finds its loop closed
+    assert thread is not None and thread.is_alive() and emb._batcher._thread is thread
+    vecs, _ = _concurrently(emb, ["still served"])
+    assert vecs.shape == (1, DIM) and emb._batcher._thread is thread

@@ -322,13 +322,20 @@ class _Batcher:
                 vectors = dict(zip(distinct, self._infer(distinct), strict=True))
             except BaseException as exc:  # every waiter gets the error; the thread lives on
                 for _, future, loop in batch:
-                    loop.call_soon_threadsafe(_reject, future, exc)
+                    _settle(loop, _reject, future, exc)
                 continue
             self.batches += 1
             self.texts += len(batch)
             self.largest = max(self.largest, len(batch))
             for text, future, loop in batch:
-                loop.call_soon_threadsafe(_resolve, future, vectors[text])
+                _settle(loop, _resolve, future, vectors[text])
+
+
+def _settle(loop: asyncio.AbstractEventLoop, how: Any, future: asyncio.Future[np.ndarray], value: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(how, future, value)
+    except RuntimeError:  # that loop closed meanwhile (a finished asyncio.run): nobody is waiting
+        pass
 
 
 def _resolve(future: asyncio.Future[np.ndarray], vector: np.ndarray) -> None:

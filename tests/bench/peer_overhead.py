@@ -345,7 +345,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rss-requests", type=int, default=10000, help="requests through LEO before RSS is read")
     ap.add_argument("--streams", type=int, default=1000)
-    ap.add_argument("--chunk-delay-ms", type=float, default=500.0)
+    ap.add_argument("--chunk-delay-ms", type=float, default=3000.0)
     ap.add_argument("--no-litellm", action="store_true")
     ap.add_argument("--litellm-workers", type=int, default=None, help="default: --workers")
     ap.add_argument("--litellm-venv", default=os.environ.get("VENV", "/tmp/litellm-venv"))

@@ -44,11 +44,12 @@ def _int_env(name: str, default: int) -> int:
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # The uvicorn-worker package: uvicorn's own `uvicorn.workers` is deprecated since 0.30.
 worker_class = "uvicorn_worker.UvicornWorker"
-# Async workers each hold many streams, so CPU count (not 2n+1) is enough; each worker also loads
-# the embedding model (~100 MB), which caps how many fit in memory.
+# Async workers each hold many streams, so CPU count (not 2n+1) is enough. A worker holds about
+# 250 MB resident after 10,000 requests (onnxruntime, no torch: tests/bench/peer_overhead.py).
 workers = _int_env("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count()))
-# Each worker loads the embedder and its own pools after fork; preloading would share a torch
-# state across fork and gain nothing.
+# Each worker loads the embedder, its threads and its pools after fork. Preloading would share
+# Django's read-only pages (PSS already ~190 of the 250 MB), but the app starts threads and opens
+# database connections at import, which must not cross a fork.
 preload_app = False
 
 # A streamed completion can run for minutes. `timeout` is the worker heartbeat (uvicorn workers

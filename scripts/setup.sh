@@ -27,5 +27,8 @@ PY
 fi
 
 mkdir -p var
+# The embedding model's ONNX files (export with torch, then int8), built once per machine here so
+# no web worker ever has to (it would build them in a child process at first start otherwise).
+.venv/bin/python -c "from optimizer.semantic.embedder import main; main()" > /dev/null
 .venv/bin/python manage.py migrate --noinput -v 0
 .venv/bin/python manage.py collectstatic --noinput -v 0

@@ -346,6 +346,14 @@ def _parse_questions(text: str) -> _Parsed | None:
     return _Parsed("questions", preamble, expanded[first : last + 1], postamble)
 
 
+def _may_be_compound(text: str) -> bool:
+    """A cheap necessary condition for every form ``_parse`` reads: two lines, two question marks,
+    a question joined by "and also", or an inline "1." mark. Nearly every single question fails it
+    at once, so the decomposition check costs them a few microseconds instead of the full parse."""
+    return ("\n" in text or text.count("?") >= 2 or ("?" in text and "and also" in text.lower())
+            or _INLINE_MARK.search(text) is not None)
+
+
 def _parse(text: str) -> _Parsed | None:
     parsed = _parse_lines(text)
     if parsed is not None:
@@ -449,7 +457,7 @@ def split(request: Mapping[str, Any]) -> Decomposition | None:
     if text is None:
         return None
     text = text.strip()
-    if not text or len(text) > MAX_TEXT_CHARS or _CODE.search(text):
+    if not text or len(text) > MAX_TEXT_CHARS or not _may_be_compound(text) or _CODE.search(text):
         return None
     parsed = _parse(text)
     if parsed is None or not 2 <= len(parsed.items) <= MAX_PARTS:

@@ -35,6 +35,8 @@ def summary(tenant_id: int, start: datetime | None, end: datetime | None) -> dic
         errors=Count("id", filter=Q(status_code__gte=400)),
         hits=Count("id", filter=Q(technique__in=CACHE_TECHNIQUES)),
     )
+    # A tenant's own provider served a model with no price: its cost is unknown, so not in cost_usd.
+    unpriced = qs.filter(cost_usd__isnull=True).count()
     by_technique: dict[str, dict[str, Any]] = {}
     # Cache techniques: their saving net of what prompt optimization and routing saved on the same rows.
     for row in qs.filter(technique__in=CACHE_TECHNIQUES).values("technique").annotate(
@@ -64,6 +66,7 @@ def summary(tenant_id: int, start: datetime | None, end: datetime | None) -> dic
         "prompt_tokens": int(totals["prompt_tokens"] or 0),
         "completion_tokens": int(totals["completion_tokens"] or 0),
         "cost_usd": _money(totals["cost_usd"]),
+        "unpriced_requests": unpriced,
         "counterfactual_usd": _money(counterfactual),
         "saved_usd": _money(saved),
         "saved_percent": float(round(saved / counterfactual * 100, 2)) if counterfactual else 0.0,

@@ -243,6 +243,7 @@ class Knobs:
 
     latency_ms: sleep before the response's first byte.
     chunk_delay_ms: sleep between stream chunks.
+    usage_delay_ms: sleep before a stream's usage chunk (a provider that sends usage late).
     error_rate: share (0..1) of requests that fail with ``error_status``, drawn from a
         ``random.Random(seed)`` once per request, so a sequence of requests fails the same way
         on every run.
@@ -259,6 +260,7 @@ class Knobs:
 
     latency_ms: float = 0.0
     chunk_delay_ms: float = 0.0
+    usage_delay_ms: float = 0.0
     error_rate: float = 0.0
     error_status: int = 500
     retry_after: float = 1.0
@@ -313,7 +315,7 @@ def validate_knobs(changes: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))}")
     clean: dict[str, Any] = {}
     for name, value in changes.items():
-        if name in ("latency_ms", "chunk_delay_ms", "retry_after"):
+        if name in ("latency_ms", "chunk_delay_ms", "usage_delay_ms", "retry_after"):
             clean[name] = _as_number(name, value)
         elif name == "error_rate":
             clean[name] = _as_number(name, value, maximum=1.0)
@@ -1036,7 +1038,8 @@ class FakeUpstream:
         await send({"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS, *headers]})
         drop = knobs.drop_after_chunks
         delay = knobs.chunk_delay_ms / 1000
-        if drop is None and delay <= 0:
+        usage_delay = knobs.usage_delay_ms / 1000
+        if drop is None and delay <= 0 and usage_delay <= 0:
             # Nothing to pace or cut: one write is much cheaper than one per event.
             await send({"type": "http.response.body", "body": b"".join(events), "more_body": False})
             if prepared.usage_event is not None:
@@ -1052,6 +1055,8 @@ class FakeUpstream:
                 return
             if position and delay > 0:
                 await asyncio.sleep(delay)
+            if position == prepared.usage_event and usage_delay > 0:
+                await asyncio.sleep(usage_delay)
             await send({"type": "http.response.body", "body": event, "more_body": True})
             if position == prepared.usage_event:
                 self._count_usage(model, prepared.prompt_tokens, prepared.completion_tokens)

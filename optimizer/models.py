@@ -122,7 +122,9 @@ class RequestLog(models.Model):
 
     saved_usd = counterfactual_usd - cost_usd, where the counterfactual prices the original prompt
     and the served completion at the requested model's list price. prompt_opt_* and routing_* say
-    how much of that saving prompt optimization and model routing contributed.
+    how much of that saving prompt optimization and model routing contributed. cost_usd and
+    saved_usd are NULL when the cost is unknown (a tenant's own provider served a model that has
+    no ModelPrice): sums then cover the priced rows, and `unpriced_requests` counts the others.
     """
 
     request_id = models.CharField(max_length=40, unique=True)
@@ -139,9 +141,9 @@ class RequestLog(models.Model):
     technique = models.CharField(max_length=12, choices=Technique.choices)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
-    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True, default=Decimal("0"))
     counterfactual_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
-    saved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    saved_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True, default=Decimal("0"))
     tokens_saved = models.IntegerField(default=0)
     prompt_opt_tokens_saved = models.IntegerField(default=0)
     prompt_opt_saved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))

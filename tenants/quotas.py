@@ -6,9 +6,14 @@ the event loop without Redis), so N workers cannot together admit more than the 
 
 Tokens and spend are not known until the upstream answers, so admission *reserves* an estimate
 (prompt estimate + max_tokens, or a default completion allowance) and `settle` later adds the
-difference between what was used and what was reserved. The overspend bound is therefore: at most
-the sum, over requests admitted while the budget was nearly spent, of (actual - reserved) usage,
-which is zero for requests whose max_tokens bounds their completion.
+difference between what was used and what was reserved. Every upstream call a request makes is
+reserved before it is made: a request that makes more calls than the one admitted for (a
+decomposed question's parts, each resending the shared context) reserves the extra with
+`reserve_more` first, and does not make them when that is refused. The overspend bound is
+therefore: at most the sum, over the upstream calls of requests admitted while the budget was
+nearly spent, of (actual - reserved) usage, i.e. only the error of the prompt estimate and of the
+completion allowance; it is zero for calls whose max_tokens bounds their completion and whose
+prompt estimate is not below the provider's count.
 
 The monthly counters start from the ledger: the caller passes `month_usage` (a coroutine reading
 the ledger) used only when the counter does not exist yet (new month, Redis flushed, new process).
@@ -43,8 +48,10 @@ class QuotaExceeded(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
+@dataclass
 class Reservation:
+    """What one request holds against the limits; grows with `reserve_more`, swapped by `settle`."""
+
     tenant_id: int
     minute_key: str
     month: str
@@ -74,14 +81,41 @@ async def admit(
 ) -> Reservation:
     """Reserve `tokens` and `usd` against every configured limit, or raise QuotaExceeded."""
     now = datetime.now(UTC)
-    minute = int(time.time() // 60)
-    month = _month(now)
+    reservation = Reservation(principal.tenant_id, f"leo:q:{principal.tenant_id}:m:{int(time.time() // 60)}",
+                              _month(now), 0, 0)
+    await _reserve(principal, reservation, tokens, usd, month_usage, count_request=True)
+    return reservation
+
+
+async def reserve_more(
+    principal: Principal,
+    reservation: Reservation,
+    tokens: int,
+    usd: Decimal,
+    month_usage: Callable[[], Awaitable[tuple[int, Decimal]]],
+) -> None:
+    """Add to an admitted request's reservation (more upstream calls than admitted for), or raise
+    QuotaExceeded and change nothing. The request is not counted again against requests/minute."""
+    await _reserve(principal, reservation, tokens, usd, month_usage, count_request=False)
+
+
+async def _reserve(
+    principal: Principal,
+    reservation: Reservation,
+    tokens: int,
+    usd: Decimal,
+    month_usage: Callable[[], Awaitable[tuple[int, Decimal]]],
+    *,
+    count_request: bool,
+) -> None:
+    now = datetime.now(UTC)
+    month = reservation.month
     t = principal.tenant_id
     micro = int((usd * MICRO).to_integral_value())
-    minute_key = f"leo:q:{t}:m:{minute}"
+    minute_key = reservation.minute_key
     checks: list[tuple[str, int, int, float]] = []
     kinds: list[str] = []
-    if principal.requests_per_minute is not None:
+    if principal.requests_per_minute is not None and count_request:
         checks.append((f"{minute_key}:req", 1, principal.requests_per_minute, 120))
         kinds.append("requests_per_minute")
     if principal.tokens_per_minute is not None:
@@ -96,7 +130,7 @@ async def admit(
         checks.append((month_usd, micro, int(principal.monthly_spend_quota_usd * MICRO), MONTH_TTL))
         kinds.append("monthly_spend")
     if not checks:
-        return Reservation(t, minute_key, month, 0, 0)
+        return
 
     async def run(state: State) -> tuple[bool, int]:
         if "monthly_tokens" in kinds or "monthly_spend" in kinds:
@@ -129,9 +163,10 @@ async def admit(
             what = "token" if kind == "monthly_tokens" else "spend"
             msg = f"You exceeded your monthly {what} quota. It resets at the start of next month (UTC)."
         raise QuotaExceeded(msg, kind=kind, retry_after=retry)
-    counts_tokens = principal.tokens_per_minute is not None or principal.monthly_token_quota is not None
-    counts_usd = principal.monthly_spend_quota_usd is not None
-    return Reservation(t, minute_key, month, tokens if counts_tokens else 0, micro if counts_usd else 0)
+    if principal.tokens_per_minute is not None or principal.monthly_token_quota is not None:
+        reservation.tokens += tokens
+    if principal.monthly_spend_quota_usd is not None:
+        reservation.micro_usd += micro
 
 
 async def settle(principal: Principal, reservation: Reservation, tokens: int, usd: Decimal) -> None:

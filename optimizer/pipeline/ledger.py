@@ -3,6 +3,11 @@
 Savings are counted as DESIGN.md says: saved = counterfactual - cost, where the counterfactual
 prices the original prompt's tokens and the served answer's completion tokens at the requested
 model's list price; tokens_saved counts the tokens that did not go upstream.
+
+Tokens are always the upstream's count of what it billed (or, where it sent none, the model's
+tokenizer's count, marked `usage_estimated` in the trail). A cost LEO cannot price (a tenant's own
+provider serving a model with no `ModelPrice`) is recorded as unknown: `cost_usd` and `saved_usd`
+are NULL, never zero, and no saving is claimed for it.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class Record:
     prompt_opt_saved_usd: Decimal = ZERO
     routing_saved_usd: Decimal = ZERO
     upstream_calls: int = 0
+    cost_known: bool = True
     similarity: float | None = None
     upstream_latency_ms: float = 0.0
     trail: dict[str, Any] = field(default_factory=lambda: {"stages": []})
@@ -77,6 +83,8 @@ class Record:
         the original (unoptimized) prompt."""
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
+        if not served_price.known and (prompt_tokens or completion_tokens):
+            self.cost_known = False
         cost = served_price.cost(prompt_tokens, completion_tokens)
         self.cost_usd += cost
         original = prompt_tokens if original_prompt_tokens is None else max(prompt_tokens, original_prompt_tokens)
@@ -99,7 +107,8 @@ class Record:
 
     @property
     def saved_usd(self) -> Decimal:
-        return self.counterfactual_usd - self.cost_usd
+        """What LEO saved; zero (none claimed) when the cost is unknown."""
+        return self.counterfactual_usd - self.cost_usd if self.cost_known else ZERO
 
     @property
     def latency_ms(self) -> float:
@@ -115,8 +124,9 @@ class Record:
             api_key_id=self.principal.api_key_id, endpoint=self.endpoint, model=self.model[:120],
             served_model=(self.served_model or self.model)[:120], provider=self.provider[:100], stream=self.stream,
             status_code=self.status_code, error_code=self.error_code, technique=self.technique,
-            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, cost_usd=self.cost_usd,
-            counterfactual_usd=self.counterfactual_usd, saved_usd=self.saved_usd, tokens_saved=self.tokens_saved,
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+            cost_usd=self.cost_usd if self.cost_known else None, counterfactual_usd=self.counterfactual_usd,
+            saved_usd=self.saved_usd if self.cost_known else None, tokens_saved=self.tokens_saved,
             prompt_opt_tokens_saved=self.prompt_opt_tokens_saved, prompt_opt_saved_usd=self.prompt_opt_saved_usd,
             routing_saved_usd=self.routing_saved_usd, upstream_calls=self.upstream_calls,
             similarity=self.similarity, latency_ms=round(self.latency_ms, 3),

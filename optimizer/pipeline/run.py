@@ -34,7 +34,7 @@ from .canonical import Canonical, canonicalize, has_non_text, is_nondeterministi
 from .config import TenantConfig, tenant_config
 from .exact_cache import Cached
 from .ledger import Record
-from .pricing import Price, count_tokens, price_of
+from .pricing import Price, chat_prompt_tokens, count_tokens, price_of, tokenize_count
 from .responses import DONE, StreamAssembler, answer_text, fresh, is_storable, replay_as_stream, sse, usage_of
 from .types import Call, ProxyError, Reply, database_unavailable
 
@@ -125,9 +125,14 @@ async def _check_model(call: Call, kinds: tuple[str, ...]) -> None:
 
 
 def _prompt_text(call: Call) -> str:
-    if call.endpoint == "chat":
-        return "\n".join(text_of(m.get("content")) for m in call.body.get("messages") or [])
-    value = call.body.get("prompt") if call.endpoint == "completions" else call.body.get("input")
+    return prompt_text(call.endpoint, call.body)
+
+
+def prompt_text(endpoint: str, body: dict[str, Any]) -> str:
+    """The text a request sends, for local estimates (admission reserves count_tokens of it)."""
+    if endpoint == "chat":
+        return "\n".join(text_of(m.get("content")) for m in body.get("messages") or [])
+    value = body.get("prompt") if endpoint == "completions" else body.get("input")
     if isinstance(value, list):
         return "\n".join(v if isinstance(v, str) else " ".join(map(str, v)) for v in value)
     return str(value or "")
@@ -147,20 +152,41 @@ async def _month_usage(tenant_id: int) -> tuple[int, Decimal]:
     return await run_db(query)
 
 
+def completion_allowance(endpoint: str, body: dict[str, Any]) -> int:
+    """The completion tokens one upstream call of `body` may bill: max_tokens (or a default) per choice."""
+    if endpoint == "embeddings":
+        return 0
+    allowance = body.get("max_completion_tokens") or body.get("max_tokens")
+    n = body.get("n") if isinstance(body.get("n"), int) else 1
+    completion = (allowance if isinstance(allowance, int) and allowance > 0 else DEFAULT_COMPLETION_ALLOWANCE)
+    return completion * max(1, n or 1)
+
+
+def quota_exceeded(exc: quotas.QuotaExceeded) -> ProxyError:
+    minute = exc.kind.endswith("minute")
+    return ProxyError(429, str(exc), type="rate_limit_error" if minute else "insufficient_quota",
+                      code="rate_limit_exceeded" if minute else "insufficient_quota",
+                      headers={"Retry-After": str(exc.retry_after)})
+
+
 async def _admit(call: Call, price: Price) -> tuple[quotas.Reservation, int]:
     est_prompt = count_tokens(_prompt_text(call))
-    allowance = call.body.get("max_completion_tokens") or call.body.get("max_tokens")
-    n = call.body.get("n") if isinstance(call.body.get("n"), int) else 1
-    completion = (allowance if isinstance(allowance, int) and allowance > 0 else DEFAULT_COMPLETION_ALLOWANCE)
-    completion = 0 if call.endpoint == "embeddings" else completion * max(1, n or 1)
+    completion = completion_allowance(call.endpoint, call.body)
     try:
         reservation = await quotas.admit(call.principal, est_prompt + completion, price.cost(est_prompt, completion),
                                          lambda: _month_usage(call.principal.tenant_id))
     except quotas.QuotaExceeded as exc:
-        raise ProxyError(429, str(exc), type="rate_limit_error" if exc.kind.endswith("minute") else "insufficient_quota",
-                         code="rate_limit_exceeded" if exc.kind.endswith("minute") else "insufficient_quota",
-                         headers={"Retry-After": str(exc.retry_after)}) from None
+        raise quota_exceeded(exc) from None
     return reservation, est_prompt
+
+
+async def reserve_more(call: Call, price: Price, reservation: quotas.Reservation, prompt_tokens: int,
+                       completion_tokens: int) -> None:
+    """Reserve what upstream calls beyond the admitted one may bill, before making them; raises
+    quotas.QuotaExceeded (and reserves nothing) when the limits have no room for them."""
+    await quotas.reserve_more(call.principal, reservation, prompt_tokens + completion_tokens,
+                              price.cost(prompt_tokens, completion_tokens),
+                              lambda: _month_usage(call.principal.tenant_id))
 
 
 def _settle(call: Call, rec: Record, reservation: quotas.Reservation) -> None:
@@ -174,7 +200,11 @@ async def _through_chain(call: Call, rec: Record, model: str,
     """Try the model's upstreams in fallback order; a non-retryable error (a 4xx the client caused,
     a timeout) ends the chain at once."""
     last: ProviderError | None = None
-    for upstream in await upstreams_for(call.principal, model):
+    chain = await upstreams_for(call.principal, model)
+    if not chain:  # not allowed, or only the platform could serve it and it does not offer it
+        raise ProxyError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                         code="model_not_found", param="model")
+    for upstream in chain:
         try:
             rec.upstream_calls += 1
             result = await attempt(upstream)
@@ -541,12 +571,18 @@ async def _store(call: Call, plan: _Plan, response: dict[str, Any]) -> None:
 async def _stream_from_upstream(call: Call, rec: Record, plan: _Plan, body: dict[str, Any], served_model: str,
                                 served_price: Price, requested_price: Price, original_prompt: tuple[int, int] | None,
                                 reservation: quotas.Reservation, leader: singleflight.Leader | None) -> Reply:
+    """Relay an upstream stream. The upstream is read by a task of its own, not by the client's
+    response: a client that leaves does not stop it, so the usage chunk (sent last) is still read
+    and the leader's followers still get every chunk. It stops early only when the client left
+    mid-answer and no one can be following (no flight): then the rest is not worth paying for, and
+    the tokenizer counts what was used."""
     upstream = await _open_stream(call, rec, body, served_model)
     headers = _leo_headers(call, rec)
     asm = StreamAssembler(call.endpoint)
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    state = {"ok": False, "client_left": False}
 
-    async def gen() -> AsyncIterator[bytes]:
-        ok = False
+    async def pump() -> None:
         try:
             async for event in upstream.events:
                 asm.add(event)
@@ -554,35 +590,71 @@ async def _stream_from_upstream(call: Call, rec: Record, plan: _Plan, body: dict
                 usage_only = not event.get("choices") and bool(event.get("usage"))
                 if leader is not None:
                     await leader.publish("usage" if usage_only else "chunk", chunk)
-                if usage_only and not call.include_usage:
-                    continue
-                yield chunk
-            yield DONE
-            ok = True
+                if not (usage_only and not call.include_usage):
+                    queue.put_nowait(chunk)
+            state["ok"] = True
         except ProviderError as exc:
-            yield sse({"error": {"message": str(exc), "type": "upstream_error", "param": None, "code": exc.kind}})
+            queue.put_nowait(sse({"error": {"message": str(exc), "type": "upstream_error", "param": None,
+                                            "code": exc.kind}}))
             rec.fail(exc.status, exc.kind)
-        except BaseException:
-            rec.fail(499, "client_disconnected")
-            raise
+        except asyncio.CancelledError:
+            pass  # stopped on purpose (see above): what was received is counted below
         finally:
+            queue.put_nowait(None)
             background(upstream.close())
-            response = asm.response()
-            prompt_tokens, completion_tokens = usage_of(response)
-            if not asm.usage:  # an upstream that ignores include_usage: estimate, and say so
-                prompt_tokens = count_tokens(_prompt_text(call))
-                completion_tokens = count_tokens(answer_text(response))
-                rec.stage("usage_estimated")
-            rec.upstream_used(served_price, requested_price, prompt_tokens, completion_tokens,
-                              _scaled_original(prompt_tokens, original_prompt))
-            if ok and asm.complete:
-                background(_store_then_finish(call, plan, response, leader))
-            elif leader is not None:
-                background(leader.finish(False))
-            rec.finish()
-            _settle(call, rec, reservation)
+            _account_stream(call, rec, plan, body, served_model, served_price, requested_price, original_prompt,
+                            reservation, leader, asm, ok=state["ok"], client_left=state["client_left"])
+
+    reader = background(pump())
+
+    async def gen() -> AsyncIterator[bytes]:
+        try:
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+            if state["ok"]:
+                yield DONE
+        except BaseException:
+            state["client_left"] = True
+            if not rec.finished:  # the upstream may have finished first: then its row stands
+                rec.fail(499, "client_disconnected")
+            if leader is None and not asm.complete:
+                reader.cancel()
+            raise
 
     return Reply(200, headers, stream=gen())
+
+
+def _account_stream(call: Call, rec: Record, plan: _Plan, body: dict[str, Any], served_model: str,
+                    served_price: Price, requested_price: Price, original_prompt: tuple[int, int] | None,
+                    reservation: quotas.Reservation, leader: singleflight.Leader | None, asm: StreamAssembler,
+                    *, ok: bool, client_left: bool) -> None:
+    """Record a relayed stream once the upstream is done with it, and settle its quota."""
+    response = asm.response()
+    prompt_tokens, completion_tokens = usage_of(response)
+    if not asm.usage:  # an upstream that ignores include_usage, or a cut stream: the model's tokenizer counts
+        prompt_tokens = _sent_prompt_tokens(call.endpoint, body, served_model)
+        completion_tokens = tokenize_count(served_model, answer_text(response))
+        rec.stage("usage_estimated", by="tokenizer")
+    rec.upstream_used(served_price, requested_price, prompt_tokens, completion_tokens,
+                      _scaled_original(prompt_tokens, original_prompt))
+    if ok and asm.complete and not client_left:
+        background(_store_then_finish(call, plan, response, leader))
+    elif leader is not None:
+        # Followers got every chunk when the upstream finished; a client that left is no reason to fail them.
+        background(leader.finish(ok and asm.complete))
+    rec.finish()
+    _settle(call, rec, reservation)
+
+
+def _sent_prompt_tokens(endpoint: str, body: dict[str, Any], model: str) -> int:
+    """The prompt as sent upstream, counted with the model's tokenizer."""
+    if endpoint == "chat":
+        return chat_prompt_tokens(model, body.get("messages") or [])
+    prompt = body.get("prompt")
+    if isinstance(prompt, list):
+        return sum(tokenize_count(model, p) if isinstance(p, str) else len(p) if isinstance(p, list) else 1
+                   for p in prompt)
+    return tokenize_count(model, str(prompt or ""))
 
 
 async def _store_then_finish(call: Call, plan: _Plan, response: dict[str, Any],

@@ -3,6 +3,13 @@
 Order: the tenant's own provider credentials that list the model (by priority), then the
 platform's default upstream (`LEO_UPSTREAM_URL`, or the labelled demo upstream when unset),
 unless one of the tenant's credentials for the model is marked exclusive.
+
+Two rules keep the platform's key from paying for what staff did not allow:
+- the tenant's allow-list (`Tenant.allowed_models`, set by staff) bounds every model, the ones its
+  own providers list included; it applies before any provider is chosen;
+- the platform upstream serves only the platform's catalogue (the active `ModelPrice` rows, so
+  always priced). A model only a tenant's provider lists has no platform fallback: when that
+  provider fails, the client gets its error rather than a free answer on the platform's key.
 """
 
 from __future__ import annotations
@@ -66,19 +73,32 @@ def forget(tenant_id: int | None = None) -> None:
         _cache.pop(tenant_id, None)
 
 
+def permitted(principal: Principal, model: str) -> bool:
+    """The staff allow-list: empty allows every model, otherwise only those named."""
+    return not principal.allowed_models or model in principal.allowed_models
+
+
+async def platform_offers(model: str) -> bool:
+    """Whether the platform's upstream may serve `model`: it is in the priced catalogue."""
+    return model in await prices()
+
+
 async def allowed_models(principal: Principal, kinds: tuple[str, ...] | None = None) -> dict[str, str]:
     """model name -> owner label, for `/v1/models` and for the 404 check."""
     table = await prices()
-    allowed = set(principal.allowed_models)
-    out = {m: p.kind for m, p in table.items() if (not allowed or m in allowed) and (kinds is None or p.kind in kinds)}
+    out = {m: p.kind for m, p in table.items() if permitted(principal, m) and (kinds is None or p.kind in kinds)}
     owners = {m: "leo-optima" for m in out}
     for upstream, model_names, _exclusive in (await tenant_providers(principal.tenant_id)).credentials:
         for m in model_names:
-            owners.setdefault(m, upstream.name)
+            if m != "*" and permitted(principal, m):
+                owners.setdefault(m, upstream.name)
     return owners
 
 
 async def upstreams_for(principal: Principal, model: str) -> list[Upstream]:
+    """Where `model` may go, in fallback order; empty when nowhere (not allowed, or not offered)."""
+    if not permitted(principal, model):
+        return []
     providers = await tenant_providers(principal.tenant_id)
     chain: list[Upstream] = []
     exclusive = False
@@ -86,6 +106,6 @@ async def upstreams_for(principal: Principal, model: str) -> list[Upstream]:
         if model in model_names or "*" in model_names:
             chain.append(upstream)
             exclusive = exclusive or excl
-    if not exclusive:
+    if not exclusive and await platform_offers(model):
         chain.append(platform_upstream())
     return chain

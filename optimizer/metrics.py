@@ -9,8 +9,9 @@ exhaust Prometheus within days:
 - ``tenant``: the tenant slug, sanitised (``[a-z0-9_-]``, at most 64 chars). Each process tracks at
   most ``LEO_METRICS_MAX_TENANTS`` (default 1000) distinct slugs; later ones are counted as
   ``"other"``. So the series count is bounded by that cap times the number of processes.
-- ``model``: a name in the known-model set (seeded below and extended by the pricing stage through
-  ``register_models``); anything else is ``"other"``.
+- ``model``: a name in the known-model set (seeded below, and extended with every active
+  ``ModelPrice`` row each time ``pipeline.pricing`` loads the price table, via ``register_models``);
+  anything else is ``"other"``.
 - ``technique``: one of ``TECHNIQUES``; anything else is ``"other"``.
 - ``status``: common HTTP codes as themselves, any other code as its class (``"4xx"``).
 - ``provider`` / ``kind``: short sanitised slugs capped like tenants, or fixed enums.
@@ -85,7 +86,7 @@ _KEPT_STATUSES: frozenset[int] = frozenset(
 )
 
 #: Seed of the known-model set, so a fresh process already labels the common models correctly.
-#: The pricing stage adds every model of the ``ModelPrice`` table via ``register_models``.
+#: ``pipeline.pricing.prices()`` adds every active ``ModelPrice`` model via ``register_models``.
 _SEED_MODELS: tuple[str, ...] = (
     "gpt-4o",
     "gpt-4o-mini",
@@ -191,7 +192,8 @@ def _enum_label(value: object, allowed: frozenset[str]) -> str:
 def register_models(names: Iterable[str]) -> None:
     """Add model names (e.g. every row of the ``ModelPrice`` table) to the known-model set.
 
-    Called by the pricing stage when it loads prices; names are lower-cased. Models that were
+    Called by ``pipeline.pricing.prices()`` each time it loads the price table; names are
+    lower-cased. Models that were
     never registered are labelled ``"other"`` so a client cannot create series by inventing names.
     """
     cleaned = {str(n).strip().lower() for n in names if n and len(str(n)) <= 100}

@@ -27,7 +27,7 @@ import httpx
 import openai
 import pytest
 
-from optimizer.fake_upstream import MODELS, RunningFakeUpstream, run_in_thread
+from fake_upstream import MODELS, RunningFakeUpstream, run_in_thread
 
 REPO = Path(__file__).resolve().parent.parent
 TAG_RE = re.compile(r"^ANSWER\[([0-9a-f]{12})\] ")
@@ -530,7 +530,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 def test_runs_as_a_module_process() -> None:
     process, url = _serve_process(
-        [sys.executable, "-m", "optimizer.fake_upstream", "--port", "0", "--latency-ms", "50"]
+        [sys.executable, "-m", "fake_upstream", "--port", "0", "--latency-ms", "50"]
     )
     try:
         _exercise_process(url)

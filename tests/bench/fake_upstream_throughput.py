@@ -35,7 +35,7 @@ STREAM_BODY = {**CHAT_BODY, "stream": True, "stream_options": {"include_usage": 
 def start_server() -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "optimizer.fake_upstream", "--port", "0"],
+        [sys.executable, "-m", "fake_upstream", "--port", "0"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -68,18 +68,30 @@ def _asgi_handler(app: FakeUpstream) -> Callable[[web.BaseRequest], Any]:
             await asyncio.Event().wait()
             return {"type": "http.disconnect"}  # pragma: no cover - never reached
 
+        head: tuple[int, list[tuple[str, str]]] | None = None
         response: web.StreamResponse | None = None
 
         async def send(message: AsgiMessage) -> None:
-            nonlocal response
+            nonlocal head, response
             if message["type"] == "http.response.start":
-                response = web.StreamResponse(status=message["status"])
-                for name, value in message.get("headers", ()):
-                    response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
-                await response.prepare(request)
-            elif message["type"] == "http.response.body" and response is not None:
-                if message.get("body"):
-                    await response.write(message["body"])
+                headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in message.get("headers", ())]
+                head = (message["status"], headers)
+                return
+            if message["type"] != "http.response.body" or head is None:
+                return
+            chunk = message.get("body", b"")
+            if response is None and not message.get("more_body", False):
+                # The whole answer in one message (every JSON answer): one plain Response.
+                headers = [(name, value) for name, value in head[1] if name.lower() != "content-length"]
+                response = web.Response(status=head[0], body=chunk, headers=headers)
+                return
+            # A client that has gone is not an error: like uvicorn, drop what is sent after it.
+            with contextlib.suppress(ConnectionResetError):
+                if response is None:
+                    response = web.StreamResponse(status=head[0], headers=head[1])
+                    await response.prepare(request)
+                if chunk:
+                    await response.write(chunk)
                 if not message.get("more_body", False):
                     await response.write_eof()
 

@@ -74,8 +74,8 @@ def _asgi_handler(app: FakeUpstream) -> Callable[[web.BaseRequest], Any]:
         async def send(message: AsgiMessage) -> None:
             nonlocal head, response
             if message["type"] == "http.response.start":
-                headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in message.get("headers", ())]
-                head = (message["status"], headers)
+                raw = message.get("headers", ())
+                head = (message["status"], [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw])
                 return
             if message["type"] != "http.response.body" or head is None:
                 return

@@ -26,15 +26,17 @@ RUN apt-get update \
 
 RUN python -m venv /opt/venv && pip install --upgrade pip setuptools wheel
 
-# CPU-only torch first, from PyTorch's CPU index. requirements.txt pins torch==2.13.0, which the
-# installed 2.13.0+cpu already satisfies (a local version label matches a plain pin), so the next
-# step never pulls the CUDA build and its ~3 GB of nvidia-* wheels.
+# CPU-only torch first, from PyTorch's CPU index. requirements/base.txt pins torch==2.13.0, which
+# the installed 2.13.0+cpu already satisfies (a local version label matches a plain pin), so the
+# next step never pulls the CUDA build and its ~3 GB of nvidia-* wheels.
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
-COPY requirements.txt /tmp/requirements.txt
-RUN pip install -r /tmp/requirements.txt
+# The base and production sets only (requirements/production.txt includes base.txt): no pytest,
+# Playwright or localstripe in the image.
+COPY requirements/base.txt requirements/production.txt /tmp/requirements/
+RUN pip install -r /tmp/requirements/production.txt
 
 # Fail the build, not the first request, if torch is a CUDA build or the model does not load
 # offline from the package.

@@ -13,6 +13,7 @@ dev:
 
 test:
 	scripts/setup.sh
+	.venv/bin/pip install -q --disable-pip-version-check -r requirements/test.txt
 	.venv/bin/python -m pytest
 
 worker:

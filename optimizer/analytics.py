@@ -1,4 +1,9 @@
-"""A tenant's figures for a period, straight from the ledger (the API and the portal share this)."""
+"""`GET /v1/analytics`: a tenant's figures for a period, summed straight from its ledger rows.
+
+Only the API reads this. The portal's overview has its own reader (`optimizer.portal.figures`:
+hourly rollups for closed hours, the ledger for the rest, since a million rows per render is too
+slow) and shares just `CACHE_TECHNIQUES` from here.
+"""
 
 from __future__ import annotations
 

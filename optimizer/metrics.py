@@ -9,8 +9,9 @@ exhaust Prometheus within days:
 - ``tenant``: the tenant slug, sanitised (``[a-z0-9_-]``, at most 64 chars). Each process tracks at
   most ``LEO_METRICS_MAX_TENANTS`` (default 1000) distinct slugs; later ones are counted as
   ``"other"``. So the series count is bounded by that cap times the number of processes.
-- ``model``: a name in the known-model set (seeded below and extended by the pricing stage through
-  ``register_models``); anything else is ``"other"``.
+- ``model``: a name in the known-model set (seeded below, and extended with every active
+  ``ModelPrice`` row each time ``pipeline.pricing`` loads the price table, via ``register_models``);
+  anything else is ``"other"``.
 - ``technique``: one of ``TECHNIQUES``; anything else is ``"other"``.
 - ``status``: common HTTP codes as themselves, any other code as its class (``"4xx"``).
 - ``provider`` / ``kind``: short sanitised slugs capped like tenants, or fixed enums.
@@ -20,8 +21,9 @@ No label ever carries an API key, a prompt, a user id or a request id.
 Multiprocess mode: when ``PROMETHEUS_MULTIPROC_DIR`` is set *before* ``prometheus_client`` is first
 imported (the container environment and ``deploy/gunicorn.conf.py`` do this), each worker writes
 its samples to mmap files in that directory and ``metrics_view`` aggregates all of them with
-``MultiProcessCollector``. django-prometheus's own metrics go through the same files, so the single
-``/metrics`` view here replaces ``django_prometheus.urls``.
+prometheus_client's ``MultiProcessCollector`` (``scrape_registry``). django-prometheus's own metrics
+go through the same files, so the single ``/metrics`` view here replaces ``django_prometheus.urls``:
+it is that package's exports view plus the Celery queue depth read at scrape time.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
+from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -40,12 +42,10 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
-
-if TYPE_CHECKING:
-    from django.http import HttpRequest, HttpResponse
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 # In multiprocess mode prometheus_client opens its sample files as metrics are created and fails
 # if the directory is missing (a fresh container running `manage.py migrate`, say).
@@ -68,6 +68,7 @@ __all__ = [
     "install_celery_worker_exporter",
     "register_models",
     "render_metrics",
+    "scrape_registry",
 ]
 
 # --------------------------------------------------------------------------- label bounding
@@ -85,7 +86,7 @@ _KEPT_STATUSES: frozenset[int] = frozenset(
 )
 
 #: Seed of the known-model set, so a fresh process already labels the common models correctly.
-#: The pricing stage adds every model of the ``ModelPrice`` table via ``register_models``.
+#: ``pipeline.pricing.prices()`` adds every active ``ModelPrice`` model via ``register_models``.
 _SEED_MODELS: tuple[str, ...] = (
     "gpt-4o",
     "gpt-4o-mini",
@@ -191,7 +192,8 @@ def _enum_label(value: object, allowed: frozenset[str]) -> str:
 def register_models(names: Iterable[str]) -> None:
     """Add model names (e.g. every row of the ``ModelPrice`` table) to the known-model set.
 
-    Called by the pricing stage when it loads prices; names are lower-cased. Models that were
+    Called by ``pipeline.pricing.prices()`` each time it loads the price table; names are
+    lower-cased. Models that were
     never registered are labelled ``"other"`` so a client cannot create series by inventing names.
     """
     cleaned = {str(n).strip().lower() for n in names if n and len(str(n)) <= 100}
@@ -426,43 +428,31 @@ def multiprocess_dir() -> str | None:
     return path or None
 
 
-class _Combined:
-    """A read-only collector that yields every metric of several collectors, for one scrape."""
+def scrape_registry(*, queue_depth: bool = True) -> CollectorRegistry:
+    """What one scrape reads, built from prometheus_client's own parts.
 
-    def __init__(self, *collectors: object) -> None:
-        self._collectors = collectors
-
-    def collect(self) -> Iterator[Metric]:
-        for collector in self._collectors:
-            yield from collector.collect()  # type: ignore[attr-defined]
-
-
-def build_registry(*, queue_depth: bool = True) -> _Combined:
-    """The collector one scrape reads.
-
-    In multiprocess mode, a fresh registry with ``MultiProcessCollector`` (every worker's files,
-    live and dead, summed); otherwise the process-global ``REGISTRY`` (ours, django-prometheus's,
-    and the process/platform collectors). The queue-depth collector is added per scrape rather
-    than registered globally so importing this module never talks to Redis.
+    Multiprocess mode: the library's documented recipe, a fresh registry with
+    ``MultiProcessCollector`` (every worker's files, live and dead, summed), as
+    ``django_prometheus.exports.ExportToDjangoView`` does; otherwise the process-global ``REGISTRY``
+    (ours, django-prometheus's, and the process/platform collectors). The queue-depth collector is
+    registered per scrape rather than globally so importing this module never talks to Redis; it is
+    the one thing django-prometheus's own view could not add, which is why ``/metrics`` is ours.
     """
-    parts: list[object] = []
-    path = multiprocess_dir()
-    if path:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=path)
-        parts.append(registry)
+    if multiprocess_dir() is None and not queue_depth:
+        return REGISTRY
+    registry = CollectorRegistry()
+    if multiprocess_dir():
+        MultiProcessCollector(registry)
     else:
-        parts.append(REGISTRY)
-    if queue_depth:
-        broker = _broker_url()
-        if broker:
-            parts.append(CeleryQueueDepthCollector(broker, _queue_names()))
-    return _Combined(*parts)
+        registry.register(REGISTRY)  # type: ignore[arg-type]  # a registry is a collector too
+    if queue_depth and (broker := _broker_url()):
+        registry.register(CeleryQueueDepthCollector(broker, _queue_names()))
+    return registry
 
 
 def render_metrics(*, queue_depth: bool = True) -> tuple[bytes, str]:
     """The Prometheus text exposition for this process (or all workers) and its content type."""
-    return generate_latest(build_registry(queue_depth=queue_depth)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
+    return generate_latest(scrape_registry(queue_depth=queue_depth)), CONTENT_TYPE_LATEST
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
@@ -471,8 +461,6 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     Not authenticated: nginx refuses ``/metrics`` from outside and Prometheus scrapes the web
     service directly on the internal network.
     """
-    from django.http import HttpResponse
-
     body, content_type = render_metrics()
     return HttpResponse(body, content_type=content_type)
 
@@ -549,37 +537,30 @@ def install_celery_worker_exporter(port: int | None = None, addr: str = "0.0.0.0
     from celery import signals
 
     def _start(**_: object) -> None:
-        from prometheus_client import start_http_server
-
         listen = port if port is not None else int(os.environ.get("LEO_WORKER_METRICS_PORT", "9808"))
         if listen <= 0:
             return
         path = multiprocess_dir()
         if path:
             _wipe_multiprocess_dir(path, keep_pid=os.getpid())
-            registry: CollectorRegistry = CollectorRegistry()
-            MultiProcessCollector(registry, path=path)
-        else:
-            registry = REGISTRY
-        start_http_server(listen, addr=addr, registry=registry)
+        # The queue depth is the web's to report (it must show while every worker is down).
+        start_http_server(listen, addr=addr, registry=scrape_registry(queue_depth=False))
 
     def _process_shutdown(pid: int | None = None, **_: object) -> None:
-        from prometheus_client.multiprocess import mark_process_dead
-
         if multiprocess_dir():
             mark_process_dead(pid or os.getpid())
 
-    def _success(sender: object = None, **_: object) -> None:
-        CELERY_TASKS.labels(task=_task_label(getattr(sender, "name", sender)), state="success").inc()
+    def _counter(state: str) -> Callable[..., None]:
+        def count(sender: object = None, **_: object) -> None:
+            CELERY_TASKS.labels(task=_task_label(getattr(sender, "name", sender)), state=state).inc()
 
-    def _failure(sender: object = None, **_: object) -> None:
-        CELERY_TASKS.labels(task=_task_label(getattr(sender, "name", sender)), state="failure").inc()
-
-    def _retry(sender: object = None, **_: object) -> None:
-        CELERY_TASKS.labels(task=_task_label(getattr(sender, "name", sender)), state="retry").inc()
+        return count
 
     signals.worker_init.connect(_start, weak=False)
     signals.worker_process_shutdown.connect(_process_shutdown, weak=False)
-    signals.task_success.connect(_success, weak=False)
-    signals.task_failure.connect(_failure, weak=False)
-    signals.task_retry.connect(_retry, weak=False)
+    for signal, state in (
+        (signals.task_success, "success"),
+        (signals.task_failure, "failure"),
+        (signals.task_retry, "retry"),
+    ):
+        signal.connect(_counter(state), weak=False)

@@ -8,8 +8,9 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-# torch is pinned in requirements.txt (a CPU build); never let pip pick an unpinned one.
-.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+# What `make run` needs (`make test` adds requirements/test.txt). torch is pinned in
+# requirements/base.txt (a CPU build); never let pip pick an unpinned one.
+.venv/bin/pip install -q --disable-pip-version-check -r requirements/base.txt
 
 # Local secrets, generated once; no secret has a default value in code.
 if [ ! -f .env ]; then

@@ -109,7 +109,7 @@ def server_env(upstream_url: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def fake_upstream() -> Iterator[Any]:
-    from optimizer.fake_upstream import run_in_thread
+    from fake_upstream import run_in_thread
 
     up = run_in_thread()
     yield up

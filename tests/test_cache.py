@@ -20,7 +20,7 @@ from typing import Any
 import openai
 import pytest
 
-from optimizer.fake_upstream import answer_tag as _hex_tag
+from fake_upstream import answer_tag as _hex_tag
 from optimizer.models import CacheEntry, ModelPrice, OptimizerSettings, RequestLog
 from tests.conftest import TenantKit, wait_for_rows
 from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)

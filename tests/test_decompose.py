@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optimizer.fake_upstream import run_in_thread
+from fake_upstream import run_in_thread
 from optimizer.pipeline.decompose import (
     MAX_PART_CHARS,
     Decomposition,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from optimizer.fake_upstream import answer_tag
+from fake_upstream import answer_tag
 from optimizer.models import OptimizerSettings, RequestLog
 from tests.conftest import TenantKit, wait_for_rows
 

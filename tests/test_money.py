@@ -19,7 +19,7 @@ from typing import Any
 import openai
 import pytest
 
-from optimizer.fake_upstream import answer_tag, prepare_chat
+from fake_upstream import answer_tag, prepare_chat
 from optimizer.models import OptimizerSettings, RequestLog
 from optimizer.pipeline.pricing import count_tokens
 from tests.conftest import TenantKit, free_port, wait_for_rows

@@ -9,8 +9,8 @@ import time
 import uuid
 from typing import Any
 
-from optimizer.fake_upstream import answer_tag
-from optimizer.fake_upstream import count_tokens as fake_tokens
+from fake_upstream import answer_tag
+from fake_upstream import count_tokens as fake_tokens
 from optimizer.models import CacheEntry, OptimizerSettings, RequestLog
 from tests.conftest import TenantKit, wait_for_rows
 

@@ -7,7 +7,7 @@ import uuid
 import openai
 import pytest
 
-from optimizer.fake_upstream import run_in_thread
+from fake_upstream import run_in_thread
 from optimizer.models import RequestLog
 from tenants.models import ProviderCredential
 from tests.conftest import TenantKit, wait_for_rows

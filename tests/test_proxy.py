@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from optimizer.fake_upstream import answer_tag
+from fake_upstream import answer_tag
 from optimizer.models import RequestLog
 from tests.conftest import TenantKit, wait_for_rows
 

@@ -4,6 +4,10 @@ Two rules the project holds to:
 - a malformed value fails loudly at start-up (a typo in `LEO_CACHE_TTL` must not silently become 0);
 - a secret may come from `NAME` or from a file named by `NAME_FILE` (Docker/Kubernetes secrets),
   and no secret has a default in code: `scripts/setup.sh` generates local ones into `.env`.
+
+`NAME_FILE` is django-environ's own `FileAwareEnv`: every setting read through `env` honours it
+(`DATABASE_URL_FILE` too), and the file wins over `NAME`. An empty `NAME_FILE` (compose passes
+`${NAME_FILE:-}`) counts as unset.
 """
 
 from __future__ import annotations
@@ -19,25 +23,29 @@ from tenants.egress import EgressPolicy
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
+env = environ.FileAwareEnv()
 # `.env` at the repository root holds the locally generated secrets; real environment wins.
 if (BASE_DIR / ".env").is_file():
-    env.read_env(str(BASE_DIR / ".env"), overwrite=False)
+    # Loaded through the plain Env, straight into os.environ: FileAwareEnv's loader would read every
+    # NAME_FILE it meets on the way, before secret() can report an unreadable one by name.
+    environ.Env.read_env(str(BASE_DIR / ".env"), overwrite=False)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def _from_env_or_file(name: str) -> str:
+    """`NAME` or the contents of the file named by `NAME_FILE`, stripped (files end in a newline)."""
+    try:
+        return env.str(name, default="").strip()
+    except OSError as exc:
+        # The message names the file and the reason, never its contents.
+        raise ImproperlyConfigured(f"{name}_FILE points at an unreadable file: {exc}") from None
+
+
 def secret(name: str) -> str:
     """A required secret from `NAME` or the file named by `NAME_FILE`."""
-    file_path = env.str(f"{name}_FILE", default="")
-    if file_path:
-        try:
-            value = Path(file_path).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE points at an unreadable file: {exc}") from exc
-    else:
-        value = env.str(name, default="")
+    value = _from_env_or_file(name)
     if not value:
         raise ImproperlyConfigured(
             f"{name} is not set. Run `make setup` to generate local secrets into .env, "
@@ -48,10 +56,7 @@ def secret(name: str) -> str:
 
 def optional_secret(name: str) -> str:
     """A secret that may be absent (Stripe, Sentry): empty string when unset."""
-    file_path = env.str(f"{name}_FILE", default="")
-    if file_path:
-        return Path(file_path).read_text().strip()
-    return env.str(name, default="")
+    return _from_env_or_file(name)
 
 
 def strict_bool(name: str, default: bool) -> bool:

@@ -5,7 +5,9 @@ Stage 5 of the pipeline. ``split(request)`` looks at the last user message and r
 looks each ``Part.request`` up in the exact and semantic caches, asks the upstream only for the
 missing parts (one call per part, in parallel, so each answer stands alone), stores each part's
 answer as its own cache entry, and serves ``compose(decomposition, answers)`` with
-``compose_usage(...)`` and ``X-LEO-Cache: decomposed``.
+``X-LEO-Cache: decomposed``. The served ``usage`` is built there (``decomposition_stage``), from each
+part's upstream count; ``compose_usage`` below is the whole-text estimate, which the pipeline does
+not use.
 
 What is recognised
 ------------------
@@ -544,13 +546,16 @@ def compose_usage(
     *,
     prompt_tokens: int | None = None,
 ) -> dict[str, int]:
-    """OpenAI ``usage`` for the composed answer, as the requested model would have billed it.
+    """A whole-text estimate of OpenAI ``usage`` for the composed answer.
 
     ``completion_tokens`` is ``count_tokens(composed)``: the text the client receives, headings
-    included. ``prompt_tokens`` is the original request's prompt, passed in when the pipeline has
-    already counted it, else counted with ``prompt_opt.count_prompt_tokens`` (OpenAI's chat
-    framing). What the part calls actually cost upstream is the ledger's business (the sum of
-    the missing parts' own usage); this is the usage the client sees and the counterfactual.
+    included. ``prompt_tokens`` is the original request's prompt, passed in when already counted,
+    else counted with ``prompt_opt.count_prompt_tokens`` (OpenAI's chat framing).
+
+    Not what the pipeline serves or bills: ``decomposition_stage`` keeps each part's answer at its
+    upstream's own count and estimates only the original prompt and the headings, since
+    estimating the whole composed text overstated the counterfactual. This is for callers that
+    have no per-part counts.
     """
     if prompt_tokens is None:
         prompt_tokens = count_prompt_tokens(decomposition.original["messages"], count_tokens)

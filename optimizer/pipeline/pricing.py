@@ -26,6 +26,7 @@ from typing import Any
 
 from leo_optima.db import run_db
 
+from .. import metrics
 from ..models import ModelPrice
 
 with warnings.catch_warnings():
@@ -70,6 +71,8 @@ async def prices() -> dict[str, Price]:
     if time.monotonic() - _loaded_at > _TTL:
         _prices = await run_db(_load)
         _loaded_at = time.monotonic()
+        # A priced model gets its own metrics label; any other name a client sends stays "other".
+        metrics.register_models(_prices)
     return _prices
 
 

@@ -49,7 +49,9 @@ Token counting
 ``count_prompt_tokens`` estimates what a chat model bills for a message list with the rule
 OpenAI documents for its chat models: 3 framing tokens per message, plus the role and the
 content, plus 1 when a ``name`` is set, plus 3 that prime the reply. ``count_tokens`` is the
-caller's tokenizer (``text -> int``); the pipeline passes the requested model's tokenizer.
+caller's counter (``text -> int``); the pipeline passes ``pricing.count_tokens``, the cheap
+four-characters-a-token estimate, not a model's tokenizer: it counts both sides of the
+before/after comparison alike, and the ledger's billed figures come from the upstream's usage.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def _ms(values: list[float], q: float) -> float:
 
 def _answer(i: int) -> dict[str, Any]:
     """A realistic stored chat answer: the fake upstream's shape and length (20-40 words)."""
-    from optimizer.fake_upstream import answer_text
+    from fake_upstream import answer_text
 
     content = answer_text(f"question {i}")
     return {"id": f"chatcmpl-{i}", "object": "chat.completion", "created": 1_700_000_000, "model": "gpt-4o-mini",
@@ -279,7 +279,7 @@ def end_to_end(requests: int = 1000, paraphrases: int = 300) -> dict[str, Any]:
 
     try:
         up_port = _free_port()
-        start([sys.executable, "-m", "optimizer.fake_upstream", "--port", str(up_port)], "upstream.log")
+        start([sys.executable, "-m", "fake_upstream", "--port", str(up_port)], "upstream.log")
         upstream = f"http://127.0.0.1:{up_port}/v1"
         env.update(LEO_UPSTREAM_URL=upstream, LEO_UPSTREAM_API_KEY="sk-bench")
         _wait(f"http://127.0.0.1:{up_port}/_stats")

@@ -3,7 +3,7 @@
 Run: ``python tests/bench/fake_upstream_throughput.py [--seconds 5] [--connections 32]``
 (or ``python -m tests.bench.fake_upstream_throughput``).
 
-It starts the fake as its own process (one uvicorn process, so one core at most), then prints:
+It starts the fake as its own process (one aiohttp process on uvloop, so one core at most), then prints:
 - sequential round trips over one keep-alive connection (httpx): median and p99 latency;
 - throughput of small chat requests (JSON, and stream=True) from ``wrk`` when it is installed,
   else from an asyncio httpx load generator (which is itself the bottleneck, said in the output).
@@ -35,7 +35,7 @@ STREAM_BODY = {**CHAT_BODY, "stream": True, "stream_options": {"include_usage": 
 def start_server() -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "optimizer.fake_upstream", "--port", "0"],
+        [sys.executable, "-m", "fake_upstream", "--port", "0"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

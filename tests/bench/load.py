@@ -305,7 +305,7 @@ def main() -> int:  # noqa: C901 - one linear script: set up, run, check, report
 
         up_port = free_port()
         up_log = open(work / "upstream.log", "wb")
-        up = subprocess.Popen([sys.executable, "-m", "optimizer.fake_upstream", "--port", str(up_port)], cwd=ROOT,
+        up = subprocess.Popen([sys.executable, "-m", "fake_upstream", "--port", str(up_port)], cwd=ROOT,
                               env=env, stdout=up_log, stderr=subprocess.STDOUT)
         procs.append(up)
         wait_http(f"http://127.0.0.1:{up_port}/_stats", 30, up)

@@ -5,7 +5,7 @@ Run from the repository root::
     python -m tests.bench.savings                    # 4000 requests, about 2 minutes on 2 shared cores
     python -m tests.bench.savings --requests 1500 --concurrency 4 --json /tmp/savings.json
 
-It starts everything itself: the fake upstream in-process (``optimizer.fake_upstream``), a fresh
+It starts everything itself: the fake upstream in-process (``fake_upstream``), a fresh
 database (a temporary SQLite file with tables made from the models, or ``DATABASE_URL`` when set,
 migrated first: about 2 more minutes the first time; ``REDIS_URL`` is passed on), one uvicorn
 LEO server as a subprocess, and one tenant with an API key. The tenant's settings are the
@@ -293,7 +293,7 @@ class Pricer:
         self.prices = {m: (Decimal(i), Decimal(o)) for m, _p, kind, i, o in PRICES if kind == "chat"}
 
     def cost(self, model: str, messages: list[dict[str, Any]]) -> tuple[Decimal, int, int]:
-        from optimizer.fake_upstream import answer_text, count_tokens, last_user_text
+        from fake_upstream import answer_text, count_tokens, last_user_text
 
         prompt = 3 + sum(4 + count_tokens(m["content"]) for m in messages)
         completion = count_tokens(answer_text(last_user_text(messages)))
@@ -405,7 +405,7 @@ class Live:
             settings.MIGRATION_MODULES = _NoMigrations()
             call_command("migrate", run_syncdb=True, interactive=False, verbosity=0)
             prices_seed.seed(ModelPrice)
-        from optimizer.fake_upstream import run_in_thread
+        from fake_upstream import run_in_thread
 
         self.upstream = run_in_thread()
         self.port = free_port()

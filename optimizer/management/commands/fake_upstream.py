@@ -1,7 +1,7 @@
 """``python manage.py fake_upstream --port N``: serve the fake OpenAI-compatible upstream.
 
-A thin wrapper over ``optimizer.fake_upstream.serve``: one uvicorn process on loopback, log level
-warning. It prints the ``/v1`` base URL once the port is bound (useful with ``--port 0``).
+A thin wrapper over ``fake_upstream.serve`` (the dev/test package at the repository's top level,
+kept out of the product apps): one aiohttp server on loopback, log level warning. It prints the ``/v1`` base URL once the port is bound (useful with ``--port 0``).
 Knobs can be changed while it runs with ``POST /_config``; counters are at ``GET /_stats``.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from optimizer.fake_upstream import add_cli_arguments, knobs_from_options, serve
+from fake_upstream import add_cli_arguments, knobs_from_options, serve
 
 
 class Command(BaseCommand):

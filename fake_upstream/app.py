@@ -1,8 +1,8 @@
-"""A fake OpenAI-compatible upstream: LEO's stand-in for OpenAI in tests and benchmarks.
+"""The fake OpenAI-compatible upstream's ASGI app: what it answers, counts and fails with.
 
-It is a real HTTP server on loopback (a raw ASGI app served by uvicorn with httptools and
-uvloop, no framework, stdlib json), so it is also the latency baseline the gateway is measured
-against. Everything it answers is deterministic.
+A raw ASGI app (no framework, stdlib json), served on loopback by ``serving`` (aiohttp's public
+server, with uvloop), so it is also the latency baseline the gateway is measured against.
+Everything it answers is deterministic.
 
 Endpoints (OpenAI's wire format, as the official ``openai`` SDK parses it)::
 
@@ -46,7 +46,6 @@ then request validation (400) and the answer.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
@@ -70,8 +69,8 @@ AsgiMessage = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[AsgiMessage]]
 Send = Callable[[AsgiMessage], Awaitable[None]]
 
-# The ASGI scope extension under which our uvicorn protocol exposes the connection's transport:
-# closing a connection without a response (reset) or mid-body (drop) is impossible in plain ASGI.
+# The ASGI scope extension under which ``serving`` passes the connection's transport: closing a
+# connection without a response (reset) or mid-body (drop) is impossible in plain ASGI.
 TRANSPORT_EXTENSION = "leo.transport"
 
 MODELS: tuple[str, ...] = (
@@ -1067,8 +1066,8 @@ class FakeUpstream:
         """Close the connection: abortive (RST, no response) or after the bytes sent (FIN)."""
         transport = scope.get("extensions", {}).get(TRANSPORT_EXTENSION)
         if transport is None:
-            # Not served by our protocol: returning without finishing makes uvicorn close the
-            # connection (before a response it sends a 500 instead; documented limitation).
+            # Served by another ASGI server: returning without finishing makes most of them close
+            # the connection (before a response uvicorn sends a 500 instead; documented limitation).
             return
         if abortive:
             sock = transport.get_extra_info("socket")
@@ -1078,7 +1077,7 @@ class FakeUpstream:
             transport.abort()
         else:
             transport.close()
-        # Wait for uvicorn to see the connection go, so it does not log an unfinished response.
+        # Wait for the server to see the connection go, so it does not log an unfinished response.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_wait_disconnect(receive), timeout=2.0)
 
@@ -1098,193 +1097,6 @@ class FakeUpstream:
             await self._close(scope, receive, abortive=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# Serving: uvicorn protocol, in-thread runner, blocking serve, CLI arguments
-# ---------------------------------------------------------------------------------------------
-
-
-def _protocol_class() -> type[asyncio.Protocol] | str:
-    """uvicorn's httptools protocol, extended to put the transport in the ASGI scope."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # httptools missing: h11 works, without reset/drop control
-        return "h11"
-
-    class TransportExposingProtocol(HttpToolsProtocol):
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self.scope["extensions"] = {TRANSPORT_EXTENSION: self.transport}  # type: ignore[typeddict-unknown-key]
-
-    return TransportExposingProtocol
-
-
-def _make_server(app: FakeUpstream, *, log_level: str) -> Any:
-    """A uvicorn server for ``app`` that releases hanging requests when it starts to shut down."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            app.release_hangers()
-            await super().shutdown(sockets)
-
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
-    config = uvicorn.Config(
-        app,
-        loop=loop,
-        http=_protocol_class(),
-        lifespan="off",
-        log_level=log_level,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        # Keep pooled client connections alive like a real upstream would (httpx reuses them).
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=2,
-        backlog=2048,
-    )
-    return Server(config)
-
-
-def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening TCP socket; port 0 picks a free port, known before the server starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-class RunningFakeUpstream:
-    """A fake upstream served from a background thread; also a context manager."""
-
-    def __init__(self, app: FakeUpstream, server: Any, thread: threading.Thread, host: str, port: int) -> None:
-        self.app = app
-        self.host = host
-        self.port = port
-        self._server = server
-        self._thread = thread
-
-    @property
-    def base(self) -> str:
-        """``http://HOST:PORT`` (the control endpoints live here)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT/v1``: the ``base_url`` to give an OpenAI client."""
-        return self.base + "/v1"
-
-    def stats(self) -> dict[str, Any]:
-        """The counters (see ``FakeUpstream.stats``)."""
-        return self.app.stats()
-
-    def configure(self, **knobs: Any) -> dict[str, Any]:
-        """Change knobs at run time; returns them all."""
-        return self.app.configure(**knobs)
-
-    def reset(self) -> None:
-        """Zero the counters and restore default knobs."""
-        self.app.reset()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and wait for the thread (hanging requests are cut)."""
-        self._server.should_exit = True
-        self._thread.join(timeout)
-
-    def __enter__(self) -> RunningFakeUpstream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-def run_in_thread(host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> RunningFakeUpstream:
-    """Start a fake upstream in a daemon thread and return once it accepts requests."""
-    app = FakeUpstream(**knobs)
-    sock = bind_socket(host, port)
-    bound_port = sock.getsockname()[1]
-    server = _make_server(app, log_level="warning")
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"fake-upstream-{bound_port}", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError("the fake upstream did not start")
-        time.sleep(0.005)
-    return RunningFakeUpstream(app, server, thread, host, bound_port)
-
-
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    log_level: str = "warning",
-    announce: Callable[[str], None] | None = None,
-    **knobs: Any,
-) -> None:
-    """Serve in the foreground until SIGINT/SIGTERM; ``announce`` gets the ``/v1`` URL once bound."""
-    app = FakeUpstream(**knobs)
-    sock = bind_socket(host, port)
-    bound_port = sock.getsockname()[1]
-    shown_host = f"[{host}]" if ":" in host else host
-    if announce is not None:
-        announce(f"http://{shown_host}:{bound_port}/v1")
-    # uvicorn shuts down gracefully, then re-raises the captured SIGINT: that is a clean stop.
-    with contextlib.suppress(KeyboardInterrupt):
-        _make_server(app, log_level=log_level).run(sockets=[sock])
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command-line flags, shared by ``manage.py fake_upstream`` and ``python -m``."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (printed)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before the first byte")
-    parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between stream chunks")
-    parser.add_argument("--error-rate", type=float, default=0.0, help="share of requests that fail (0..1)")
-    parser.add_argument("--error-status", type=int, default=500, help="status of injected failures")
-    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the error-rate draws")
-    parser.add_argument("--drop-after-chunks", type=int, default=None, help="cut streams after K chunks")
-    parser.add_argument("--api-key", default=None, help="require this bearer token (401 otherwise)")
-    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
-
-
-def knobs_from_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Knob kwargs from parsed CLI options (argparse's dest names)."""
-    names = ("latency_ms", "chunk_delay_ms", "error_rate", "error_status", "retry_after", "seed",
-             "drop_after_chunks", "api_key")  # fmt: skip
-    return validate_knobs({name: options[name] for name in names if options.get(name) is not None})
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m optimizer.fake_upstream --port N ...`` (the same flags as the command)."""
-    parser = argparse.ArgumentParser(description="LEO's fake OpenAI-compatible upstream")
-    add_cli_arguments(parser)
-    options = vars(parser.parse_args(argv))
-    serve(
-        options["host"],
-        options["port"],
-        log_level=options["log_level"],
-        announce=lambda url: print(f"fake upstream (LEO test double) listening on {url}", flush=True),
-        **knobs_from_options(options),
-    )
-
-
 def iter_sse_data(raw: bytes) -> Iterator[str]:
     """The ``data:`` payloads of an SSE body, in order (a helper for raw-HTTP tests)."""
     for block in raw.split(b"\n\n"):
@@ -1292,6 +1104,3 @@ def iter_sse_data(raw: bytes) -> Iterator[str]:
             if line.startswith(b"data: "):
                 yield line[6:].decode("utf-8")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,48 @@
+"""LEO's fake OpenAI-compatible upstream: a dev/test package, not part of the product.
+
+A real HTTP server on loopback that answers deterministically in OpenAI's wire format, with
+configurable latency, errors, resets, hangs and streaming faults. Tests and benchmarks start it
+in-process (``run_in_thread``) or as a process (``python -m fake_upstream``, or
+``python manage.py fake_upstream``); ``make run`` starts it as the clearly labelled demo upstream
+when no ``LEO_UPSTREAM_URL`` is set. It needs only the standard library, aiohttp and uvloop (all
+in requirements/base.txt) and imports nothing from Django or the apps. See docs/fake_upstream.md.
+
+- ``app``: the ASGI app (``FakeUpstream``), its knobs, counters and token rule;
+- ``serving``: aiohttp's public server around it, the in-thread runner and the CLI.
+"""
+
+from __future__ import annotations
+
+from .app import (
+    MODELS,
+    FakeUpstream,
+    Knobs,
+    answer_tag,
+    answer_text,
+    content_text,
+    count_tokens,
+    iter_sse_data,
+    last_user_text,
+    prepare_chat,
+    validate_knobs,
+)
+from .serving import RunningFakeUpstream, add_cli_arguments, knobs_from_options, run_in_thread, serve
+
+__all__ = [
+    "MODELS",
+    "FakeUpstream",
+    "Knobs",
+    "RunningFakeUpstream",
+    "add_cli_arguments",
+    "answer_tag",
+    "answer_text",
+    "content_text",
+    "count_tokens",
+    "iter_sse_data",
+    "knobs_from_options",
+    "last_user_text",
+    "prepare_chat",
+    "run_in_thread",
+    "serve",
+    "validate_knobs",
+]

@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # What `make run` needs (`make test` adds requirements/test.txt). torch is pinned in
 # requirements/base.txt (a CPU build); never let pip pick an unpinned one.
-.venv/bin/pip install -q --disable-pip-version-check -r requirements/base.txt
+.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 
 # Local secrets, generated once; no secret has a default value in code.
 if [ ! -f .env ]; then

@@ -263,7 +263,7 @@ def test_hostile_bodies_get_openai_errors_and_never_reach_the_upstream(quiet_kit
 def test_token_arrays_are_forwarded_and_cached_as_they_are(quiet_kit: TenantKit, fake_upstream: Any) -> None:
     """`prompt` and `input` may be token ids or token arrays (the openai SDK sends them as such);
     LEO forwards them untouched, and the same token prompt is then an exact-cache hit."""
-    from optimizer.fake_upstream import answer_tag
+    from fake_upstream import answer_tag
     from optimizer.models import RequestLog
     from tests.conftest import wait_for_rows
 

@@ -22,7 +22,7 @@ from typing import Any
 import openai
 import pytest
 
-from optimizer.fake_upstream import answer_tag as _hex_tag
+from fake_upstream import answer_tag as _hex_tag
 from optimizer.models import OptimizerSettings, RequestLog
 from optimizer.pipeline.canonical import canonicalize
 from tenants.models import ApiKey

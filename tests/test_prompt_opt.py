@@ -508,7 +508,7 @@ def test_a_default_tenant_sends_the_quoted_spaces_upstream(kit: Any) -> None:
     The fake upstream tags its answer with the hash of the text it received."""
     import uuid
 
-    from optimizer.fake_upstream import answer_tag
+    from fake_upstream import answer_tag
 
     content = f"What does len('a     b') return? ({uuid.uuid4().hex[:8]})   \n\n\n\nJust the number."
     resp = kit.client().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": content}])

@@ -22,7 +22,7 @@ import openai
 import pytest
 from django.utils import timezone
 
-from optimizer.fake_upstream import answer_tag as _hex_tag
+from fake_upstream import answer_tag as _hex_tag
 from optimizer.models import CacheEntry, RequestLog
 from optimizer.pipeline import replica_feed, semantic_stage
 from optimizer.pipeline.exact_cache import Cached

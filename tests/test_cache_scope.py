@@ -229,8 +229,10 @@ def test_a_per_key_route_never_shares_answers_with_another_key(make_tenant: Call
     g2, g2_plain = ApiKey.issue(kit.tenant, name="G2")
     OptimizerSettings.objects.create(tenant=kit.tenant, routing=True, routing_rules=[{**RULE, "api_keys": [g2.prefix]}])
     g2_client = openai.OpenAI(base_url=kit.base_url, api_key=g2_plain, max_retries=0, timeout=30)
-    q, q2, q2_paraphrase = ("What is the capital city of Australia?", "What is the tallest mountain in Japan?",
-                            "Which mountain is the highest in Japan?")
+    # (a rewording that the verifier passes: tests/test_semantic_pipeline.py GREEN_TEA_FAR)
+    q, q2, q2_paraphrase = ("What is the capital city of Australia?",
+                            "What are the health benefits of drinking green tea?",
+                            "What health benefits does drinking green tea have?")
     for text in (q, q2):
         routed, h = create(kit, user(text), client=g2_client, model="gpt-4o")
         assert h["x-leo-route"] == "gpt-4o->gpt-4o-mini" and routed.model == "gpt-4o-mini"

@@ -206,8 +206,8 @@ def _read_own_writes() -> None:
 
 def _pending(request: HttpRequest, request_id: str) -> HttpResponse:
     """A request id that is not (yet) in this tenant's ledger: 'being recorded', re-checked every
-    second, then a 404 once PENDING_SECONDS have passed since the first look. The page is the same
-    for an id that never existed and for another tenant's id, so it says nothing about either."""
+    second, then a 404 once PENDING_SECONDS have passed since the first look. Another tenant's id
+    never gets here (a 404), so the page only ever echoes an id that is in no ledger."""
     if not REQUEST_ID_RE.fullmatch(request_id):
         raise Http404("No such request")
     now = int(time.time())
@@ -232,6 +232,10 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
     row = (RequestLog.objects.select_related("api_key")
            .filter(tenant=request.tenant, request_id=request_id).first())  # type: ignore[attr-defined]
     if row is None:
+        # Another tenant's request is a plain 404, like every cross-tenant URL (tests/test_isolation.py);
+        # only an id in no ledger yet may be one of ours on its way.
+        if RequestLog.objects.filter(request_id=request_id).exists():
+            raise Http404("No such request")
         return _pending(request, request_id)
     if request.htmx:  # type: ignore[attr-defined]
         # The pending page's poll found the row: load the full page at its clean address.

@@ -197,6 +197,11 @@ class ApiKey(models.Model):
             self.save(update_fields=["monthly_budget_usd", "requests_per_minute", "tokens_per_minute",
                                      "allowed_models", "limits_changed_at"])
 
+    def limit_values(self) -> dict[str, Any]:
+        """The key's limits as `set_limits` takes them (to copy them onto a rotated key)."""
+        return {"monthly_budget_usd": self.monthly_budget_usd, "requests_per_minute": self.requests_per_minute,
+                "tokens_per_minute": self.tokens_per_minute, "allowed_models": list(self.allowed_models or [])}
+
     def limits(self) -> dict[str, Any]:
         """The key's limits as plain values, for audit events."""
         return {"monthly_budget_usd": None if self.monthly_budget_usd is None else str(self.monthly_budget_usd),

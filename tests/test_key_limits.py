@@ -4,6 +4,9 @@ envelope names it. Real server, official SDK, the ledger (and Redis when REDIS_U
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 import uuid
 from decimal import Decimal
 from io import StringIO
@@ -137,3 +140,37 @@ def test_create_api_key_refuses_bad_limits_without_a_key() -> None:
             call_command("create_api_key", tenant.slug, *bad, stdout=out)
         assert "leo_" not in out.getvalue(), bad
     assert not ApiKey.objects.filter(tenant=tenant).exists()
+
+
+@pytest.fixture(scope="module")
+def two_workers(start_server, leo_server):
+    """With REDIS_URL, two gunicorn workers share the key's counters (the production shape);
+    without Redis one worker, since per-process counters are the documented fallback."""
+    return start_server(workers=2, gunicorn=True) if os.environ.get("REDIS_URL") else leo_server
+
+
+def test_key_rate_limit_holds_under_concurrency_across_workers(make_tenant, two_workers) -> None:
+    kit = make_tenant("KeyBurst", server=two_workers)
+    row, plaintext = ApiKey.issue(kit.tenant, name="burst")
+    row.set_limits(requests_per_minute=10)
+    while time.time() % 60 > 40:  # the burst stays within one minute window
+        time.sleep(1)
+
+    async def fire() -> list[int]:
+        client = openai.AsyncOpenAI(base_url=kit.base_url, api_key=plaintext, max_retries=0, timeout=60)
+
+        async def one(i: int) -> int:
+            try:
+                await client.chat.completions.create(model="gpt-4o-mini", max_tokens=5,
+                                                     messages=[{"role": "user", "content": f"burst {i} {uuid.uuid4()}"}])
+                return 200
+            except openai.APIStatusError as exc:
+                return exc.status_code
+
+        try:
+            return await asyncio.gather(*(one(i) for i in range(60)))
+        finally:
+            await client.close()
+
+    statuses = asyncio.run(fire())
+    assert statuses.count(200) == 10 and statuses.count(429) == 50, sorted(statuses)

@@ -33,6 +33,11 @@ app.conf.beat_schedule = {
         "task": "optimizer.tasks.evict_caches",
         "schedule": crontab(minute="*/15"),
     },
+    # Owners' alert thresholds (optimizer/alerts.py): one email per crossing.
+    "evaluate-alerts": {
+        "task": "optimizer.tasks.evaluate_alerts",
+        "schedule": crontab(minute="*"),
+    },
     # Pick up subscription changes a lost webhook would otherwise leave stale.
     "stripe-subscription-refresh": {
         "task": "billing.tasks.refresh_subscriptions",

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import cache_admin
-from .models import CacheEntry, Feedback, ModelPrice, OptimizerSettings, RequestLog, UsageRollup
+from .models import Alert, CacheEntry, Feedback, ModelPrice, OptimizerSettings, RequestLog, UsageRollup
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -78,3 +78,12 @@ class UsageRollupAdmin(ReadOnlyAdmin):
     list_display = ["tenant", "period", "start", "technique", "requests", "tokens_saved", "saved_usd", "cost_usd"]
     list_filter = ["period", "technique"]
     search_fields = ["tenant__name"]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "kind", "threshold_percent", "window_minutes", "enabled", "active", "value_percent",
+                    "last_crossed_at"]
+    list_filter = ["kind", "active", "enabled"]
+    search_fields = ["tenant__name"]
+    readonly_fields = ["active", "value_percent", "last_crossed_at", "last_evaluated_at"]

@@ -245,3 +245,35 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} {self.period} {self.start:%Y-%m-%d %H:00} {self.technique}"
+
+
+class Alert(models.Model):
+    """An owner's threshold on one of the tenant's figures, evaluated every minute (optimizer/alerts.py).
+
+    `active` says whether the figure is at or above the threshold now; the move from inactive to
+    active is a crossing, and each crossing sends one email to the tenant's owners. The figure
+    falling back under the threshold clears it, so the next crossing mails again.
+    """
+
+    class Kind(models.TextChoices):
+        BUDGET_SHARE = "budget_share", "Share of the monthly budget spent"
+        ERROR_RATE = "error_rate", "Error rate"
+        WRONG_FEEDBACK_RATE = "wrong_feedback_rate", "Wrong-answer feedback rate"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    enabled = models.BooleanField(default=True)
+    threshold_percent = models.DecimalField(max_digits=6, decimal_places=2)
+    # Rates are measured over the last `window_minutes`; the budget share over the UTC month so far.
+    window_minutes = models.PositiveIntegerField(default=60)
+    active = models.BooleanField(default=False)
+    value_percent = models.FloatField(null=True, blank=True, help_text="The figure at the last evaluation.")
+    last_crossed_at = models.DateTimeField(null=True, blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "kind"], name="one_alert_per_tenant_and_kind")]
+        ordering = ["kind"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} {self.kind} >= {self.threshold_percent}%"

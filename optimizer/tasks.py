@@ -1,7 +1,7 @@
 """Celery tasks of the optimizer: thin wrappers around service functions.
 
-`evict_caches` is meant for the beat schedule (leo_optima/celery.py), e.g. every 15 minutes. A
-`shared_task` needs no configured app to be called directly, so without a broker it also runs
+`evict_caches` is meant for the beat schedule (leo_optima/celery.py), e.g. every 15 minutes, and
+`evaluate_alerts` for every minute. A `shared_task` needs no configured app to be called directly, so without a broker it also runs
 eagerly, and `python manage.py cache evict TENANT` does the same for one tenant by hand.
 """
 
@@ -12,7 +12,7 @@ import logging
 
 from celery import shared_task
 
-from . import cache_admin
+from . import alerts, cache_admin
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +25,12 @@ def evict_caches() -> dict[int, int]:
     if total:
         log.info("cache eviction dropped %d entries", total, extra={"tenants": len(evicted)})
     return evicted
+
+
+@shared_task(name="optimizer.tasks.evaluate_alerts", ignore_result=True, soft_time_limit=50, time_limit=55)
+def evaluate_alerts() -> int:
+    """Evaluate every enabled alert (optimizer/alerts.py); returns how many crossed (and mailed) now."""
+    crossed = sum(1 for outcome in alerts.evaluate_all() if outcome.crossed)
+    if crossed:
+        log.info("alerts crossed", extra={"alerts": crossed})
+    return crossed

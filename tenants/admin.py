@@ -52,8 +52,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["prefix", "name", "tenant__name"]
     list_filter = ["revoked_at", "tenant"]
     # The digest is useless to staff and a secret-derived value: keep it off the page.
-    fields = ["tenant", "name", "prefix", "created_at", "created_by", "expires_at", "revoked_at", "last_used_at"]
-    readonly_fields = ["prefix", "created_at", "created_by", "last_used_at", "revoked_at"]
+    fields = ["tenant", "name", "prefix", "created_at", "created_by", "expires_at", "revoked_at", "last_used_at",
+              "monthly_budget_usd", "requests_per_minute", "tokens_per_minute", "allowed_models", "limits_changed_at"]
+    # Limits are set through ApiKey.set_limits (portal, create_api_key), which restarts the budget counter.
+    readonly_fields = ["prefix", "created_at", "created_by", "last_used_at", "revoked_at", "monthly_budget_usd",
+                       "requests_per_minute", "tokens_per_minute", "allowed_models", "limits_changed_at"]
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

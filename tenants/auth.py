@@ -39,7 +39,7 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's tenant and the tenant's limits, as of at most CACHE_SECONDS ago."""
+    """Who is calling: the key's tenant, the tenant's and the key's limits, as of at most CACHE_SECONDS ago."""
 
     tenant_id: int
     tenant_slug: str
@@ -52,6 +52,12 @@ class Principal:
     requests_per_minute: int | None
     tokens_per_minute: int | None
     expires_at: datetime | None = None
+    # The key's own limits (None / empty: only the tenant's apply); see ApiKey.
+    key_monthly_budget_usd: Decimal | None = None
+    key_requests_per_minute: int | None = None
+    key_tokens_per_minute: int | None = None
+    key_allowed_models: tuple[str, ...] = ()
+    key_limits_version: int = 0
     cached_at: float = field(default_factory=time.monotonic)
 
 
@@ -85,6 +91,9 @@ def _load(prefix: str, plaintext: str) -> Principal | None:
         allowed_models=tuple(t.allowed_models or ()), monthly_token_quota=t.monthly_token_quota,
         monthly_spend_quota_usd=t.monthly_spend_quota_usd, requests_per_minute=t.requests_per_minute,
         tokens_per_minute=t.tokens_per_minute, expires_at=row.expires_at,
+        key_monthly_budget_usd=row.monthly_budget_usd, key_requests_per_minute=row.requests_per_minute,
+        key_tokens_per_minute=row.tokens_per_minute, key_allowed_models=tuple(row.allowed_models or ()),
+        key_limits_version=int(row.limits_changed_at.timestamp()) if row.limits_changed_at else 0,
     )
 
 

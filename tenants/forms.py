@@ -82,3 +82,33 @@ class ProviderCredentialForm(forms.ModelForm):
         if commit:
             credential.save()
         return credential
+
+
+class KeyLimitsForm(forms.Form):
+    """A key's own limits; empty fields mean none (only the tenant's limits apply)."""
+
+    monthly_budget_usd = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=4,
+                                            label="Monthly budget (USD)",
+                                            help_text="Spend per UTC month; over it, calls get a 429.")
+    requests_per_minute = forms.IntegerField(required=False, min_value=1, max_value=10_000_000,
+                                             label="Requests per minute")
+    tokens_per_minute = forms.IntegerField(required=False, min_value=1, max_value=2_000_000_000,
+                                           label="Tokens per minute")
+    allowed_models = forms.CharField(required=False, max_length=4000, label="Allowed models",
+                                     help_text="Comma-separated; empty: every model the tenant may call.")
+
+    @classmethod
+    def for_key(cls, key: Any, data: Any = None, **kwargs: Any) -> KeyLimitsForm:
+        initial = {"monthly_budget_usd": key.monthly_budget_usd, "requests_per_minute": key.requests_per_minute,
+                   "tokens_per_minute": key.tokens_per_minute, "allowed_models": ", ".join(key.allowed_models or [])}
+        return cls(data, initial=initial, **kwargs)
+
+    def clean_allowed_models(self) -> list[str]:
+        names = _model_list(self.cleaned_data.get("allowed_models", ""))
+        if any(len(name) > 120 or "\x00" in name for name in names):
+            raise forms.ValidationError("Model names are at most 120 characters, without NUL.")
+        return list(dict.fromkeys(names))
+
+    def limits(self) -> dict[str, Any]:
+        """Keyword arguments for ApiKey.set_limits."""
+        return dict(self.cleaned_data)

@@ -6,12 +6,13 @@ This app imports no other app of the project (see docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
+from django.core.validators import MinValueValidator, URLValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
@@ -125,7 +126,11 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
 
 
 class ApiKey(models.Model):
-    """A tenant's key for `/v1/*`. Only the lookup prefix and an HMAC digest are stored."""
+    """A tenant's key for `/v1/*`. Only the lookup prefix and an HMAC digest are stored.
+
+    Limits (null or empty: only the tenant's apply) are admitted in the same atomic step as the
+    tenant's (tenants/quotas.py): a request goes through only when both have room.
+    """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
@@ -136,6 +141,15 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True,
+                                             validators=[MinValueValidator(Decimal("0"))])
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    # Empty: whatever the tenant may call; otherwise only these model names (within the tenant's).
+    allowed_models = models.JSONField(default=list, blank=True, validators=[refuse_nul])
+    # Names the key's month counter, so an edit restarts it from the ledger (a counter kept while
+    # the budget was off was not kept up to date).
+    limits_changed_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -162,6 +176,37 @@ class ApiKey(models.Model):
         if self.expires_at and self.expires_at <= timezone.now():
             return "expired"
         return "active"
+
+    @property
+    def has_limits(self) -> bool:
+        return bool(self.monthly_budget_usd is not None or self.requests_per_minute is not None
+                    or self.tokens_per_minute is not None or self.allowed_models)
+
+    def set_limits(self, *, monthly_budget_usd: Decimal | None = None, requests_per_minute: int | None = None,
+                   tokens_per_minute: int | None = None, allowed_models: list[str] | None = None,
+                   save: bool = True) -> None:
+        """Replace the key's limits (None / empty: none), validated; the month counter restarts
+        from the ledger (see `limits_changed_at`)."""
+        self.monthly_budget_usd = monthly_budget_usd
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self.allowed_models = list(allowed_models or [])
+        self.limits_changed_at = timezone.now()
+        self.full_clean(exclude=["tenant", "prefix", "digest", "created_by"], validate_unique=False)
+        if save:
+            self.save(update_fields=["monthly_budget_usd", "requests_per_minute", "tokens_per_minute",
+                                     "allowed_models", "limits_changed_at"])
+
+    def limit_values(self) -> dict[str, Any]:
+        """The key's limits as `set_limits` takes them (to copy them onto a rotated key)."""
+        return {"monthly_budget_usd": self.monthly_budget_usd, "requests_per_minute": self.requests_per_minute,
+                "tokens_per_minute": self.tokens_per_minute, "allowed_models": list(self.allowed_models or [])}
+
+    def limits(self) -> dict[str, Any]:
+        """The key's limits as plain values, for audit events."""
+        return {"monthly_budget_usd": None if self.monthly_budget_usd is None else str(self.monthly_budget_usd),
+                "requests_per_minute": self.requests_per_minute, "tokens_per_minute": self.tokens_per_minute,
+                "allowed_models": list(self.allowed_models or [])}
 
     def revoke(self) -> None:
         if self.revoked_at is None:

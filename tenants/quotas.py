@@ -1,8 +1,10 @@
 """Quotas and rate limits, admitted atomically across workers.
 
 Four limits per tenant, each optional: requests per minute, tokens per minute, tokens per calendar
-month (UTC) and spend per month. Admission is all-or-nothing in one Redis script (or one step on
-the event loop without Redis), so N workers cannot together admit more than the limit.
+month (UTC) and spend per month; and three per API key, each optional: requests and tokens per
+minute and spend per month (its budget). Admission is all-or-nothing in one Redis script (or one
+step on the event loop without Redis), tenant's and key's counters together, so N workers cannot
+together admit more than any limit, and a request refused by the key holds nothing of the tenant's.
 
 Tokens and spend are not known until the upstream answers, so admission *reserves* an estimate
 (prompt estimate + max_tokens, or a default completion allowance) and `settle` later adds the
@@ -16,7 +18,8 @@ completion allowance; it is zero for calls whose max_tokens bounds their complet
 prompt estimate is not below the provider's count.
 
 The monthly counters start from the ledger: the caller passes `month_usage` (a coroutine reading
-the ledger) used only when the counter does not exist yet (new month, Redis flushed, new process).
+the tenant's ledger rows) and `key_month_spend` (the key's), used only when the counter does not
+exist yet (new month, Redis flushed, new process). The overspend bound above holds per key too.
 When Redis is down, limits fall back to per-process counters (documented in SECURITY.md): a tenant
 may then get up to one limit per worker process, never an unlimited pass.
 """
@@ -57,6 +60,18 @@ class Reservation:
     month: str
     tokens: int
     micro_usd: int
+    api_key_id: int = 0
+    key_tokens: int = 0  # held against the key's tokens/minute
+    key_micro_usd: int = 0  # held against the key's monthly budget
+    key_limits_version: int = 0
+
+
+def _key_minute(reservation: Reservation) -> str:
+    return f"leo:q:k:{reservation.api_key_id}:m:{reservation.minute_key.rsplit(':', 1)[1]}"
+
+
+def _key_month_usd(reservation: Reservation) -> str:
+    return f"leo:q:k:{reservation.api_key_id}:M:{reservation.month}:usd:{reservation.key_limits_version}"
 
 
 def _month(now: datetime) -> str:
@@ -78,12 +93,14 @@ async def admit(
     tokens: int,
     usd: Decimal,
     month_usage: Callable[[], Awaitable[tuple[int, Decimal]]],
+    key_month_spend: Callable[[], Awaitable[Decimal]] | None = None,
 ) -> Reservation:
     """Reserve `tokens` and `usd` against every configured limit, or raise QuotaExceeded."""
     now = datetime.now(UTC)
     reservation = Reservation(principal.tenant_id, f"leo:q:{principal.tenant_id}:m:{int(time.time() // 60)}",
-                              _month(now), 0, 0)
-    await _reserve(principal, reservation, tokens, usd, month_usage, count_request=True)
+                              _month(now), 0, 0, api_key_id=principal.api_key_id,
+                              key_limits_version=principal.key_limits_version)
+    await _reserve(principal, reservation, tokens, usd, month_usage, key_month_spend, count_request=True)
     return reservation
 
 
@@ -93,10 +110,11 @@ async def reserve_more(
     tokens: int,
     usd: Decimal,
     month_usage: Callable[[], Awaitable[tuple[int, Decimal]]],
+    key_month_spend: Callable[[], Awaitable[Decimal]] | None = None,
 ) -> None:
     """Add to an admitted request's reservation (more upstream calls than admitted for), or raise
     QuotaExceeded and change nothing. The request is not counted again against requests/minute."""
-    await _reserve(principal, reservation, tokens, usd, month_usage, count_request=False)
+    await _reserve(principal, reservation, tokens, usd, month_usage, key_month_spend, count_request=False)
 
 
 async def _reserve(
@@ -105,6 +123,7 @@ async def _reserve(
     tokens: int,
     usd: Decimal,
     month_usage: Callable[[], Awaitable[tuple[int, Decimal]]],
+    key_month_spend: Callable[[], Awaitable[Decimal]] | None,
     *,
     count_request: bool,
 ) -> None:
@@ -129,6 +148,19 @@ async def _reserve(
     if principal.monthly_spend_quota_usd is not None:
         checks.append((month_usd, micro, int(principal.monthly_spend_quota_usd * MICRO), MONTH_TTL))
         kinds.append("monthly_spend")
+    # The key's limits join the same all-or-nothing step.
+    key_month_usd = _key_month_usd(reservation)
+    if principal.key_requests_per_minute is not None and count_request:
+        checks.append((f"{_key_minute(reservation)}:req", 1, principal.key_requests_per_minute, 120))
+        kinds.append("key_requests_per_minute")
+    if principal.key_tokens_per_minute is not None:
+        checks.append((f"{_key_minute(reservation)}:tok", tokens, principal.key_tokens_per_minute, 120))
+        kinds.append("key_tokens_per_minute")
+    if principal.key_monthly_budget_usd is not None:
+        if key_month_spend is None:
+            raise TypeError("a key with a monthly budget needs key_month_spend (its ledger spend)")
+        checks.append((key_month_usd, micro, int(principal.key_monthly_budget_usd * MICRO), MONTH_TTL))
+        kinds.append("key_monthly_budget")
     if not checks:
         return
 
@@ -146,6 +178,9 @@ async def _reserve(
                 await _ensure_month(state, month_tok, lambda: initial(0))
             if "monthly_spend" in kinds:
                 await _ensure_month(state, month_usd, lambda: initial(1))
+        if "key_monthly_budget" in kinds and key_month_spend is not None:
+            spend = key_month_spend
+            await _ensure_month(state, key_month_usd, lambda: _micro(spend))
         return await state.admit(checks)
 
     try:
@@ -154,6 +189,8 @@ async def _reserve(
         ok, failed = await run(_fallback)
     if not ok:
         kind = kinds[failed]
+        if kind.startswith("key_"):
+            raise _key_exceeded(principal, kind, now)
         if kind.endswith("per_minute"):
             retry = max(1, 60 - int(time.time()) % 60)
             what = "requests" if kind.startswith("requests") else "tokens"
@@ -167,6 +204,31 @@ async def _reserve(
         reservation.tokens += tokens
     if principal.monthly_spend_quota_usd is not None:
         reservation.micro_usd += micro
+    if principal.key_tokens_per_minute is not None:
+        reservation.key_tokens += tokens
+    if principal.key_monthly_budget_usd is not None:
+        reservation.key_micro_usd += micro
+
+
+async def _micro(spend: Callable[[], Awaitable[Decimal]]) -> int:
+    return int((await spend() * MICRO).to_integral_value())
+
+
+def _key_exceeded(principal: Principal, kind: str, now: datetime) -> QuotaExceeded:
+    """The 429 for a key's own limit; the message names the limit and the key (by prefix)."""
+    key = f"API key {principal.key_prefix}…"
+    if kind == "key_monthly_budget":
+        return QuotaExceeded(f"{key} exceeded its monthly budget of ${principal.key_monthly_budget_usd:f} "
+                             "(key_monthly_budget_usd). It resets at the start of next month (UTC).",
+                             kind=kind, retry_after=_seconds_to_next_month(now))
+    retry = max(1, 60 - int(time.time()) % 60)
+    if kind == "key_requests_per_minute":
+        msg = (f"Rate limit reached for requests per minute on {key} (key_requests_per_minute: "
+               f"{principal.key_requests_per_minute}). Please try again in {retry}s.")
+    else:
+        msg = (f"Rate limit reached for tokens per minute on {key} (key_tokens_per_minute: "
+               f"{principal.key_tokens_per_minute}). Please try again in {retry}s.")
+    return QuotaExceeded(msg, kind=kind, retry_after=retry)
 
 
 async def settle(principal: Principal, reservation: Reservation, tokens: int, usd: Decimal) -> None:
@@ -180,6 +242,12 @@ async def settle(principal: Principal, reservation: Reservation, tokens: int, us
         updates.append((f"leo:q:{reservation.tenant_id}:M:{reservation.month}:tok", delta_tokens, MONTH_TTL))
     if principal.monthly_spend_quota_usd is not None and delta_micro:
         updates.append((f"leo:q:{reservation.tenant_id}:M:{reservation.month}:usd", delta_micro, MONTH_TTL))
+    key_delta_tokens = tokens - reservation.key_tokens
+    key_delta_micro = int((usd * MICRO).to_integral_value()) - reservation.key_micro_usd
+    if principal.key_tokens_per_minute is not None and key_delta_tokens:
+        updates.append((f"{_key_minute(reservation)}:tok", key_delta_tokens, 120))
+    if principal.key_monthly_budget_usd is not None and key_delta_micro:
+        updates.append((_key_month_usd(reservation), key_delta_micro, MONTH_TTL))
     for key, amount, ttl in updates:
         try:
             await get_state().add(key, amount, ttl)

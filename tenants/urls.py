@@ -14,6 +14,7 @@ urlpatterns = [
     path("keys/new/", views.key_create, name="key_create"),
     path("keys/<int:pk>/revoke/", views.key_revoke, name="key_revoke"),
     path("keys/<int:pk>/rotate/", views.key_rotate, name="key_rotate"),
+    path("keys/<int:pk>/limits/", views.key_limits, name="key_limits"),
     path("members/", views.members, name="members"),
     path("members/invite/", views.member_invite, name="member_invite"),
     path("members/<int:pk>/role/", views.member_role, name="member_role"),

@@ -157,6 +157,19 @@ async def _month_usage(tenant_id: int) -> tuple[int, Decimal]:
     return await run_db(query)
 
 
+async def _key_month_spend(api_key_id: int) -> Decimal:
+    """The key's spend this UTC month, from the ledger (starts the key's budget counter)."""
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    def query() -> Decimal:
+        start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        agg = RequestLog.objects.filter(api_key_id=api_key_id, created_at__gte=start).aggregate(usd=Sum("cost_usd"))
+        return Decimal(agg["usd"] or 0)
+
+    return await run_db(query)
+
+
 def completion_allowance(endpoint: str, body: dict[str, Any]) -> int:
     """The completion tokens one upstream call of `body` may bill: max_tokens (or a default) per choice."""
     if endpoint == "embeddings":
@@ -179,7 +192,8 @@ async def _admit(call: Call, price: Price) -> tuple[quotas.Reservation, int]:
     completion = completion_allowance(call.endpoint, call.body)
     try:
         reservation = await quotas.admit(call.principal, est_prompt + completion, price.cost(est_prompt, completion),
-                                         lambda: _month_usage(call.principal.tenant_id))
+                                         lambda: _month_usage(call.principal.tenant_id),
+                                         lambda: _key_month_spend(call.principal.api_key_id))
     except quotas.QuotaExceeded as exc:
         raise quota_exceeded(exc) from None
     return reservation, est_prompt
@@ -191,7 +205,8 @@ async def reserve_more(call: Call, price: Price, reservation: quotas.Reservation
     quotas.QuotaExceeded (and reserves nothing) when the limits have no room for them."""
     await quotas.reserve_more(call.principal, reservation, prompt_tokens + completion_tokens,
                               price.cost(prompt_tokens, completion_tokens),
-                              lambda: _month_usage(call.principal.tenant_id))
+                              lambda: _month_usage(call.principal.tenant_id),
+                              lambda: _key_month_spend(call.principal.api_key_id))
 
 
 def _settle(call: Call, rec: Record, reservation: quotas.Reservation) -> None:

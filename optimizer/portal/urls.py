@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import alerts, views
 
 app_name = "optimizer_portal"
 
@@ -18,4 +18,5 @@ urlpatterns = [
     path("cache/purge/", views.cache_purge, name="cache_purge"),
     path("cache/<int:pk>/delete/", views.cache_delete, name="cache_delete"),
     path("settings/", views.settings_page, name="settings"),
+    path("settings/alerts/", alerts.alerts_page, name="alerts"),
 ]

@@ -77,8 +77,9 @@ def forget(tenant_id: int | None = None) -> None:
 
 
 def permitted(principal: Principal, model: str) -> bool:
-    """The staff allow-list: empty allows every model, otherwise only those named."""
-    return not principal.allowed_models or model in principal.allowed_models
+    """The staff allow-list, then the key's own: empty allows every model, otherwise only those named."""
+    return ((not principal.allowed_models or model in principal.allowed_models)
+            and (not principal.key_allowed_models or model in principal.key_allowed_models))
 
 
 async def platform_offers(model: str) -> bool:

@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from tenants import crypto
-from tenants.forms import ApiKeyForm, InviteForm, ProviderCredentialForm, RoleForm, RotateKeyForm
+from tenants.forms import ApiKeyForm, InviteForm, KeyLimitsForm, ProviderCredentialForm, RoleForm, RotateKeyForm
 from tenants.models import ApiKey, AuditEvent, Membership, ProviderCredential, Role
 
 from .access import SESSION_KEY, memberships_for, portal_view, render_portal
@@ -51,12 +51,12 @@ def switch(request: HttpRequest) -> HttpResponse:
 # --- API keys --------------------------------------------------------------------------------------
 
 def _keys_page(request: HttpRequest, form: ApiKeyForm | None = None, new_key: tuple[ApiKey, str] | None = None,
-               status: int = 200) -> HttpResponse:
+               status: int = 200, limits_form: KeyLimitsForm | None = None) -> HttpResponse:
     keys = ApiKey.objects.filter(tenant=request.tenant).select_related("created_by")  # type: ignore[attr-defined]
     response = render_portal(request, "portal/keys.html", {
         "section": "keys", "keys": keys, "form": form or ApiKeyForm(), "rotate_form": RotateKeyForm(),
         "new_key": new_key[0] if new_key else None, "plaintext": new_key[1] if new_key else None,
-        "base_url": public_base_url(request),
+        "base_url": public_base_url(request), "limits_form": limits_form or KeyLimitsForm(prefix="limits"),
     }, status=status)
     return response
 
@@ -94,13 +94,17 @@ def keys(request: HttpRequest) -> HttpResponse:
 @require_POST
 def key_create(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST)
-    if not form.is_valid():
-        return _keys_page(request, form=form, status=400)
+    limits_form = KeyLimitsForm(request.POST, prefix="limits")
+    if not (form.is_valid() & limits_form.is_valid()):  # both, so every error shows at once
+        return _keys_page(request, form=form, status=400, limits_form=limits_form)
     days = form.cleaned_data["expires_in_days"]
     expires = timezone.now() + timedelta(days=days) if days else None
-    row, plaintext = ApiKey.issue(request.tenant, name=form.cleaned_data["name"],  # type: ignore[attr-defined]
-                                  created_by=request.user, expires_at=expires)
-    _audit(request, "api_key.created", target=row.prefix, name=row.name)
+    with transaction.atomic():
+        row, plaintext = ApiKey.issue(request.tenant, name=form.cleaned_data["name"],  # type: ignore[attr-defined]
+                                      created_by=request.user, expires_at=expires)
+        row.set_limits(**limits_form.limits())
+    _audit(request, "api_key.created", target=row.prefix, name=row.name,
+           **({"limits": row.limits()} if row.has_limits else {}))
     return _hand_over(request, row, plaintext)
 
 
@@ -132,6 +136,7 @@ def key_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         row, plaintext = ApiKey.issue(request.tenant, name=old.name, created_by=request.user,  # type: ignore[attr-defined]
                                       expires_at=old.expires_at)
+        row.set_limits(**old.limit_values())  # the new key keeps the old one's limits
         if grace:
             until = timezone.now() + timedelta(seconds=grace)
             old.expires_at = min(old.expires_at, until) if old.expires_at else until
@@ -140,6 +145,27 @@ def key_rotate(request: HttpRequest, pk: int) -> HttpResponse:
             old.revoke()
     _audit(request, "api_key.rotated", target=old.prefix, new_prefix=row.prefix, grace_seconds=grace)
     return _hand_over(request, row, plaintext)
+
+
+def _key_limits_page(request: HttpRequest, key: ApiKey, form: KeyLimitsForm, status: int = 200) -> HttpResponse:
+    return render_portal(request, "portal/key_limits.html", {"section": "keys", "key": key, "form": form},
+                         status=status)
+
+
+@portal_view(manage=True)
+def key_limits(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit a key's own limits (budget, requests and tokens per minute, allowed models)."""
+    key = get_object_or_404(ApiKey, pk=pk, tenant=request.tenant)  # type: ignore[attr-defined]
+    if request.method != "POST":
+        return _key_limits_page(request, key, KeyLimitsForm.for_key(key))
+    form = KeyLimitsForm.for_key(key, request.POST)
+    if not form.is_valid():
+        return _key_limits_page(request, key, form, status=400)
+    before = key.limits()
+    key.set_limits(**form.limits())
+    _audit(request, "api_key.limits_changed", target=key.prefix, old=before, new=key.limits())
+    messages.success(request, f"Limits of {key.prefix}… saved. They apply to calls within seconds.")
+    return redirect("portal:keys")
 
 
 # --- Members ---------------------------------------------------------------------------------------

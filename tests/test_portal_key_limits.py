@@ -31,7 +31,7 @@ def test_create_with_limits(actors: Actors) -> None:
     response = owner.post("/portal/keys/new/", {"name": "capped", "limits-monthly_budget_usd": "25",
                                                 "limits-requests_per_minute": "60", "limits-tokens_per_minute": "",
                                                 "limits-allowed_models": "gpt-4o-mini, gpt-4o-mini,gpt-4o"})
-    assert response.status_code == 200
+    assert response.status_code == 302  # POST/redirect/GET (the key is shown by the next GET)
     row = ApiKey.objects.get(tenant=actors.tenant, name="capped")
     assert (row.monthly_budget_usd, row.requests_per_minute, row.tokens_per_minute, row.allowed_models) == (
         Decimal("25"), 60, None, ["gpt-4o-mini", "gpt-4o"])
@@ -76,7 +76,7 @@ def test_edit_limits_and_clear_them(actors: Actors) -> None:
 def test_rotation_keeps_the_limits(actors: Actors) -> None:
     actors.key.set_limits(monthly_budget_usd=Decimal("7"), allowed_models=["gpt-4o-mini"])
     response = _client(actors.owner).post(f"/portal/keys/{actors.key.pk}/rotate/", {"old_key_expires": "0"})
-    assert response.status_code == 200
+    assert response.status_code == 302
     new = ApiKey.objects.filter(tenant=actors.tenant, revoked_at__isnull=True).exclude(pk=actors.key.pk).get()
     assert new.monthly_budget_usd == Decimal("7") and new.allowed_models == ["gpt-4o-mini"]
 

@@ -77,6 +77,10 @@ class OptimizerSettings(models.Model):
     semantic_margin = models.FloatField(default=DEFAULT_MARGIN)
     max_wrong_rate = models.FloatField(default=DEFAULT_WRONG_RATE_BOUND)
     adaptive_state = models.JSONField(default=dict, blank=True, editable=False)
+    # Opt-in (owners only, see docs/portal.md): keep prompts and answers, secrets redacted, for
+    # `body_retention_days`; `optimizer.tasks.purge_request_bodies` deletes them after that.
+    store_bodies = models.BooleanField(default=False, verbose_name="Store request and response bodies")
+    body_retention_days = models.PositiveSmallIntegerField(default=7, verbose_name="Keep bodies for (days)")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -152,6 +156,11 @@ class RequestLog(models.Model):
     similarity = models.FloatField(null=True, blank=True)
     latency_ms = models.FloatField(default=0)
     upstream_latency_ms = models.FloatField(default=0)
+    # LEO's own time: until the reply started (streams) or was complete, minus the upstream's part.
+    overhead_ms = models.FloatField(default=0)
+    end_user = models.CharField(max_length=256, blank=True, help_text="The request's OpenAI `user` field.")
+    tags = models.JSONField(default=dict, blank=True, help_text="X-LEO-Tags and the request's `metadata`.")
+    cache_key = models.CharField(max_length=64, blank=True, help_text="key_hash of the entry that served a hit.")
     trail = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -159,10 +168,33 @@ class RequestLog(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-created_at"]),
             models.Index(fields=["tenant", "technique", "created_at"]),
+            # The requests page sorts one tenant's rows by latency.
+            models.Index(fields=["tenant", "latency_ms"], name="ledger_tenant_latency"),
         ]
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class RequestBody(models.Model):
+    """A request's prompt and answer, secrets redacted; kept only for tenants that opted in
+    (`OptimizerSettings.store_bodies`) and deleted at `expires_at` by a scheduled task.
+
+    Linked by request id, which the ledger row and this row both know before either is written
+    (both are written behind, in the same batch, by optimizer/pipeline/writer.py).
+    """
+
+    request_log = models.OneToOneField(RequestLog, on_delete=models.CASCADE, to_field="request_id",
+                                       related_name="body")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    prompt = models.JSONField(help_text="messages (chat) or prompt (completions), redacted.")
+    response = models.JSONField(null=True, blank=True, help_text="The answer as served, redacted.")
+    redactions = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"body of {self.request_log_id}"
 
 
 class Feedback(models.Model):
@@ -206,6 +238,9 @@ class UsageRollup(models.Model):
     prompt_opt_saved_usd = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal("0"))
     routing_saved_usd = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal("0"))
     routed_requests = models.PositiveIntegerField(default=0)
+    # Request latency as a log-bucket histogram (optimizer/latency.py), so percentiles can be
+    # read for any set of hours without the ledger.
+    latency_histogram = models.JSONField(default=dict, blank=True)
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:

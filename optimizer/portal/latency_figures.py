@@ -8,17 +8,31 @@ a million ledger rows. Hours rolled up before histograms existed have none and c
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from django.db.models import Count
+from django.db.models import Aggregate, Count, TextField
 from django.db.models.functions import TruncDay, TruncHour
 
 from optimizer import latency
 from optimizer.models import RequestLog, UsageRollup
 
 from .figures import HOUR
+
+
+class _JoinedJSON(Aggregate):
+    """The JSON texts of a group's rows joined by commas, in the database: decoding one list per
+    hour instead of one histogram per (hour, technique) row keeps a 90-day overview fast."""
+
+    function = "GROUP_CONCAT"
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="STRING_AGG",
+                           template="%(function)s(%(expressions)s::text, ',')", **extra)
 
 
 @dataclass
@@ -39,12 +53,14 @@ def series(tenant_id: int, times: list[datetime], size: timedelta, start: dateti
         return moment if size == HOUR else moment.replace(hour=0)
 
     if live_from > start:
-        for hour, hist in (UsageRollup.objects.filter(tenant_id=tenant_id, period=UsageRollup.Period.HOUR,
-                                                      start__gte=start, start__lt=live_from)
-                           .exclude(latency_histogram={}).values_list("start", "latency_histogram")):
+        for hour, joined in (UsageRollup.objects.filter(tenant_id=tenant_id, period=UsageRollup.Period.HOUR,
+                                                        start__gte=start, start__lt=live_from)
+                             .values("start").annotate(h=_JoinedJSON("latency_histogram"))
+                             .values_list("start", "h").order_by()):
             target = per[slot(hour)]
-            for key, n in hist.items():
-                target[int(key)] += n
+            for hist in json.loads(f"[{joined}]"):
+                for key, n in hist.items():
+                    target[int(key)] += n
     if live_from < end:
         trunc = TruncHour if size == HOUR else TruncDay
         live = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=live_from, created_at__lt=end)

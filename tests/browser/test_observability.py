@@ -83,7 +83,7 @@ def test_bodies_latency_and_breakdowns_in_the_browser(portal_server: Any, new_pa
     page.click(f"a:has-text('{hit_id}')")
     conversation = page.locator("#request-body").inner_text()
     assert question in conversation and answer in conversation
-    assert secret not in page.content() and "[REDACTED:api_key]" in conversation
+    assert secret not in page.content() and "[REDACTED]" in conversation
     assert question in page.locator("#served-question").inner_text()
     assert "overhead" in page.locator("#req-latency").inner_text()
     assert "team=search" in page.locator("#req-tags").inner_text()

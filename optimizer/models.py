@@ -238,9 +238,6 @@ class UsageRollup(models.Model):
     prompt_opt_saved_usd = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal("0"))
     routing_saved_usd = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal("0"))
     routed_requests = models.PositiveIntegerField(default=0)
-    # Request latency as a log-bucket histogram (optimizer/latency.py), so percentiles can be
-    # read for any set of hours without the ledger.
-    latency_histogram = models.JSONField(default=dict, blank=True)
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -250,3 +247,22 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} {self.period} {self.start:%Y-%m-%d %H:00} {self.technique}"
+
+
+class LatencyRollup(models.Model):
+    """Request latency of a tenant's hour or day as a log-bucket histogram (optimizer/latency.py),
+    recomputed with that period's UsageRollup rows, so percentiles can be read for any set of
+    periods without the ledger. One row per period, not per technique: the overview reads
+    hundreds of these per render, and it shows latency over all techniques."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=4, choices=UsageRollup.Period.choices)
+    start = models.DateTimeField()
+    histogram = models.JSONField(default=dict, help_text="bucket -> requests")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "period", "start"],
+                                               name="one_latency_rollup_per_period")]
+
+    def __str__(self) -> str:
+        return f"latency of {self.tenant} {self.period} {self.start:%Y-%m-%d %H:00}"

@@ -23,7 +23,7 @@ from django.utils import timezone
 from tenants.models import Tenant
 
 from . import latency
-from .models import RequestLog, UsageRollup
+from .models import LatencyRollup, RequestLog, UsageRollup
 
 Period = UsageRollup.Period
 LENGTH = {Period.HOUR: timedelta(hours=1), Period.DAY: timedelta(days=1)}
@@ -63,14 +63,11 @@ def _ledger(tenant_id: int, start: datetime, end: datetime) -> Iterable[dict[str
             .order_by("technique"))
 
 
-def _histograms(tenant_id: int, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
-    """Latency histogram per technique, bucketed in the database (a few dozen rows come back)."""
+def _histogram(tenant_id: int, start: datetime, end: datetime) -> dict[str, int]:
+    """The period's latency histogram, bucketed in the database (a few dozen rows come back)."""
     qs = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end)
-    per: dict[str, dict[str, int]] = {}
-    for row in (qs.annotate(b=latency.bucket_expression("latency_ms")).values("technique", "b")
-                .annotate(n=Count("id")).order_by()):
-        per.setdefault(row["technique"], {})[str(row["b"])] = row["n"]
-    return per
+    return latency.to_json({row["b"]: row["n"] for row in qs.annotate(b=latency.bucket_expression("latency_ms"))
+                            .values("b").annotate(n=Count("id")).order_by()})
 
 
 def rollup(tenant_id: int, period: str, start: datetime) -> list[UsageRollup]:
@@ -84,15 +81,17 @@ def rollup(tenant_id: int, period: str, start: datetime) -> list[UsageRollup]:
     end = start + LENGTH[Period(period)]
     with transaction.atomic():
         Tenant.objects.select_for_update().filter(pk=tenant_id).exists()
-        histograms = _histograms(tenant_id, start, end)
         rows = [
             UsageRollup(tenant_id=tenant_id, period=period, start=start, technique=agg["technique"],
                         requests=agg["requests"], errors=agg["errors"], routed_requests=agg["routed_requests"],
-                        latency_histogram=histograms.get(str(agg["technique"]), {}),
                         **{name: agg[name] or (Decimal(0) if name.endswith("_usd") else 0) for name in _SUMS})
             for agg in _ledger(tenant_id, start, end)
         ]
         UsageRollup.objects.filter(tenant_id=tenant_id, period=period, start=start).delete()
+        LatencyRollup.objects.filter(tenant_id=tenant_id, period=period, start=start).delete()
+        if rows:
+            LatencyRollup.objects.create(tenant_id=tenant_id, period=period, start=start,
+                                         histogram=_histogram(tenant_id, start, end))
         return UsageRollup.objects.bulk_create(rows)
 
 

@@ -1,38 +1,25 @@
 """The overview's latency figures: p50 and p95 of total request latency, per bucket and overall.
 
-Percentiles come from histograms (optimizer/latency.py): closed hours from the hourly rollups'
-`latency_histogram`, the rest from the ledger bucketed in the database, split at the same point
+Percentiles come from histograms (optimizer/latency.py): closed hours from the hourly
+`LatencyRollup` rows, the rest from the ledger bucketed in the database, split at the same point
 as the other overview figures (`figures.live_from`), so the page stays within its time budget at
-a million ledger rows. Hours rolled up before histograms existed have none and count as no data.
+a million ledger rows (one small histogram per hour). Hours rolled up before histograms existed
+have none and count as no data until recomputed.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from django.db.models import Aggregate, Count, TextField
+from django.db.models import Count
 from django.db.models.functions import TruncDay, TruncHour
 
 from optimizer import latency
-from optimizer.models import RequestLog, UsageRollup
+from optimizer.models import LatencyRollup, RequestLog, UsageRollup
 
 from .figures import HOUR
-
-
-class _JoinedJSON(Aggregate):
-    """The JSON texts of a group's rows joined by commas, in the database: decoding one list per
-    hour instead of one histogram per (hour, technique) row keeps a 90-day overview fast."""
-
-    function = "GROUP_CONCAT"
-    output_field = TextField()
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, function="STRING_AGG",
-                           template="%(function)s(%(expressions)s::text, ',')", **extra)
 
 
 @dataclass
@@ -53,14 +40,12 @@ def series(tenant_id: int, times: list[datetime], size: timedelta, start: dateti
         return moment if size == HOUR else moment.replace(hour=0)
 
     if live_from > start:
-        for hour, joined in (UsageRollup.objects.filter(tenant_id=tenant_id, period=UsageRollup.Period.HOUR,
-                                                        start__gte=start, start__lt=live_from)
-                             .values("start").annotate(h=_JoinedJSON("latency_histogram"))
-                             .values_list("start", "h").order_by()):
+        for hour, hist in LatencyRollup.objects.filter(tenant_id=tenant_id, period=UsageRollup.Period.HOUR,
+                                                        start__gte=start, start__lt=live_from
+                                                        ).values_list("start", "histogram"):
             target = per[slot(hour)]
-            for hist in json.loads(f"[{joined}]"):
-                for key, n in hist.items():
-                    target[int(key)] += n
+            for key, n in hist.items():
+                target[int(key)] += n
     if live_from < end:
         trunc = TruncHour if size == HOUR else TruncDay
         live = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=live_from, created_at__lt=end)

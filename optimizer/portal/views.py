@@ -93,7 +93,8 @@ def overview(request: HttpRequest) -> HttpResponse:
 @portal_view()
 def breakdown(request: HttpRequest) -> HttpResponse:
     """Spend, tokens, savings, hit rate and latency per model, key, `user` or tag value."""
-    form = BreakdownForm(request.GET or {"period": "7d", "group_by": "model"})
+    # 24 hours by default: breakdowns read the ledger itself, so longer periods cost more (docs/portal.md).
+    form = BreakdownForm(request.GET or {"period": "24h", "group_by": "model"})
     context: dict[str, Any] = {"section": "breakdown", "form": form}
     if not form.is_valid():
         return render_portal(request, "optimizer/breakdown.html", context, status=400)

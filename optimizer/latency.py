@@ -1,6 +1,6 @@
 """Latency percentiles from log-bucket histograms, computed the same way in SQL and in Python.
 
-Percentiles cannot be summed, but histograms can: hourly rollups keep one per (hour, technique),
+Percentiles cannot be summed, but histograms can: `LatencyRollup` keeps one per tenant and hour,
 so the overview merges a few hundred small histograms instead of reading a million ledger rows,
 and `/v1/analytics` groups the ledger by (group, bucket) in the database on PostgreSQL and SQLite
 alike. Bucket b >= 1 holds [RATIO**(b-1), RATIO**b) milliseconds and reports its geometric middle,

@@ -38,6 +38,11 @@ app.conf.beat_schedule = {
         "task": "optimizer.tasks.evaluate_alerts",
         "schedule": crontab(minute="*"),
     },
+    # Delete stored request bodies past their tenant's retention (optimizer/tasks.py).
+    "purge-request-bodies": {
+        "task": "optimizer.tasks.purge_request_bodies",
+        "schedule": crontab(minute=5),
+    },
     # Pick up subscription changes a lost webhook would otherwise leave stale.
     "stripe-subscription-refresh": {
         "task": "billing.tasks.refresh_subscriptions",

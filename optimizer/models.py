@@ -79,6 +79,10 @@ class OptimizerSettings(models.Model):
     semantic_margin = models.FloatField(default=DEFAULT_MARGIN)
     max_wrong_rate = models.FloatField(default=DEFAULT_WRONG_RATE_BOUND)
     adaptive_state = models.JSONField(default=dict, blank=True, editable=False)
+    # Opt-in (owners only, see docs/portal.md): keep prompts and answers, secrets redacted, for
+    # `body_retention_days`; `optimizer.tasks.purge_request_bodies` deletes them after that.
+    store_bodies = models.BooleanField(default=False, verbose_name="Store request and response bodies")
+    body_retention_days = models.PositiveSmallIntegerField(default=7, verbose_name="Keep bodies for (days)")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -180,6 +184,11 @@ class RequestLog(models.Model):
     similarity = models.FloatField(null=True, blank=True)
     latency_ms = models.FloatField(default=0)
     upstream_latency_ms = models.FloatField(default=0)
+    # LEO's own time: until the reply started (streams) or was complete, minus the upstream's part.
+    overhead_ms = models.FloatField(default=0)
+    end_user = models.CharField(max_length=256, blank=True, help_text="The request's OpenAI `user` field.")
+    tags = models.JSONField(default=dict, blank=True, help_text="X-LEO-Tags and the request's `metadata`.")
+    cache_key = models.CharField(max_length=64, blank=True, help_text="key_hash of the entry that served a hit.")
     trail = models.JSONField(default=dict, blank=True)
 
     objects = RequestLogQuerySet.as_manager()
@@ -189,10 +198,33 @@ class RequestLog(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-created_at"]),
             models.Index(fields=["tenant", "technique", "created_at"]),
+            # The requests page sorts one tenant's rows by latency.
+            models.Index(fields=["tenant", "latency_ms"], name="ledger_tenant_latency"),
         ]
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class RequestBody(models.Model):
+    """A request's prompt and answer, secrets redacted; kept only for tenants that opted in
+    (`OptimizerSettings.store_bodies`) and deleted at `expires_at` by a scheduled task.
+
+    Linked by request id, which the ledger row and this row both know before either is written
+    (both are written behind, in the same batch, by optimizer/pipeline/writer.py).
+    """
+
+    request_log = models.OneToOneField(RequestLog, on_delete=models.CASCADE, to_field="request_id",
+                                       related_name="body")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    prompt = models.JSONField(help_text="messages (chat) or prompt (completions), redacted.")
+    response = models.JSONField(null=True, blank=True, help_text="The answer as served, redacted.")
+    redactions = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"body of {self.request_log_id}"
 
 
 class Feedback(models.Model):
@@ -277,3 +309,22 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} {self.kind} >= {self.threshold_percent}%"
+
+
+class LatencyRollup(models.Model):
+    """Request latency of a tenant's hour or day as a log-bucket histogram (optimizer/latency.py),
+    recomputed with that period's UsageRollup rows, so percentiles can be read for any set of
+    periods without the ledger. One row per period, not per technique: the overview reads
+    hundreds of these per render, and it shows latency over all techniques."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=4, choices=UsageRollup.Period.choices)
+    start = models.DateTimeField()
+    histogram = models.JSONField(default=dict, help_text="bucket -> requests")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "period", "start"],
+                                               name="one_latency_rollup_per_period")]
+
+    def __str__(self) -> str:
+        return f"latency of {self.tenant} {self.period} {self.start:%Y-%m-%d %H:00}"

@@ -24,7 +24,8 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import SAVING_FIELDS, Feedback, RequestLog, Technique, UsageRollup
+from . import latency
+from .models import SAVING_FIELDS, Feedback, LatencyRollup, RequestLog, Technique, UsageRollup
 
 Period = UsageRollup.Period
 LENGTH = {Period.HOUR: timedelta(hours=1), Period.DAY: timedelta(days=1)}
@@ -65,6 +66,13 @@ def _ledger(tenant_id: int, start: datetime, end: datetime) -> Iterable[dict[str
             .order_by("technique"))
 
 
+def _histogram(tenant_id: int, start: datetime, end: datetime) -> dict[str, int]:
+    """The period's latency histogram, bucketed in the database (a few dozen rows come back)."""
+    qs = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end)
+    return latency.to_json({row["b"]: row["n"] for row in qs.annotate(b=latency.bucket_expression("latency_ms"))
+                            .values("b").annotate(n=Count("id")).order_by()})
+
+
 def rollup(tenant_id: int, period: str, start: datetime) -> list[UsageRollup]:
     """Recompute one tenant's rows for one hour or day; returns the rows now stored (one per technique).
 
@@ -83,6 +91,10 @@ def rollup(tenant_id: int, period: str, start: datetime) -> list[UsageRollup]:
             for agg in _ledger(tenant_id, start, end)
         ]
         UsageRollup.objects.filter(tenant_id=tenant_id, period=period, start=start).delete()
+        LatencyRollup.objects.filter(tenant_id=tenant_id, period=period, start=start).delete()
+        if rows:
+            LatencyRollup.objects.create(tenant_id=tenant_id, period=period, start=start,
+                                         histogram=_histogram(tenant_id, start, end))
         return UsageRollup.objects.bulk_create(rows)
 
 

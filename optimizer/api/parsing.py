@@ -7,6 +7,7 @@ every other field through untouched for the upstream to judge (OpenAI adds field
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -23,6 +24,12 @@ MAX_JSON_DEPTH = 64
 # Token ids in a token-array prompt or input: no tokenizer has more than 2**31 ids, and OpenAI
 # refuses ids its tokenizer does not know; bounding them keeps every later step on plain ints.
 MAX_TOKEN_ID = 2**31 - 1
+# Attribution for the ledger's breakdowns: the OpenAI `user` field and free-form tags.
+MAX_USER = 256
+MAX_TAGS = 16
+MAX_TAG_NAME = 64
+MAX_TAG_VALUE = 256
+_TAG_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 def _bad(message: str, param: str | None = None, code: str | None = "invalid_value") -> ProxyError:
@@ -140,8 +147,20 @@ def _check_sampling(body: dict[str, Any]) -> None:
     _check_stream(body)
 
 
+def _check_user(body: dict[str, Any]) -> None:
+    user = body.get("user")
+    if user is None:
+        return
+    if not isinstance(user, str):
+        raise _bad("`user` must be a string.", "user")
+    if len(user) > MAX_USER:
+        raise _bad(f"`user` is limited to {MAX_USER} characters.", "user")
+    _refuse_nul(user, "user")  # stored in the ledger
+
+
 def validate_chat(body: dict[str, Any]) -> None:
     _require_model(body)
+    _check_user(body)
     messages = body.get("messages")
     if messages is None:
         raise _bad("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
@@ -206,6 +225,7 @@ def _refuse_messages(body: dict[str, Any]) -> None:
 def validate_completions(body: dict[str, Any]) -> None:
     _require_model(body)
     _refuse_messages(body)
+    _check_user(body)
     prompt = body.get("prompt")
     if prompt is None:
         raise _bad("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
@@ -216,6 +236,7 @@ def validate_completions(body: dict[str, Any]) -> None:
 def validate_embeddings(body: dict[str, Any]) -> None:
     _require_model(body)
     _refuse_messages(body)
+    _check_user(body)
     value = body.get("input")
     if value is None:
         raise _bad("Missing required parameter: 'input'.", "input", "missing_required_parameter")
@@ -224,7 +245,42 @@ def validate_embeddings(body: dict[str, Any]) -> None:
         raise _bad("Embeddings cannot be streamed.", "stream")
 
 
-def options_from_headers(request: HttpRequest) -> Options:
+def _tag(name: Any, value: Any, param: str) -> tuple[str, str]:
+    if not isinstance(name, str) or not _TAG_NAME.fullmatch(name) or len(name) > MAX_TAG_NAME:
+        raise _bad(f"{param}: a tag name is 1 to {MAX_TAG_NAME} letters, digits or `_.:-`.", param)
+    if not isinstance(value, str):
+        raise _bad(f"{param}: the value of tag `{name}` must be a string.", param)
+    if len(value) > MAX_TAG_VALUE or any(ord(c) < 32 for c in value):
+        raise _bad(f"{param}: the value of tag `{name}` must be at most {MAX_TAG_VALUE} printable characters.",
+                   param)
+    return name, value
+
+
+def tags_of(request: HttpRequest, body: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """The request's tags: the body's `metadata` (an object of strings, as OpenAI has it), then
+    `X-LEO-Tags: team=search,env=prod`, whose values win on the same name. Bounded, or a 400."""
+    tags: dict[str, str] = {}
+    metadata = (body or {}).get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise _bad("`metadata` must be an object of strings.", "metadata")
+        for name, value in metadata.items():
+            key, text = _tag(name, value, "metadata")
+            tags[key] = text
+    header = request.headers.get("X-LEO-Tags", "")
+    for item in filter(None, (part.strip() for part in header.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise _bad("X-LEO-Tags is a comma-separated list of name=value pairs.", "X-LEO-Tags")
+        key, text = _tag(name.strip(), value.strip(), "X-LEO-Tags")
+        tags[key] = text
+    if len(tags) > MAX_TAGS:
+        raise _bad(f"At most {MAX_TAGS} tags (X-LEO-Tags and `metadata` together).",
+                   "X-LEO-Tags" if header else "metadata")
+    return tuple(tags.items())
+
+
+def options_from_headers(request: HttpRequest, body: dict[str, Any] | None = None) -> Options:
     cache_control = {d.strip().lower() for d in request.headers.get("Cache-Control", "").split(",") if d.strip()}
     ttl_raw = request.headers.get("X-LEO-Cache-TTL")
     ttl = None
@@ -240,4 +296,4 @@ def options_from_headers(request: HttpRequest) -> Options:
         raise _bad(f"X-LEO-Cache-Namespace is limited to {MAX_NAMESPACE} characters.", "X-LEO-Cache-Namespace")
     _refuse_nul(namespace, "X-LEO-Cache-Namespace")  # stored with the cache entry
     return Options(no_cache="no-cache" in cache_control, no_store="no-store" in cache_control or ttl == 0,
-                   ttl=ttl if ttl else None, namespace=namespace)
+                   ttl=ttl if ttl else None, namespace=namespace, tags=tags_of(request, body))

@@ -88,7 +88,7 @@ class _GenerateView(ProxyView):
         principal = await self.principal(request)
         body = parsing.read_json(request._request if hasattr(request, "_request") else request)
         self.validate(body)
-        options = parsing.options_from_headers(request)
+        options = parsing.options_from_headers(request, body)
         call = Call(principal=principal, endpoint=self.endpoint, body=body, request_id=self.request_id,
                     options=options)
         return to_response(await run.handle(call))
@@ -159,7 +159,15 @@ class AnalyticsView(ProxyView):
         principal = await self.principal(request)
         start = _parse_when(request.GET.get("start"), "start")
         end = _parse_when(request.GET.get("end"), "end")
-        return json_response(await run_db(analytics.summary, principal.tenant_id, start, end))
+        body = await run_db(analytics.summary, principal.tenant_id, start, end)
+        group_text = parsing.query_text(request, "group_by")
+        if group_text is not None:
+            try:
+                group_by = analytics.GroupBy.parse(group_text)
+            except ValueError as exc:
+                raise ProxyError(400, str(exc), param="group_by", code="invalid_value") from None
+            body.update(await run_db(analytics.breakdown, principal.tenant_id, start, end, group_by))
+        return json_response(body)
 
 
 class FeedbackSerializer(serializers.Serializer):

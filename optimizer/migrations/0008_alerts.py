@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('optimizer', '0006_unknown_cost'),
+        ('optimizer', '0007_observability'),
         ('tenants', '0003_provider_url_egress_policy'),
     ]
 

@@ -30,6 +30,8 @@ class TenantConfig:
     semantic_margin: float = 0.02
     max_wrong_rate: float = 0.01
     adaptive_state: dict[str, Any] = field(default_factory=dict)
+    store_bodies: bool = False
+    body_retention_days: int = 7
     loaded_at: float = field(default_factory=time.monotonic)
 
 
@@ -47,6 +49,7 @@ def _load(tenant_id: int) -> TenantConfig:
         cache_ttl_seconds=row.cache_ttl_seconds, cache_max_entries=row.cache_max_entries,
         semantic_threshold=row.semantic_threshold, semantic_margin=row.semantic_margin,
         max_wrong_rate=row.max_wrong_rate, adaptive_state=dict(row.adaptive_state or {}),
+        store_bodies=row.store_bodies, body_retention_days=row.body_retention_days,
     )
 
 

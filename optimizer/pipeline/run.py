@@ -53,11 +53,12 @@ DEFAULT_COMPLETION_ALLOWANCE = 512
 
 async def handle(call: Call) -> Reply:
     rec = Record(principal=call.principal, request_id=call.request_id, endpoint=call.endpoint,
-                 model=str(call.body.get("model") or ""), stream=call.stream)
+                 model=str(call.body.get("model") or ""), stream=call.stream,
+                 end_user=str(call.body.get("user") or ""), tags=dict(call.options.tags))
     try:
-        if call.endpoint == "embeddings":
-            return await _embeddings(call, rec)
-        return await _generate(call, rec)
+        reply = await (_embeddings(call, rec) if call.endpoint == "embeddings" else _generate(call, rec))
+        rec.replied()
+        return reply
     except ProxyError as exc:
         rec.fail(exc.status, exc.code or exc.type)
         rec.finish()
@@ -322,6 +323,8 @@ async def _generate(call: Call, rec: Record) -> Reply:
     await _check_model(call, ("chat", "completion"))
     requested_price = await price_of(rec.model)
     cfg = await tenant_config(call.principal.tenant_id)
+    if cfg.store_bodies:  # the tenant opted in to keeping prompts and answers (redacted, for a while)
+        rec.keep_body(cfg.body_retention_days, call.endpoint, call.body)
     reservation, est_prompt = await _admit(call, requested_price)
     settled = False
     try:
@@ -370,6 +373,7 @@ def _serve_cached(call: Call, rec: Record, cached: Cached, technique: str, price
         stored_prompt = this_prompt - count_tokens(query_text) + count_tokens(cached.request_text)
         prompt_tokens = round(cached.prompt_tokens * this_prompt / max(1, stored_prompt))
     rec.served_from_cache(technique, price, prompt_tokens, cached.completion_tokens)
+    rec.cache_key = cached.key_hash
     response = fresh(cached.response, f"chatcmpl-{call.request_id}" if call.endpoint == "chat"
                      else f"cmpl-{call.request_id}")
     return serve_response(call, rec, response, reservation, leader)
@@ -380,6 +384,7 @@ def serve_response(call: Call, rec: Record, response: dict[str, Any], reservatio
     """Answer with a response LEO already holds (a cache hit or a composed answer), as JSON or as a
     replayed stream; hand it to the flight's followers too."""
     headers = _leo_headers(call, rec)
+    rec.response = response
     if leader is not None:
         background(_publish_whole(leader, call, response))
     if not call.stream:
@@ -440,6 +445,7 @@ async def _follow(call: Call, rec: Record, follower: singleflight.Follower, pric
         response = json.loads(data)
         prompt_tokens, completion_tokens = usage_of(response)
         rec.served_from_cache(Technique.DEDUP, price, prompt_tokens, completion_tokens)
+        rec.response = response
         rec.finish()
         _settle(call, rec, reservation)
         return Reply(200, _leo_headers(call, rec), body=response)
@@ -472,7 +478,8 @@ async def _follow(call: Call, rec: Record, follower: singleflight.Follower, pric
             raise
         finally:
             if ok:
-                p, c = usage_of(asm.response())
+                rec.response = asm.response()
+                p, c = usage_of(rec.response)
                 rec.served_from_cache(Technique.DEDUP, price, p, c)
             rec.finish()
             _settle(call, rec, reservation)
@@ -513,6 +520,7 @@ async def _answer(call: Call, rec: Record, plan: _Plan, requested_price: Price, 
         if leader is not None:
             await leader.publish("result", json.dumps(response).encode())
             await leader.finish(True)
+        rec.response = response
         rec.finish()
         _settle(call, rec, reservation)
         return Reply(200, _leo_headers(call, rec), body=response)
@@ -669,6 +677,7 @@ def _account_stream(call: Call, rec: Record, plan: _Plan, body: dict[str, Any], 
                     *, ok: bool, client_left: bool) -> None:
     """Record a relayed stream once the upstream is done with it, and settle its quota."""
     response = asm.response()
+    rec.response = response
     prompt_tokens, completion_tokens = usage_of(response)
     if not asm.usage:  # an upstream that ignores include_usage, or a cut stream: the model's tokenizer counts
         prompt_tokens = _sent_prompt_tokens(call.endpoint, body, served_model)

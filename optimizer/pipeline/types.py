@@ -17,6 +17,7 @@ class Options:
     no_store: bool = False  # skip storing
     ttl: int | None = None
     namespace: str = ""
+    tags: tuple[tuple[str, str], ...] = ()  # X-LEO-Tags and the body's `metadata`, for the ledger
 
 
 @dataclass

@@ -90,3 +90,22 @@ def hit_rate(times: Sequence[datetime], rates: Sequence[float | None], size: tim
                      f'height="{HEIGHT - BOTTOM - y:.1f}"/>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308
+
+
+def latency(times: Sequence[datetime], p50: Sequence[float | None], p95: Sequence[float | None],
+            size: timedelta) -> SafeString:
+    """Two lines: median and 95th percentile request latency per bucket, in ms; gaps where no data."""
+    top = max([v for v in (*p50, *p95) if v is not None] or [1.0])
+    parts = _frame("Request latency per period, p50 and p95 (ms)", times, size, top, "{:.4g} ms")
+    n = len(times)
+    for cls, values in (("p50", p50), ("p95", p95)):
+        run: list[str] = []
+        for i, v in enumerate([*values, None]):
+            if v is not None:
+                run.append(f"{_x(i, n):.1f},{_y(v, top):.1f}")
+            elif run:
+                parts.append(f'<polyline class="{cls}" points="{" ".join(run)}"/>' if len(run) > 1 else
+                             f'<circle class="{cls}" cx="{run[0].split(",")[0]}" cy="{run[0].split(",")[1]}" r="2"/>')
+                run = []
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 (numbers and escaped text only)

@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 
 from leo_optima.db import refuse_nul
+from optimizer.analytics import GroupBy
 from optimizer.models import OptimizerSettings, Technique
 from optimizer.pipeline.routing import RoutingRule
 
@@ -51,6 +52,20 @@ class PeriodForm(forms.Form):
 
 
 STATUS_CHOICES = [("", "Any"), ("ok", "Success"), ("error", "Error")]
+SORT_CHOICES = [("", "Newest first"), ("slowest", "Slowest first"), ("fastest", "Fastest first")]
+_ORDERING = {"": ("-created_at", "-id"), "slowest": ("-latency_ms", "-id"), "fastest": ("latency_ms", "id")}
+
+
+def _tag_filter(value: str) -> tuple[str, str]:
+    """`name=value` (a tag the client sent with X-LEO-Tags or `metadata`)."""
+    name, sep, text = value.partition("=")
+    try:
+        GroupBy.parse(f"tag:{name.strip()}")
+    except ValueError:
+        raise forms.ValidationError("Give a tag as name=value.") from None
+    if not sep:
+        raise forms.ValidationError("Give a tag as name=value.")
+    return name.strip(), text.strip()
 
 
 class LedgerFilterForm(forms.Form):
@@ -62,6 +77,12 @@ class LedgerFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
     start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To (inclusive)")
+    user = forms.CharField(required=False, max_length=256, label="User", validators=[refuse_nul])
+    tag = forms.CharField(required=False, max_length=330, label="Tag",
+                          widget=forms.TextInput(attrs={"placeholder": "team=search"}))
+    min_latency = forms.FloatField(required=False, min_value=0, max_value=3_600_000, label="Latency ≥ (ms)")
+    max_latency = forms.FloatField(required=False, min_value=0, max_value=3_600_000, label="Latency ≤ (ms)")
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, label="Sort")
 
     def __init__(self, *args: Any, keys: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,8 +104,49 @@ class LedgerFilterForm(forms.Form):
             qs = qs.filter(created_at__gte=_day_start(data["start"]))
         if data.get("end"):
             qs = qs.filter(created_at__lt=_day_start(data["end"]) + timedelta(days=1))
+        if data.get("user"):
+            qs = qs.filter(end_user=data["user"])
+        if data.get("tag"):
+            name, value = data["tag"]
+            qs = qs.alias(tag_value=GroupBy("tag", name).expression()).filter(tag_value=value)
+        if data.get("min_latency") is not None:
+            qs = qs.filter(latency_ms__gte=data["min_latency"])
+        if data.get("max_latency") is not None:
+            qs = qs.filter(latency_ms__lte=data["max_latency"])
         return qs
 
+    def clean_tag(self) -> tuple[str, str] | None:
+        value = self.cleaned_data.get("tag") or ""
+        refuse_nul(value)
+        return _tag_filter(value) if value.strip() else None
+
+    def ordering(self) -> tuple[str, ...]:
+        """Newest first, or by latency (ties by id, so pages never overlap); call after is_valid()."""
+        return _ORDERING[self.cleaned_data.get("sort") or ""]
+
+
+GROUP_CHOICES = [("model", "Model"), ("key", "API key"), ("user", "User (OpenAI `user` field)"), ("tag", "Tag")]
+
+
+class BreakdownForm(PeriodForm):
+    """The breakdown page: a period, and what to group by (a tag needs its name)."""
+
+    group_by = forms.ChoiceField(choices=GROUP_CHOICES, required=False, initial="model", label="Group by")
+    tag = forms.CharField(required=False, max_length=64, label="Tag name",
+                          widget=forms.TextInput(attrs={"placeholder": "team"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = data.get("group_by") or "model"
+        try:
+            data["grouping"] = GroupBy.parse(f"tag:{data.get('tag') or ''}" if kind == "tag" else kind)
+        except ValueError:
+            self.add_error("tag", "Give the tag's name: up to 64 letters, digits or _.:-")
+        return data
+
+
+# Only owners change these: they decide whether users' prompts and answers are kept at all.
+OWNER_FIELDS = ("store_bodies", "body_retention_days")
 
 # api_keys: the pipeline's per-key opt-in (key prefixes; see docs/savings.md), not a RoutingRule field
 _RULE_FIELDS = {f.name for f in dataclass_fields(RoutingRule)} | {"api_keys"}
@@ -102,7 +164,7 @@ class OptimizerSettingsForm(forms.ModelForm):
         model = OptimizerSettings
         fields = ["exact_cache", "semantic_cache", "dedup", "decomposition", "prompt_mode", "routing",
                   "non_deterministic", "cache_ttl_seconds", "cache_max_entries", "semantic_threshold",
-                  "semantic_margin", "max_wrong_rate"]
+                  "semantic_margin", "max_wrong_rate", *OWNER_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -114,6 +176,9 @@ class OptimizerSettingsForm(forms.ModelForm):
             self.fields[name].validators.append(_range(low, high))
         self.fields["cache_ttl_seconds"].validators.append(_range(60, 365 * 24 * 3600))
         self.fields["cache_max_entries"].validators.append(_range(1, 10_000_000))
+        self.fields["body_retention_days"].validators.append(_range(1, 365))
+        self.fields["store_bodies"].help_text = ("Owners only. Keeps each request's prompt and answer, with API "
+                                                 "keys, tokens and passwords redacted, for the days below.")
 
     def clean_routing_rules_text(self) -> list[dict[str, Any]]:
         raw = (self.cleaned_data.get("routing_rules_text") or "").strip() or "[]"

@@ -11,6 +11,7 @@ app_name = "optimizer_portal"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("requests/", views.requests_list, name="requests"),
+    path("breakdown/", views.breakdown, name="breakdown"),
     path("requests/export.csv", views.requests_csv, name="requests_csv"),
     path("requests/<str:request_id>/", views.request_detail, name="request_detail"),
     path("requests/<str:request_id>/feedback/", views.request_feedback, name="request_feedback"),

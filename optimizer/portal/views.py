@@ -21,19 +21,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from optimizer import cache_admin
+from optimizer import analytics, cache_admin
 from optimizer.analytics import CACHE_TECHNIQUES
-from optimizer.models import CacheEntry, Feedback, RequestLog
+from optimizer.models import CacheEntry, Feedback, OptimizerSettings, RequestBody, RequestLog
 from optimizer.pipeline import config
 from optimizer.pipeline.writer import writer
 from optimizer.pipeline.semantic_stage import record_feedback, strictness_of
 from optimizer.semantic.policy import rule_at
-from tenants.models import ApiKey, AuditEvent
+from tenants.models import ApiKey, AuditEvent, Role
 from tenants.portal import portal_view, render_portal
 from tenants.portal.urlbase import public_base_url
 
-from . import charts, figures
-from .forms import LedgerFilterForm, OptimizerSettingsForm, PeriodForm
+from . import charts, figures, latency_figures
+from .forms import OWNER_FIELDS, BreakdownForm, LedgerFilterForm, OptimizerSettingsForm, PeriodForm
 
 PAGE_SIZE = 50
 # Our request ids (optimizer/api/views.py): "req_" and a uuid4 in hex.
@@ -95,10 +95,34 @@ def overview(request: HttpRequest) -> HttpResponse:
                                      data.bucket_size),
         "quota_bars": _quota_bars(request, now), "now": now, "refresh_seconds": REFRESH_SECONDS,
     }
+    lat = latency_figures.series(tenant_id, times, data.bucket_size, data.start, data.end, data.live_from)
+    context.update(latency=lat, latency_chart=charts.latency(times, lat.p50, lat.p95, data.bucket_size))
     if request.htmx:  # type: ignore[attr-defined]
         # The poll: only the figures, no frame (the partial's own hx attributes keep it polling).
         return render(request, "optimizer/_overview_figures.html", context)
     return render_portal(request, "optimizer/overview.html", context)
+
+
+# --- Breakdowns ------------------------------------------------------------------------------------
+
+@portal_view()
+def breakdown(request: HttpRequest) -> HttpResponse:
+    """Spend, tokens, savings, hit rate and latency per model, key, `user` or tag value."""
+    # 24 hours by default: breakdowns read the ledger itself, so longer periods cost more (docs/portal.md).
+    form = BreakdownForm(request.GET or {"period": "24h", "group_by": "model"})
+    context: dict[str, Any] = {"section": "breakdown", "form": form}
+    if not form.is_valid():
+        return render_portal(request, "optimizer/breakdown.html", context, status=400)
+    start, end = form.range(timezone.now())
+    grouping = form.cleaned_data["grouping"]
+    result = analytics.breakdown(_tenant_id(request), start, end, grouping)
+    if grouping.kind == "key":  # show each key's name beside its prefix
+        names = dict(ApiKey.objects.filter(tenant=request.tenant).values_list("prefix", "name"))  # type: ignore[attr-defined]
+        for group in result["groups"]:
+            group["label"] = f"{group['value']}… {names.get(group['value'], '')}" if group["value"] else None
+    context.update(result=result, start=start, end=end, grouping=grouping)
+    return render_portal(request, "optimizer/breakdown.html", context)
+
 
 
 # --- Requests (the ledger) -------------------------------------------------------------------------
@@ -128,7 +152,8 @@ def requests_list(request: HttpRequest) -> HttpResponse:
         page = 1
     # No COUNT(*) over a large ledger: fetch one row more than a page to know whether there is another.
     offset = (page - 1) * PAGE_SIZE
-    rows = list(qs.order_by("-created_at", "-id").select_related("api_key")[offset:offset + PAGE_SIZE + 1])
+    ordering = form.ordering() if status == 200 else ("-created_at", "-id")
+    rows = list(qs.order_by(*ordering).select_related("api_key")[offset:offset + PAGE_SIZE + 1])
     return render_portal(request, "optimizer/requests.html", {
         "section": "requests", "form": form, "rows": rows[:PAGE_SIZE], "page": page,
         "has_next": len(rows) > PAGE_SIZE, "querystring": _querystring(form),
@@ -137,7 +162,8 @@ def requests_list(request: HttpRequest) -> HttpResponse:
 
 CSV_COLUMNS = ["request_id", "created_at", "key_prefix", "endpoint", "model", "served_model", "technique",
                "status_code", "error_code", "prompt_tokens", "completion_tokens", "tokens_saved", "cost_usd",
-               "counterfactual_usd", "saved_usd", "similarity", "latency_ms"]
+               "counterfactual_usd", "saved_usd", "similarity", "latency_ms", "upstream_latency_ms", "overhead_ms",
+               "user", "tags"]
 
 
 def _plain_number(value: Decimal | float | int | None) -> str:
@@ -176,7 +202,7 @@ def requests_csv(request: HttpRequest) -> HttpResponse:
     form = _filter_form(request)
     if not form.is_valid():
         return requests_list(request)
-    qs = form.apply(RequestLog.objects.filter(tenant=request.tenant)).order_by("-created_at", "-id")  # type: ignore[attr-defined]
+    qs = form.apply(RequestLog.objects.filter(tenant=request.tenant)).order_by(*form.ordering())  # type: ignore[attr-defined]
     prefixes = dict(ApiKey.objects.filter(tenant=request.tenant).values_list("pk", "prefix"))  # type: ignore[attr-defined]
     writer = csv.writer(_Echo())
 
@@ -185,12 +211,15 @@ def requests_csv(request: HttpRequest) -> HttpResponse:
         for r in qs.iterator(chunk_size=2000):
             text = (r.request_id, r.created_at.isoformat(), prefixes.get(r.api_key_id, ""), r.endpoint, r.model,
                     r.served_model, r.technique)
+            tags = ",".join(f"{k}={v}" for k, v in (r.tags or {}).items())
             # Text cells are defused against formulas; numbers print as plain decimals (a negative
             # saving must stay a number, not become quoted text).
             yield writer.writerow([*(csv_cell(v) for v in text), r.status_code, csv_cell(r.error_code),
                                    r.prompt_tokens, r.completion_tokens, r.tokens_saved,
                                    *(_plain_number(v) for v in (r.cost_usd, r.counterfactual_usd, r.saved_usd,
-                                                                r.similarity, r.latency_ms))])
+                                                                r.similarity, r.latency_ms, r.upstream_latency_ms,
+                                                                r.overhead_ms)),
+                                   csv_cell(r.end_user), csv_cell(tags)])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="leo-requests-{timezone.now():%Y%m%d-%H%M}.csv"'
@@ -247,7 +276,52 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
     return render_portal(request, "optimizer/request_detail.html", {
         "section": "requests", "row": row, "stages": stages, "feedback": feedback,
         "served_from_cache": row.technique in CACHE_TECHNIQUES,
+        **_body_context(row),
     })
+
+
+def _body_context(row: RequestLog) -> dict[str, Any]:
+    """What the detail page says about the request's body and, for a hit, the entry that served it."""
+    body = RequestBody.objects.filter(request_log_id=row.request_id, tenant_id=row.tenant_id).first()
+    entry = None
+    if row.cache_key:
+        entry = (CacheEntry.objects.filter(tenant_id=row.tenant_id, key_hash=row.cache_key)
+                 .only("pk", "request_text", "model", "created_at", "hits").first())
+    return {"body": body, "body_messages": _messages(body.prompt) if body else [],
+            "body_answer": _answer(body.response) if body else None,
+            "bodies_on": OptimizerSettings.objects.filter(tenant_id=row.tenant_id, store_bodies=True).exists(),
+            "cache_entry": entry}
+
+
+def _messages(prompt: Any) -> list[dict[str, str]]:
+    """A stored prompt as (role, text) pairs: chat messages, or a completions prompt as one."""
+    if isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt):
+        return [{"role": str(m.get("role", "")), "text": _text(m.get("content"))} for m in prompt]
+    return [{"role": "prompt", "text": _text(prompt)}]
+
+
+def _answer(response: Any) -> str | None:
+    if not isinstance(response, dict):
+        return None
+    choices = response.get("choices") or []
+    parts = []
+    for choice in choices if isinstance(choices, list) else []:
+        if isinstance(choice, dict):
+            message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+            parts.append(_text(message.get("content") if message else choice.get("text")))
+    return "\n\n".join(parts) if parts else (response.get("text") if response.get("truncated") else None)
+
+
+def _text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: text kept, other kinds named
+        return "\n".join(p.get("text", "") if isinstance(p, dict) and p.get("type") == "text"
+                         else f"[{p.get('type', 'part') if isinstance(p, dict) else 'part'}]" for p in content)
+    return str(content)
+
 
 
 @portal_view(manage=True)
@@ -337,8 +411,12 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("Owners and admins only")
         before = {name: getattr(row, name) for name in [*OptimizerSettingsForm.Meta.fields, "routing_rules"]}
         form = OptimizerSettingsForm(request.POST, instance=row)
+        _owner_only(request, form)
         if form.is_valid():
             saved = form.save()
+            if before["store_bodies"] and not saved.store_bodies:
+                # Turning the setting off also forgets what was kept under it.
+                RequestBody.objects.filter(tenant_id=_tenant_id(request)).delete()
             changed = {name: [_plain(before[name]), _plain(getattr(saved, name))]
                        for name in before if before[name] != getattr(saved, name)}
             if changed:
@@ -350,6 +428,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         status = 400
     else:
         form = OptimizerSettingsForm(instance=row)
+        _owner_only(request, form)
     if not can_manage:
         for field in form.fields.values():
             field.disabled = True
@@ -361,6 +440,14 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                     "bound": row.max_wrong_rate}
     return render_portal(request, "optimizer/settings.html", {"section": "settings", "form": form,
                                                               "adaptive": adaptive}, status=status)
+
+
+def _owner_only(request: HttpRequest, form: OptimizerSettingsForm) -> None:
+    """Admins manage the optimizer, but only owners decide whether bodies are kept: for others
+    those fields are disabled, so a posted value is ignored and the stored one kept."""
+    if request.membership.role != Role.OWNER:  # type: ignore[attr-defined]
+        for name in OWNER_FIELDS:
+            form.fields[name].disabled = True
 
 
 def _plain(value: Any) -> Any:

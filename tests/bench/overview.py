@@ -10,7 +10,8 @@ end). Steps, each timed and printed:
    realistic technique mix (bulk: executemany on SQLite, COPY on PostgreSQL);
 2. compute the hourly rollups with `optimizer.rollups.rollup_range` (what the scheduled job does);
 3. render GET /portal/?period=... in-process through the whole Django stack (middleware, session,
-   auth, view, template), `--renders` times per period, and print the median and the worst.
+   auth, view, template), `--renders` times per period, and print the median and the worst;
+4. the same for the breakdown page (/portal/breakdown/), which groups the ledger itself.
 
 The overview reads closed hours from the rollups and only the open hour from the ledger, so its
 time depends on the number of hours in the period, not on the number of ledger rows. For contrast
@@ -36,7 +37,9 @@ from typing import Any
 COLUMNS = ["request_id", "created_at", "tenant_id", "api_key_id", "endpoint", "model", "served_model", "provider",
            "stream", "status_code", "error_code", "technique", "prompt_tokens", "completion_tokens", "cost_usd",
            "counterfactual_usd", "saved_usd", "tokens_saved", "prompt_opt_tokens_saved", "prompt_opt_saved_usd",
-           "routing_saved_usd", "upstream_calls", "similarity", "latency_ms", "upstream_latency_ms", "trail"]
+           "routing_saved_usd", "upstream_calls", "similarity", "latency_ms", "upstream_latency_ms", "overhead_ms",
+           "end_user", "tags", "cache_key", "trail"]
+TEAMS = ("search", "ads", "support", "growth")
 # (technique, weight): roughly what a support-bot workload looks like after warm-up.
 MIX = [("miss", 50), ("exact", 25), ("semantic", 15), ("dedup", 3), ("decomposed", 3), ("bypass", 2), ("error", 2)]
 PRICE_IN, PRICE_OUT = Decimal("0.15") / 1_000_000, Decimal("0.60") / 1_000_000
@@ -84,11 +87,15 @@ def rows(tenant_id: int, key_id: int, n: int, start: datetime, end: datetime, se
         saved = counterfactual - cost if technique != "error" else Decimal(0)
         if technique == "error":
             counterfactual = Decimal(0)
+        overhead = round(rng.uniform(0.5, 6.0), 3)
+        upstream_ms = round(rng.lognormvariate(6.0, 0.5), 3) if upstream else 0.0
+        tags = '{"team": "%s", "env": "prod"}' % TEAMS[i % len(TEAMS)]
         yield (f"b{batch}{i:09d}", at, tenant_id, key_id, "chat.completions", "gpt-4o-mini", "gpt-4o-mini", "default",
                False, 502 if technique == "error" else 200, "upstream_error" if technique == "error" else "",
                technique, p if upstream else 0, c if upstream else 0, cost, counterfactual, saved,
                0 if upstream else p + c, 0, Decimal(0), Decimal(0), 1 if upstream else 0,
-               0.93 if technique == "semantic" else None, 12.5, 0.0, '{"stages": []}')
+               0.93 if technique == "semantic" else None, upstream_ms + overhead, upstream_ms, overhead,
+               f"user-{i % 50}", tags, "" if upstream else f"{i % 5000:064x}", '{"stages": []}')
 
 
 def seed(tenant_id: int, key_id: int, n: int, start: datetime, end: datetime) -> None:
@@ -117,14 +124,15 @@ def seed(tenant_id: int, key_id: int, n: int, start: datetime, end: datetime) ->
             cursor.execute(f"ANALYZE {table}")
 
 
-def render_times(client: Any, query: str, renders: int) -> list[float]:
+def render_times(client: Any, query: str, renders: int, path: str = "/portal/",
+                 marker: bytes = b'id="figures"') -> list[float]:
     times = []
     for _ in range(renders):
         t0 = time.perf_counter()
-        response = client.get(f"/portal/?{query}")
+        response = client.get(f"{path}?{query}")
         times.append((time.perf_counter() - t0) * 1000)
         assert response.status_code == 200, response.status_code
-        assert b'id="figures"' in response.content
+        assert marker in response.content
     return times
 
 
@@ -168,6 +176,12 @@ def main() -> None:
             for query in ("period=24h", "period=7d", "period=30d", "period=90d"):
                 times = render_times(client, query, args.renders)
                 print(f"  {query:<12} {statistics.median(times):7.1f} ms ({max(times):.1f} ms)")
+            # The breakdown page reads the ledger itself (grouped in the database), not the rollups.
+            print(f"breakdown page server time, median (worst) of {args.renders} renders:")
+            for query in ("group_by=model&period=24h", "group_by=tag&tag=team&period=24h",
+                          "group_by=user&period=7d", "group_by=model&period=30d"):
+                times = render_times(client, query, args.renders, path="/portal/breakdown/", marker=b'id="breakdown"')
+                print(f"  {query:<36} {statistics.median(times):7.1f} ms ({max(times):.1f} ms)")
         finally:
             if configured:  # leave a configured database as we found it
                 RequestLog.objects.filter(tenant=tenant).delete()

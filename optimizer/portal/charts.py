@@ -48,6 +48,11 @@ def percent(value: float) -> str:
     return f"{value:.0%}"
 
 
+def milliseconds(value: float) -> str:
+    """An axis label in milliseconds, fixed point: `1,250 ms`, `0.35 ms`, never `1.25e+03 ms`."""
+    return f"{value:,.0f} ms" if value >= 10 or value == 0 else f"{value:.2f} ms"
+
+
 def _frame(title: str, times: Sequence[datetime], size: timedelta, top: float, fmt: Callable[[float], str],
            x: Callable[[int, int], float] = _x) -> list[str]:
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" xmlns="http://www.w3.org/2000/svg">',
@@ -96,7 +101,7 @@ def latency(times: Sequence[datetime], p50: Sequence[float | None], p95: Sequenc
             size: timedelta) -> SafeString:
     """Two lines: median and 95th percentile request latency per bucket, in ms; gaps where no data."""
     top = max([v for v in (*p50, *p95) if v is not None] or [1.0])
-    parts = _frame("Request latency per period, p50 and p95 (ms)", times, size, top, "{:.4g} ms")
+    parts = _frame("Request latency per period, p50 and p95 (ms)", times, size, top, milliseconds)
     n = len(times)
     for cls, values in (("p50", p50), ("p95", p95)):
         run: list[str] = []

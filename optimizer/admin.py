@@ -7,7 +7,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import cache_admin
-from .models import Alert, CacheEntry, Feedback, ModelPrice, OptimizerSettings, RequestLog, UsageRollup
+from .models import (Alert, CacheEntry, Feedback, LatencyRollup, ModelPrice, OptimizerSettings, RequestBody,
+                     RequestLog, UsageRollup)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -78,6 +79,22 @@ class UsageRollupAdmin(ReadOnlyAdmin):
     list_display = ["tenant", "period", "start", "technique", "requests", "tokens_saved", "saved_usd", "cost_usd"]
     list_filter = ["period", "technique"]
     search_fields = ["tenant__name"]
+
+
+@admin.register(LatencyRollup)
+class LatencyRollupAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "period", "start"]
+    list_filter = ["period"]
+    search_fields = ["tenant__name"]
+
+
+@admin.register(RequestBody)
+class RequestBodyAdmin(ReadOnlyAdmin):
+    """Stored only for tenants that opted in, secrets already redacted; staff read them as they read
+    cached answers, to answer a tenant's support request."""
+
+    list_display = ["request_log", "tenant", "created_at", "expires_at", "redactions"]
+    search_fields = ["tenant__name", "request_log__request_id"]
 
 
 @admin.register(Alert)

@@ -22,7 +22,7 @@ from typing import Any
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/leo-prometheus")
 _METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-# The project root, so `leo_optima.logging` imports when gunicorn is started from elsewhere.
+# The project root, so `leo_optima.core.logging` imports when gunicorn is started from elsewhere.
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
@@ -78,7 +78,7 @@ errorlog = "-"
 loglevel = os.environ.get("LEO_LOG_LEVEL", "INFO").lower()
 
 try:
-    from leo_optima.logging import build_logging
+    from leo_optima.core.logging import build_logging
 
     logconfig_dict: dict[str, Any] = build_logging(os.environ.get("LEO_LOG_LEVEL", "INFO"))
 except ImportError:  # the project tree is not importable: keep gunicorn's plain logs

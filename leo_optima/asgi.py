@@ -28,7 +28,7 @@ class ApiASGIHandler(ASGIHandler):
 
     Django opens a ThreadSensitiveContext per request, so the sync receivers of request_started and
     request_finished run on a thread created (and joined) for that request: about a fifth of a
-    miss's CPU here. The API's own database work runs through `leo_optima.db.run_db` in pooled
+    miss's CPU here. The API's own database work runs through `leo_optima.core.db.run_db` in pooled
     threads, so its few thread-sensitive calls can share the process-wide sync thread instead.
     """
 

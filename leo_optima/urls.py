@@ -12,7 +12,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from billing.webhooks import stripe_webhook
-from leo_optima import health
+from leo_optima.core import health
 from optimizer.metrics import metrics_view
 
 urlpatterns = [

@@ -17,8 +17,8 @@ from django.db.models import Count, Max, Min, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from leo_optima.db import run_db
-from leo_optima.state import StateUnavailable, get_state
+from leo_optima.core.db import run_db
+from leo_optima.core.state import StateUnavailable, get_state
 
 from .models import CacheEntry
 from .pipeline import replica_feed

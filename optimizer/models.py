@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Exists, ExpressionWrapper, OuterRef, Q, Sum
 from django.db.models.expressions import Combinable
 
-from leo_optima.db import refuse_nul
+from leo_optima.core.db import refuse_nul
 from tenants.models import ApiKey, Tenant
 
 from .semantic.policy import DEFAULT_MARGIN, DEFAULT_THRESHOLD, DEFAULT_WRONG_RATE_BOUND

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from leo_optima.logging import log_request
+from leo_optima.core.logging import log_request
 
 from . import metrics
 from .pipeline.ledger import Record

@@ -1,6 +1,6 @@
 """Redaction of secrets in stored request bodies (the opt-in `store_bodies` setting).
 
-The rules are the log formatter's (`leo_optima.logging.redact`: API keys of the common providers
+The rules are the log formatter's (`leo_optima.core.logging.redact`: API keys of the common providers
 and LEO's, Bearer and Basic credentials, AWS key ids, passwords in URLs, `password=`/`api_key:`
 style values), so a secret kept out of the logs is kept out of stored bodies the same way, plus
 two shapes that appear in pasted text rather than in logs: PEM private key blocks and JWTs.
@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from leo_optima.logging import REDACTED
-from leo_optima.logging import redact as redact_logged_secrets
+from leo_optima.core.logging import REDACTED
+from leo_optima.core.logging import redact as redact_logged_secrets
 
 _BODY_PATTERNS = (
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL),

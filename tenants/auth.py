@@ -19,9 +19,9 @@ from decimal import Decimal
 from django.http import HttpRequest
 from django.utils import timezone
 
-from leo_optima.aio import background
-from leo_optima.db import run_db
-from leo_optima.state import LocalState, StateUnavailable, get_state
+from leo_optima.core.aio import background
+from leo_optima.core.db import run_db
+from leo_optima.core.state import LocalState, StateUnavailable, get_state
 
 from . import keys
 from .models import ApiKey

@@ -17,7 +17,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
 
-from leo_optima.db import refuse_nul
+from leo_optima.core.db import refuse_nul
 
 from . import crypto, egress, keys
 

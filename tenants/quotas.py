@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from leo_optima.state import LocalState, State, StateUnavailable, get_state
+from leo_optima.core.state import LocalState, State, StateUnavailable, get_state
 
 from .auth import Principal
 

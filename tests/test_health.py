@@ -20,7 +20,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncRequestFactory
 
-from leo_optima import health
+from leo_optima.core import health
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -179,7 +179,7 @@ _UNREACHABLE_DB_SCRIPT = textwrap.dedent(
     import django
     django.setup()
     from django.test import RequestFactory
-    from leo_optima.health import readyz
+    from leo_optima.core.health import readyz
     response = asyncio.run(readyz(RequestFactory().get("/readyz")))
     print(json.dumps({"status": response.status_code, "body": json.loads(response.content)}))
     """

@@ -24,7 +24,7 @@ import pytest
 from django.http import HttpResponse, StreamingHttpResponse
 from django.test import AsyncRequestFactory, RequestFactory
 
-from leo_optima.logging import ACCESS_LOGGER, AccessLogMiddleware, build_logging, redact, redact_value
+from leo_optima.core.logging import ACCESS_LOGGER, AccessLogMiddleware, build_logging, redact, redact_value
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,7 @@ def test_build_logging_rejects_unknown_levels() -> None:
 _LOGGING_SCRIPT = textwrap.dedent(
     """
     import logging, logging.config, sys
-    from leo_optima.logging import build_logging, log_request
+    from leo_optima.core.logging import build_logging, log_request
     logging.config.dictConfig(build_logging("INFO"))
     log = logging.getLogger("optimizer.proxy")
     log.info("upstream call with %s", "Bearer " + sys.argv[1])
@@ -277,7 +277,7 @@ _SENTRY_SCRIPT = textwrap.dedent(
     """
     import logging, sys
     import sentry_sdk
-    from leo_optima.logging import init_sentry
+    from leo_optima.core.logging import init_sentry
     assert init_sentry("") is False
     assert init_sentry(sys.argv[1], environment="test") is True
     assert sentry_sdk.get_client().options["send_default_pii"] is False

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import environ
 
-from leo_optima.logging import build_logging, init_sentry
+from leo_optima.core.logging import build_logging, init_sentry
 
 from .env import (
     BASE_DIR,
@@ -62,7 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "leo_optima.logging.AccessLogMiddleware",
+    "leo_optima.core.logging.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -267,7 +267,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LEO_BILLING_RETRY_SECONDS = strict_int("LEO_BILLING_RETRY_SECONDS", 30, minimum=1)
 
 # --- Logging ------------------------------------------------------------------------------------
-# JSON lines on stdout, secrets redacted (leo_optima/logging.py); Sentry only when SENTRY_DSN is set.
+# JSON lines on stdout, secrets redacted (leo_optima/core/logging.py); Sentry only when SENTRY_DSN is set.
 LEO_LOG_LEVEL = env.str("LEO_LOG_LEVEL", default="INFO").upper()
 LOGGING = build_logging(LEO_LOG_LEVEL)
 init_sentry(optional_secret("SENTRY_DSN"), environment=env.str("SENTRY_ENVIRONMENT", default="") or None)

@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from leo_optima.db import run_db
+from leo_optima.core.db import run_db
 from tenants.auth import AuthError, Principal, authenticate, client_ip
 
 from .. import analytics, cache_admin

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from leo_optima.db import run_db
+from leo_optima.core.db import run_db
 
 from ..models import OptimizerSettings
 

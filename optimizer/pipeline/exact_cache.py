@@ -18,7 +18,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from leo_optima.state import StateUnavailable, get_state
+from leo_optima.core.state import StateUnavailable, get_state
 
 from ..models import CacheEntry
 from . import replica_feed

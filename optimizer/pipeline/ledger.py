@@ -36,7 +36,7 @@ _observers: list[Any] = []
 
 
 def add_observer(fn: Any) -> None:
-    """Metrics and access logs subscribe here (optimizer.metrics, leo_optima.logging)."""
+    """Metrics and access logs subscribe here (optimizer.metrics, leo_optima.core.logging)."""
     _observers.append(fn)
 
 

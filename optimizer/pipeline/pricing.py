@@ -24,7 +24,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from leo_optima.db import run_db
+from leo_optima.core.db import run_db
 
 from .. import metrics
 from ..models import ModelPrice

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from leo_optima.db import has_nul
+from leo_optima.core.db import has_nul
 
 DONE = b"data: [DONE]\n\n"
 

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from leo_optima.aio import background
-from leo_optima.db import run_db
+from leo_optima.core.aio import background
+from leo_optima.core.db import run_db
 from tenants import quotas
 
 from ..models import RequestLog, Technique

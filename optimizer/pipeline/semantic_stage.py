@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from leo_optima.db import run_db
+from leo_optima.core.db import run_db
 
 from ..models import CacheEntry, Feedback, OptimizerSettings, RequestLog, Technique
 from ..semantic import AdaptiveStrictness, VectorIndex, conversation_text, get_embedder

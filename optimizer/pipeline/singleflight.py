@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from leo_optima.state import StateUnavailable, get_state
+from leo_optima.core.state import StateUnavailable, get_state
 
 STREAM_TTL = 60.0
 POLL_MS = 300

@@ -9,7 +9,7 @@ from typing import Any
 
 from django import forms
 
-from leo_optima.db import refuse_nul
+from leo_optima.core.db import refuse_nul
 from optimizer.analytics import GroupBy
 from optimizer.models import OptimizerSettings, Technique
 from optimizer.pipeline.routing import RoutingRule

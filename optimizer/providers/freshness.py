@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from leo_optima.state import StateUnavailable, get_state
+from leo_optima.core.state import StateUnavailable, get_state
 from tenants.models import ProviderCredential
 
 # Long enough to outlive any cached list; if it expires, the next look differs and reloads once.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from leo_optima.db import run_db
+from leo_optima.core.db import run_db
 from tenants.auth import Principal
 from tenants.models import ProviderCredential
 

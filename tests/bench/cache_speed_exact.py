@@ -100,7 +100,7 @@ def exact_hit_latency(sizes: Sequence[int] = (10_000, 100_000, 1_000_000), looku
     _django()
     from optimizer.pipeline import exact_cache
     from optimizer.pipeline.responses import fresh, replay_as_stream
-    from leo_optima.state import LocalState, RedisState, reset_state_for_tests
+    from leo_optima.core.state import LocalState, RedisState, reset_state_for_tests
 
     redis_url = os.environ.get("REDIS_URL", "")
     rows: list[ExactRow] = []

@@ -201,7 +201,7 @@ async def _run_one(name: str, check: Callable[[], Awaitable[CheckResult]], timeo
         result = {"backend": backend, "status": "error", "error": f"timed out after {timeout:g}s"}
     except Exception as exc:  # any failure means "not ready"; the detail goes to the log
         # Only the exception type goes into the response: messages can name internal hosts.
-        from leo_optima.logging import redact
+        from leo_optima.core.logging import redact
 
         logger.warning("readiness check %s failed: %s", name, redact(f"{type(exc).__name__}: {exc}"))
         result = {"backend": backend, "status": "error", "error": type(exc).__name__}

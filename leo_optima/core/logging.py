@@ -211,8 +211,8 @@ def build_logging(level: str = "INFO") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": "leo_optima.logging.RedactingFilter"}},
-        "formatters": {"json": {"()": "leo_optima.logging.JsonFormatter"}},
+        "filters": {"redact": {"()": "leo_optima.core.logging.RedactingFilter"}},
+        "formatters": {"json": {"()": "leo_optima.core.logging.JsonFormatter"}},
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",

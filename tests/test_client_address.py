@@ -39,6 +39,8 @@ def _forget_throttle(address: str) -> None:
 
 def assert_throttled_despite_forwarded_for(server: LeoServer) -> None:
     """From loopback, with a new X-Forwarded-For on every request: still throttled as one client."""
+    # A clean count for loopback: with Redis the counter is shared by every test of the last minute.
+    _forget_throttle("127.0.0.1")
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             statuses = [
@@ -46,8 +48,13 @@ def assert_throttled_despite_forwarded_for(server: LeoServer) -> None:
                                                 "X-Forwarded-For": f"198.51.100.{i + 1}"}).status_code
                 for i in range(BAD_KEY_LIMIT_PER_MINUTE + 3)
             ]
-            assert statuses[:BAD_KEY_LIMIT_PER_MINUTE] == [401] * BAD_KEY_LIMIT_PER_MINUTE
-            assert set(statuses[BAD_KEY_LIMIT_PER_MINUTE:]) == {429}, statuses
+            # Throttled within the limit, and once throttled no new X-Forwarded-For brings back a
+            # 401 (believing the header would make every request a fresh client: all 401s). Other
+            # tests' bad keys from loopback may still count in a shared Redis, so the 429 may come
+            # a little before the limit, never after it.
+            first = statuses.index(429) if 429 in statuses else len(statuses)
+            assert first <= BAD_KEY_LIMIT_PER_MINUTE, statuses
+            assert set(statuses[:first]) <= {401} and set(statuses[first:]) == {429}, statuses
             fresh = http.get("/v1/models", headers={"Authorization": f"Bearer {BAD_KEY}",
                                                     "X-Forwarded-For": "203.0.113.77"})
             assert fresh.status_code == 429

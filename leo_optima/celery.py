@@ -53,8 +53,13 @@ app.conf.beat_schedule = {
 
 @signals.celeryd_init.connect
 def _install_worker_metrics(**_: object) -> None:
-    """Only a worker serves metrics; importing the app (web, beat, shell) must not import
-    prometheus_client early, before gunicorn has set PROMETHEUS_MULTIPROC_DIR."""
+    """Only a worker serves metrics: its exporter is installed when a worker process starts."""
+    # Imported here, not at the top, and not to dodge an import circle (there is none): this module
+    # runs from leo_optima/__init__.py, before any settings module, so before leo_optima/settings/env.py
+    # has copied `.env` into os.environ. prometheus_client decides at import whether to write
+    # multiprocess files (PROMETHEUS_MULTIPROC_DIR, which `.env` may set), so importing it from here
+    # would fix every process that imports leo_optima in single-process mode
+    # (tests/test_metrics.py::test_importing_the_project_leaves_prometheus_client_unimported).
     from optimizer.metrics import install_celery_worker_exporter
 
     install_celery_worker_exporter()

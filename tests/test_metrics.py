@@ -24,7 +24,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from optimizer import metrics
+from optimizer import metric_labels, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,9 +55,9 @@ def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
 @pytest.fixture
 def fresh_label_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """Isolate the per-process label sets so tests do not depend on each other's tenants."""
-    monkeypatch.setattr(metrics, "_seen_tenants", set())
-    monkeypatch.setattr(metrics, "_seen_providers", set())
-    monkeypatch.setattr(metrics, "_known_models", set(metrics._SEED_MODELS))
+    monkeypatch.setattr(metric_labels, "_seen_tenants", set())
+    monkeypatch.setattr(metric_labels, "_seen_providers", set())
+    monkeypatch.setattr(metric_labels, "_known_models", set(metric_labels._SEED_MODELS))
 
 
 @pytest.mark.usefixtures("fresh_label_state")
@@ -424,3 +424,27 @@ def test_celery_worker_exporter_serves_task_counts(tmp_path: Path) -> None:
     assert tasks[(("state", "success"), ("task", "billing.tasks.rollup_usage"))] == 2
     assert tasks[(("state", "failure"), ("task", "billing.tasks.rollup_usage"))] == 1
     assert not (tmp_path / "gauge_liveall_424242.db").exists(), "worker_init must wipe old samples"
+
+
+def test_importing_the_project_leaves_prometheus_client_unimported(tmp_path: Path) -> None:
+    """leo_optima/__init__.py imports the Celery app before any settings module runs, so before
+    leo_optima/settings/env.py copies `.env` into os.environ. prometheus_client picks single- or
+    multiprocess mode when it is first imported: were it imported with the Celery app, a
+    PROMETHEUS_MULTIPROC_DIR set in `.env` would come too late and each worker would count alone
+    (why leo_optima/celery.py imports the worker exporter inside its signal handler)."""
+    script = textwrap.dedent(
+        """
+        import os, sys
+        import leo_optima
+        assert "prometheus_client" not in sys.modules, "imported with the project package"
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]  # what settings/env.py does with `.env`
+        from prometheus_client import values
+        print(values.ValueClass.__name__)
+        """
+    )
+    env = _env_with_multiproc(tmp_path)
+    del env["PROMETHEUS_MULTIPROC_DIR"]
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "MmapedValue"  # multiprocess mode

@@ -11,14 +11,14 @@ from decimal import Decimal
 
 import pytest
 
-from optimizer import metrics
+from optimizer import metric_labels, metrics
 from optimizer.models import ModelPrice
 from optimizer.pipeline import pricing
 
 
 @pytest.mark.django_db(transaction=True)
 def test_loading_the_price_table_registers_its_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "_known_models", set(metrics._SEED_MODELS))
+    monkeypatch.setattr(metric_labels, "_known_models", set(metric_labels._SEED_MODELS))
     ModelPrice.objects.create(model="acme-llm-7b", input_per_million=Decimal("0.5"))
     ModelPrice.objects.create(model="retired-llm", input_per_million=Decimal("1"), active=False)
     assert metrics.model_label("acme-llm-7b") == "other"

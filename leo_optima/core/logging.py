@@ -1,11 +1,13 @@
-"""Structured JSON logs on stdout, secret redaction, the per-request access line, and Sentry.
+"""Structured JSON logs on stdout with secrets redacted, and the per-request access line.
 
 - ``build_logging(level)`` returns the ``LOGGING`` dict the settings use (and gunicorn's config).
 - ``RedactingFilter`` scrubs every record on the handler, and ``JsonFormatter`` scrubs its output
   once more, so a key that reaches a log line through a message, an argument, an ``extra`` field or
-  a traceback is replaced by ``[REDACTED]``.
+  a traceback is replaced by ``[REDACTED]``. The rules are ``leo_optima.core.redact``'s.
 - ``AccessLogMiddleware`` writes one JSON line per request through ``log_request``.
-- ``init_sentry(dsn)`` turns Sentry on only when a DSN is configured; events are scrubbed too.
+
+Sentry's setup is ``leo_optima.core.sentry``'s. ``init_sentry`` and the redaction functions stay
+importable from here too: the settings and other modules import them from this module.
 
 This module is imported by ``deploy/gunicorn.conf.py`` before Django is set up, so it must not
 import Django at module level.
@@ -21,122 +23,36 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
+
+from .redact import REDACTED, is_sensitive_key, redact, redact_value
+from .sentry import init_sentry
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
 
 __all__ = [
     "ACCESS_LOGGER",
+    "REDACTED",
     "AccessLogMiddleware",
     "JsonFormatter",
     "RedactingFilter",
     "build_logging",
     "init_sentry",
+    "is_sensitive_key",
     "log_request",
     "redact",
     "redact_value",
     "request_id_var",
 ]
 
-REDACTED = "[REDACTED]"
 ACCESS_LOGGER = "leo.access"
 
 #: The current request id, so every line logged while serving a request carries it.
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "leo_request_id", default=None
 )
-
-# --------------------------------------------------------------------------- redaction
-
-# Character class for the body of a token: never a quote or backslash, so redacting a serialised
-# JSON line cannot break its syntax.
-_T = r"[A-Za-z0-9_\-]"
-
-_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # "Authorization: Bearer <anything>", whatever the token looks like.
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{6,}"), r"\1 " + REDACTED),
-    # LEO keys: "leo_" + 20 or more token characters with at least one digit or capital letter, so
-    # identifiers like metric names (leo_singleflight_waits_total) stay readable.
-    (re.compile(rf"\bleo_(?={_T}*[0-9A-Z]){_T}{{20,}}"), REDACTED),
-    # OpenAI, Anthropic ("sk-ant-..."), DeepSeek and most OpenAI-compatible providers.
-    (re.compile(rf"\bsk-{_T}{{16,}}"), REDACTED),
-    # Stripe secret, restricted and webhook secrets.
-    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"), REDACTED),
-    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]{10,}"), REDACTED),
-    # Google API keys, AWS access key ids, Groq, Hugging Face, xAI, GitHub, Slack tokens.
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"), REDACTED),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\bgsk_[A-Za-z0-9]{20,}"), REDACTED),
-    (re.compile(r"\bhf_[A-Za-z0-9]{20,}"), REDACTED),
-    (re.compile(rf"\bxai-{_T}{{20,}}"), REDACTED),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), REDACTED),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"), REDACTED),
-    # Passwords in URLs: scheme://user:password@host (DATABASE_URL, REDIS_URL, EMAIL_URL, DSNs).
-    (re.compile(r"(?i)([a-z][a-z0-9+.\-]*://[^:/@\s\"'\\]*:)[^@\s\"'\\]+@"), r"\1" + REDACTED + "@"),
-    # key=value and "key": "value" pairs whose key names a secret.
-    (
-        re.compile(
-            r"(?i)((?:api[_-]?key|apikey|secret|password|passwd|token|pepper|authorization)"
-            r"\\?[\"']?\s*[:=]\s*\\?[\"']?)(?!\[REDACTED\]|(?i:bearer|basic)\s)([^\s\"'\\,&}]{4,})"
-        ),
-        r"\1" + REDACTED,
-    ),
-)
-
-_SENSITIVE_KEY_RE = re.compile(
-    r"(?i)^(?:.*[_-])?(?:authorization|proxy-authorization|cookie|set-cookie|password|passwd|"
-    r"secret|token|api[_-]?key|apikey|pepper|dsn|private[_-]?key|(?:secret|encryption)[_-]keys?|"
-    r"sessionid|csrftoken|x-api-key)$"
-)
-
-
-# Every pattern above needs one of these substrings, so a plain substring test (fast, in C) lets the
-# common case skip the regexes, which cost about a millisecond per access line otherwise. Keep the
-# lists (and the "bearer"/"basic" test below) a superset of the patterns: add to them with each new
-# pattern.
-_PREFIXES = ("leo_", "sk-", "sk_", "rk_", "whsec_", "AIza", "AKIA", "ASIA", "gsk_", "hf_", "xai-", "ghp_", "gho_",
-             "ghu_", "ghs_", "ghr_", "xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-", "://")
-_KEY_WORDS = ("key", "secret", "passw", "token", "pepper", "authoriz")
-
-
-def redact(text: str) -> str:
-    """Replace anything that looks like a credential in ``text`` with ``[REDACTED]``."""
-    if not text:
-        return text
-    low = text.lower()
-    if not any(p in text for p in _PREFIXES) and "bearer" not in low and "basic" not in low:
-        if not any(w in low for w in _KEY_WORDS):
-            return text
-        pattern, replacement = _SECRET_PATTERNS[-1]  # only the key=value rule can apply
-        return pattern.sub(replacement, text)
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def is_sensitive_key(key: object) -> bool:
-    """Whether a mapping key or header name names a secret (``api_key``, ``Authorization``...)."""
-    return isinstance(key, str) and bool(_SENSITIVE_KEY_RE.match(key))
-
-
-def redact_value(value: Any, _depth: int = 0) -> Any:
-    """Recursively redact strings inside dicts, lists and tuples; values under sensitive keys are
-    replaced whole. Other types are returned unchanged."""
-    if _depth > 8:
-        return value
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, bytes):
-        return redact(value.decode("utf-8", "replace"))
-    if isinstance(value, Mapping):
-        return {
-            k: (REDACTED if is_sensitive_key(k) and v not in (None, "") else redact_value(v, _depth + 1))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return type(value)(redact_value(v, _depth + 1) for v in value)
-    return value
 
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -319,8 +235,6 @@ class AccessLogMiddleware:
     async_capable = True
 
     def __init__(self, get_response: Callable[..., Any]) -> None:
-        from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-
         self.get_response = get_response
         self._is_async = iscoroutinefunction(get_response)
         if self._is_async:
@@ -421,57 +335,3 @@ class AccessLogMiddleware:
             level=logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO,
             **extra,
         )
-
-
-# --------------------------------------------------------------------------- Sentry
-
-_SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
-
-
-def _scrub_event(event: dict[str, Any], _hint: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Sentry ``before_send``: drop credential headers and cookies, then redact every string."""
-    req = event.get("request")
-    if isinstance(req, dict):
-        headers = req.get("headers")
-        if isinstance(headers, dict):
-            req["headers"] = {
-                k: (REDACTED if str(k).lower() in _SENSITIVE_HEADERS else v) for k, v in headers.items()
-            }
-        req.pop("cookies", None)
-        # Prompts are customer data: never ship request bodies to a third party.
-        if "data" in req:
-            req["data"] = REDACTED
-    return redact_value(event)  # type: ignore[no-any-return]
-
-
-def _scrub_breadcrumb(crumb: dict[str, Any], _hint: dict[str, Any] | None = None) -> dict[str, Any]:
-    return redact_value(crumb)  # type: ignore[no-any-return]
-
-
-def init_sentry(
-    dsn: str | None,
-    *,
-    environment: str | None = None,
-    release: str | None = None,
-    traces_sample_rate: float = 0.0,
-) -> bool:
-    """Start Sentry when ``dsn`` is set (``SENTRY_DSN``); return whether it was started.
-
-    ``send_default_pii`` stays off and every event and breadcrumb is scrubbed with the same rules as
-    the logs. sentry-sdk is only imported here, so an installation without a DSN never loads it.
-    """
-    if not dsn:
-        return False
-    import sentry_sdk
-
-    sentry_sdk.init(
-        dsn=dsn,
-        environment=environment,
-        release=release,
-        send_default_pii=False,
-        traces_sample_rate=traces_sample_rate,
-        before_send=_scrub_event,  # type: ignore[arg-type]
-        before_breadcrumb=_scrub_breadcrumb,  # type: ignore[arg-type]
-        max_request_body_size="never",
-    )
-    return True

@@ -1,13 +1,15 @@
 """Query decomposition: split a request made of independent questions into standalone parts.
 
 Stage 5 of the pipeline. ``split(request)`` looks at the last user message and returns a
-``Decomposition`` when it is a set of independent questions, else ``None``. The pipeline then
-looks each ``Part.request`` up in the exact and semantic caches, asks the upstream only for the
-missing parts (one call per part, in parallel, so each answer stands alone), stores each part's
-answer as its own cache entry, and serves ``compose(decomposition, answers)`` with
-``X-LEO-Cache: decomposed``. The served ``usage`` is built there (``decomposition_stage``), from each
-part's upstream count; ``compose_usage`` below is the whole-text estimate, which the pipeline does
-not use.
+``Decomposition`` when it is a set of independent questions, else ``None``; ``compose(decomposition,
+answers)`` puts the parts' answers back together. What is done with the parts is
+``decomposition_stage``'s: it looks each ``Part.request`` up in the exact and semantic caches, asks
+the upstream only for the missing parts (one call per part, in parallel, so each answer stands
+alone) when some part hit and the missing parts cost less than the whole, stores each part's
+answer as its own cache entry, and serves the composed answer with ``X-LEO-Cache: decomposed``;
+otherwise the request goes on whole. The served ``usage`` is built there too, from each part's
+upstream count; ``compose_usage`` below is the whole-text estimate, which the pipeline does not
+use. How the text is read (its layout, the context around the questions) is ``decompose_parse``.
 
 What is recognised
 ------------------
@@ -49,22 +51,21 @@ Erring toward refusal is the point: a wrong split answers a question the user di
 
 Streaming
 ---------
-``chunk_text(text, size)`` cuts the composed answer into SSE-sized pieces at whitespace, so
-``"".join(chunk_text(t, n)) == t``.
+``chunk_text(text, size)`` cuts a text into SSE-sized pieces at whitespace, so
+``"".join(chunk_text(t, n)) == t``. The pipeline does not use it: a composed answer is streamed
+like any answer LEO already holds, by ``responses.replay_as_stream``.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from optimizer.pipeline.prompt_opt import count_prompt_tokens
-
-CountTokens = Callable[[str], int]
-Form = Literal["numbered", "bulleted", "inline_numbered", "questions"]
+from .decompose_parse import Form, clean_item, is_question, may_be_compound, parse, shared_context, shared_tail
+from .prompt_tokens import CountTokens, count_prompt_tokens
 
 MAX_PARTS = 8
 MAX_PART_CHARS = 400
@@ -97,7 +98,8 @@ class Part:
     #: The standalone text sent upstream and used as the cache key: context + question + tail.
     text: str
     #: A full chat request for this part alone: same model, system prompt, sampling params and
-    #: earlier turns; the last user message replaced by ``text``; ``stream`` removed.
+    #: earlier turns; the last user message replaced by ``text``; ``stream`` and
+    #: ``stream_options`` removed.
     request: dict[str, Any]
 
 
@@ -173,252 +175,10 @@ _POSTAMBLE_OK = re.compile(
 )
 _CODE = re.compile(r"```|~~~")
 
-_LEAD_WORDS = (
-    "what|what's|whats|how|why|when|where|who|whom|whose|which|is|are|was|were|do|does|did|can|"
-    "could|should|would|will|shall|may|might|must|has|have|had|explain|describe|define|list|"
-    "name|give|tell|show|summarize|summarise|translate|recommend|suggest|outline|state"
-)
-_QUESTION_START = re.compile(r"^(?:" + _LEAD_WORDS + r")\b", re.IGNORECASE)
-_CONNECTOR = re.compile(
-    r"^(?:and also|also|additionally|in addition|plus|moreover|furthermore|another question|"
-    r"one more thing|one more|second(?:ly)?|third(?:ly)?|finally|lastly|first(?:ly)?|"
-    r"and(?=\s+(?:" + _LEAD_WORDS + r")\b))\b[,:]?\s*",
-    re.IGNORECASE,
-)
-# "In Rust, what is ownership? How do lifetimes work?" or "Quick question: what is X? ...": the
-# opening phrase is context (or a lead-in, dropped later) for every question, not the first's.
-_CONTEXT_PREFIX = re.compile(
-    r"^(?P<ctx>(?:in|about|for|regarding|concerning|on|with|using|re)\b[^?,:]{2,60}(?=[,:])"
-    r"|[^?:]{2,80}(?=:))[,:]\s+"
-    r"(?P<q>(?:" + _LEAD_WORDS + r")\b.*)$",
-    re.IGNORECASE,
-)
-_AND_ALSO = re.compile(r",?\s+and also\s+", re.IGNORECASE)
-
-# Sentences before the questions that only announce them.
-_LEAD_IN = re.compile(
-    r"^(?:hi|hello|hey|greetings)\b.*$"
-    r"|^(?:(?:please|kindly)\s+)?(?:(?:can|could|would) you\s+(?:please\s+)?)?"
-    r"(?:answer|help(?: me)? with|respond to|address|tell me)\b[^:]*?\b(?:questions?|following|these|"
-    r"below)\b.*$"
-    r"|^(?:i|we)(?:'ve| have| got|'ve got)\b.*\b(?:questions?|things?)\b.*$"
-    r"|^(?:here are|the following are|below are|quick questions?|questions?|my questions?)\b.*$",
-    re.IGNORECASE,
-)
-_LEAD_IN_SUBJECT = re.compile(
-    r"\b(?:questions?|following|these)\s+(?P<subj>(?:about|on|regarding|concerning|for|in)\s+.+?)"
-    r"\s*[:.?!]*$",
-    re.IGNORECASE,
-)
-_PLEASANTRY = re.compile(
-    r"^(?:thanks|thank you|thx|cheers|ty)\b.*$|^(?:much appreciated|appreciate it)\W*$",
-    re.IGNORECASE,
-)
-
-_NUM_LINE = re.compile(
-    r"^(?P<indent>\s*)(?:(?P<n1>\d{1,2})(?P<p>[.)])|\((?P<n2>\d{1,2})\))\s+(?P<body>\S.*)$"
-)
-_BULLET_LINE = re.compile(r"^(?P<indent>\s*)(?P<b>[-*•])\s+(?P<body>\S.*)$")
-_INLINE_MARK = re.compile(r"(?:(?<=\s)|^)(?:(?P<n1>\d{1,2})(?P<p>[.)])|\((?P<n2>\d{1,2})\))\s+")
-_QSPLIT = re.compile(r"(?<=\?)[\"')\]]*\s+")
-_SSPLIT = re.compile(r"(?<=[.!])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+(?=[\"'(\[]?[A-Z])")
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    form: Form
-    preamble: str
-    items: list[str]
-    postamble: str
-
-
-def _sentences(text: str) -> list[str]:
-    out: list[str] = []
-    for chunk in _QSPLIT.split(text.strip()):
-        out.extend(s.strip() for s in _SSPLIT.split(chunk) if s.strip())
-    return out
-
-
-def _is_question(item: str) -> bool:
-    item = item.strip()
-    return item.endswith("?") or bool(_QUESTION_START.match(item))
-
-
-def _tail_split(text: str) -> tuple[str, str]:
-    """Split a last item into (question, trailing statements) at its last question mark."""
-    sentences = _sentences(text)
-    for i in range(len(sentences) - 1, -1, -1):
-        if sentences[i].endswith("?"):
-            return " ".join(sentences[: i + 1]), " ".join(sentences[i + 1 :])
-    return text.strip(), ""
-
-
-def _parse_lines(text: str) -> _Parsed | None:
-    """One item a line: numbered or bulleted."""
-    lines = text.split("\n")
-    kinds: list[tuple[int, re.Match[str], Form]] = []
-    for i, line in enumerate(lines):
-        m = _NUM_LINE.match(line)
-        if m:
-            kinds.append((i, m, "numbered"))
-            continue
-        m = _BULLET_LINE.match(line)
-        if m:
-            kinds.append((i, m, "bulleted"))
-    if len(kinds) < 2:
-        return None
-    first, last = kinds[0][0], kinds[-1][0]
-    item_lines = {i for i, _, _ in kinds}
-    # Anything but blank lines between the first and last item makes the structure unclear
-    # (continuation lines, nested text): refuse rather than guess.
-    if any(lines[i].strip() and i not in item_lines for i in range(first, last + 1)):
-        return None
-    forms = {f for _, _, f in kinds}
-    indents = {m.group("indent") for _, m, _ in kinds}
-    if len(forms) != 1 or len(indents) != 1:
-        return None
-    form = forms.pop()
-    if form == "numbered":
-        styles = {m.group("p") or "()" for _, m, _ in kinds}
-        numbers = [int(m.group("n1") or m.group("n2")) for _, m, _ in kinds]
-        if len(styles) != 1 or numbers != list(range(1, len(numbers) + 1)):
-            return None
-    else:
-        if len({m.group("b") for _, m, _ in kinds}) != 1:
-            return None
-    items = [m.group("body").strip() for _, m, _ in kinds]
-    preamble = "\n".join(lines[:first]).strip()
-    postamble = "\n".join(lines[last + 1 :]).strip()
-    return _Parsed(form, preamble, items, postamble)
-
-
-def _parse_inline(text: str) -> _Parsed | None:
-    """``Context: 1. first? 2. second?`` on one line (or wrapped)."""
-    if "\n\n" in text.strip():
-        return None
-    marks = list(_INLINE_MARK.finditer(text))
-    chosen: list[re.Match[str]] = []
-    style: str | None = None
-    for m in marks:
-        n = int(m.group("n1") or m.group("n2"))
-        s = m.group("p") or "()"
-        if n == len(chosen) + 1 and (style is None or s == style):
-            chosen.append(m)
-            style = s
-    if len(chosen) < 2:
-        return None
-    preamble = text[: chosen[0].start()].strip()
-    items: list[str] = []
-    ends = [m.start() for m in chosen[1:]] + [len(text)]
-    for mark, end in zip(chosen, ends, strict=True):
-        items.append(text[mark.end() : end].strip())
-    items[-1], postamble = _tail_split(items[-1])
-    return _Parsed("inline_numbered", preamble, items, postamble)
-
-
-def _parse_questions(text: str) -> _Parsed | None:
-    """Several question sentences, with optional context before and statements after."""
-    sentences = _sentences(text)
-    expanded: list[str] = []
-    for s in sentences:
-        pieces = _AND_ALSO.split(s)
-        if len(pieces) == 2 and s.endswith("?") and all(_QUESTION_START.match(p.strip()) for p in pieces):
-            expanded.extend([pieces[0].rstrip(" ,") + "?", pieces[1]])
-        else:
-            expanded.append(s)
-    q_idx = [i for i, s in enumerate(expanded) if s.endswith("?")]
-    if len(q_idx) < 2:
-        return None
-    first, last = q_idx[0], q_idx[-1]
-    if any(not expanded[i].endswith("?") for i in range(first, last + 1)):
-        return None
-    prefix = _CONTEXT_PREFIX.match(expanded[first])
-    if prefix:
-        expanded = list(expanded)
-        expanded[first] = prefix.group("q")
-        expanded.insert(first, prefix.group("ctx").strip() + ":")
-        first, last = first + 1, last + 1
-    preamble = " ".join(expanded[:first])
-    postamble = " ".join(expanded[last + 1 :])
-    return _Parsed("questions", preamble, expanded[first : last + 1], postamble)
-
-
-def _may_be_compound(text: str) -> bool:
-    """A cheap necessary condition for every form ``_parse`` reads: two lines, two question marks,
-    a question joined by "and also", or an inline "1." mark. Nearly every single question fails it
-    at once, so the decomposition check costs them a few microseconds instead of the full parse."""
-    return ("\n" in text or text.count("?") >= 2 or ("?" in text and "and also" in text.lower())
-            or _INLINE_MARK.search(text) is not None)
-
-
-def _parse(text: str) -> _Parsed | None:
-    parsed = _parse_lines(text)
-    if parsed is not None:
-        return parsed
-    lines = text.split("\n")
-    if any(_BULLET_LINE.match(line) for line in lines):
-        return None  # bullets we could not read as one flat list: nested or mixed
-    parsed = _parse_inline(text)
-    if parsed is not None:
-        return parsed
-    if any(_NUM_LINE.match(line) for line in lines):
-        return None  # numbered lines out of order or mixed styles
-    return _parse_questions(text)
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared context
-# ---------------------------------------------------------------------------------------------
-
-
-def _context(preamble: str) -> str:
-    """The preamble without sentences that only announce the questions."""
-    kept: list[str] = []
-    for sentence in _sentences(preamble.replace("\n", " ")):
-        if _LEAD_IN.match(sentence):
-            subject = _LEAD_IN_SUBJECT.search(sentence)
-            if subject:
-                subj = subject.group("subj")
-                kept.append(subj[0].upper() + subj[1:] + ":")
-            continue
-        kept.append(sentence)
-    return " ".join(kept).strip()
-
-
-def _tail(postamble: str) -> str:
-    return " ".join(s for s in _sentences(postamble.replace("\n", " ")) if not _PLEASANTRY.match(s)).strip()
-
-
-def _clean_item(item: str) -> str:
-    item = _CONNECTOR.sub("", item.strip()).strip()
-    item = " ".join(item.split())
-    if item and item[0].islower() and _QUESTION_START.match(item):
-        item = item[0].upper() + item[1:]
-    return item
-
 
 def _depends(item: str) -> bool:
+    """Whether a later part leans on an earlier one (a pronoun, a back-reference, "then", ...)."""
     return bool(_BACKREF.search(item) or _DEMONSTRATIVE_THAT.search(item))
-
-
-def _part_text(context: str, question: str, tail: str) -> str:
-    if context and context[-1] not in ".:!?;,)":
-        context += ":"  # a bare topic line ("Python") introduces the question
-    return " ".join(p for p in (context, question, tail) if p)
-
-
-def _part_request(request: Mapping[str, Any], text: str) -> dict[str, Any]:
-    dropped = ("stream", "stream_options", "messages")
-    part = {k: copy.deepcopy(v) for k, v in request.items() if k not in dropped}
-    messages = copy.deepcopy(list(request["messages"]))
-    messages[-1] = {**messages[-1], "content": text}
-    part["messages"] = messages
-    return part
 
 
 def _text_content(content: Any) -> str | None:
@@ -448,6 +208,26 @@ def _request_refused(request: Mapping[str, Any]) -> bool:
     return not isinstance(messages, list) or not messages
 
 
+# ---------------------------------------------------------------------------------------------
+# Splitting
+# ---------------------------------------------------------------------------------------------
+
+
+def _part_text(context: str, question: str, tail: str) -> str:
+    if context and context[-1] not in ".:!?;,)":
+        context += ":"  # a bare topic line ("Python") introduces the question
+    return " ".join(p for p in (context, question, tail) if p)
+
+
+def _part_request(request: Mapping[str, Any], text: str) -> dict[str, Any]:
+    dropped = ("stream", "stream_options", "messages")
+    part = {k: copy.deepcopy(v) for k, v in request.items() if k not in dropped}
+    messages = copy.deepcopy(list(request["messages"]))
+    messages[-1] = {**messages[-1], "content": text}
+    part["messages"] = messages
+    return part
+
+
 def split(request: Mapping[str, Any]) -> Decomposition | None:
     """Split a compound request into standalone parts, or None; see the module docstring."""
     if _request_refused(request):
@@ -459,13 +239,13 @@ def split(request: Mapping[str, Any]) -> Decomposition | None:
     if text is None:
         return None
     text = text.strip()
-    if not text or len(text) > MAX_TEXT_CHARS or not _may_be_compound(text) or _CODE.search(text):
+    if not text or len(text) > MAX_TEXT_CHARS or not may_be_compound(text) or _CODE.search(text):
         return None
-    parsed = _parse(text)
+    parsed = parse(text)
     if parsed is None or not 2 <= len(parsed.items) <= MAX_PARTS:
         return None
-    questions = [_clean_item(i) for i in parsed.items]
-    if not all(_is_question(q) for q in questions):
+    questions = [clean_item(i) for i in parsed.items]
+    if not all(is_question(q) for q in questions):
         return None
     if any(
         len(q) > MAX_PART_CHARS or len(q.split()) < MIN_PART_WORDS or _ELLIPTICAL.match(q) for q in questions
@@ -473,7 +253,7 @@ def split(request: Mapping[str, Any]) -> Decomposition | None:
         return None
     if any(_depends(q) for q in questions[1:]):
         return None
-    context, tail = _context(parsed.preamble), _tail(parsed.postamble)
+    context, tail = shared_context(parsed.preamble), shared_tail(parsed.postamble)
     around = f"{context} {_POSTAMBLE_OK.sub('', tail)}"
     if _AGGREGATE.search(around) or _depends(_POSTAMBLE_OK.sub("", tail)):
         return None
@@ -493,18 +273,18 @@ def split(request: Mapping[str, Any]) -> Decomposition | None:
 def question_count(text: str) -> int:
     """How many questions ``text`` asks, counting dependent ones too (1 when not compound).
 
-    For the semantic cache's verifier: a compound query must never be served an answer stored
-    for a single question (or for a different number of questions), even when the parts depend
-    on each other and ``split`` refuses them.
+    What ``split`` reads as compound, with the dependent compounds it refuses counted too. The
+    pipeline does not call it: the semantic cache's verifier counts a query's parts with its own
+    rule (``compound`` in ``optimizer/semantic/verifier.py``).
     """
     text = text.strip()
     if not text:
         return 0
-    parsed = _parse(text)
+    parsed = parse(text)
     if (
         parsed is not None
         and len(parsed.items) >= 2
-        and all(_is_question(_clean_item(item)) for item in parsed.items)
+        and all(is_question(clean_item(item)) for item in parsed.items)
     ):
         return len(parsed.items)
     return 1
@@ -550,7 +330,7 @@ def compose_usage(
 
     ``completion_tokens`` is ``count_tokens(composed)``: the text the client receives, headings
     included. ``prompt_tokens`` is the original request's prompt, passed in when already counted,
-    else counted with ``prompt_opt.count_prompt_tokens`` (OpenAI's chat framing).
+    else counted with ``prompt_tokens.count_prompt_tokens`` (OpenAI's chat framing).
 
     Not what the pipeline serves or bills: ``decomposition_stage`` keeps each part's answer at its
     upstream's own count and estimates only the original prompt and the headings, since

@@ -1,21 +1,19 @@
 """The optimizer's portal pages. Access goes through tenants.portal (404 for outsiders, 403 for
-members on management actions); every query is filtered by request.tenant."""
+members on management actions); every query is filtered by request.tenant. The views parse, call
+and render: what they read is in ``queries`` (and the overview's ``figures`` and
+``latency_figures``), the CSV export's rows in ``csv_export``."""
 
 from __future__ import annotations
 
-import csv
 import re
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -23,16 +21,17 @@ from django.views.decorators.http import require_POST
 
 from optimizer import analytics, cache_admin
 from optimizer.analytics import CACHE_TECHNIQUES
-from optimizer.models import CacheEntry, Feedback, OptimizerSettings, RequestBody, RequestLog
+from optimizer.models import CacheEntry, Feedback, RequestBody, RequestLog
 from optimizer.pipeline import config
+from optimizer.pipeline.semantic_stage import record_feedback
 from optimizer.pipeline.writer import writer
-from optimizer.pipeline.semantic_stage import record_feedback, strictness_of
-from optimizer.semantic.policy import rule_at
-from tenants.models import ApiKey, AuditEvent, Role
+from tenants.models import AuditEvent, Role
 from tenants.portal import portal_view, render_portal
 from tenants.portal.urlbase import public_base_url
 
-from . import charts, figures, latency_figures
+from . import charts, figures, latency_figures, queries
+from .csv_export import csv_cell as csv_cell  # csv_export's; still importable from here, as tests do
+from .csv_export import ledger_csv_rows
 from .forms import OWNER_FIELDS, BreakdownForm, LedgerFilterForm, OptimizerSettingsForm, PeriodForm
 
 PAGE_SIZE = 50
@@ -49,28 +48,6 @@ def _tenant_id(request: HttpRequest) -> int:
 
 
 # --- Overview --------------------------------------------------------------------------------------
-
-def _month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def _quota_bars(request: HttpRequest, now: datetime) -> list[dict[str, Any]]:
-    tenant = request.tenant  # type: ignore[attr-defined]
-    if tenant.monthly_token_quota is None and tenant.monthly_spend_quota_usd is None:
-        return []
-    month = figures.overview(_tenant_id(request), _month_start(now), now, now).totals
-    bars = []
-    if tenant.monthly_token_quota is not None:
-        used = month.prompt_tokens + month.completion_tokens
-        bars.append({"label": "Tokens this month", "used": f"{used:,}", "limit": f"{tenant.monthly_token_quota:,}",
-                     "percent": min(100, round(used * 100 / tenant.monthly_token_quota)) if tenant.monthly_token_quota else 100})
-    if tenant.monthly_spend_quota_usd is not None:
-        limit = Decimal(tenant.monthly_spend_quota_usd)
-        used_usd = month.cost_usd
-        bars.append({"label": "Spend this month", "used": f"${used_usd:,.2f}", "limit": f"${limit:,.2f}",
-                     "percent": min(100, round(float(used_usd * 100 / limit))) if limit else 100})
-    return bars
-
 
 @portal_view()
 def overview(request: HttpRequest) -> HttpResponse:
@@ -93,7 +70,8 @@ def overview(request: HttpRequest) -> HttpResponse:
                                              [b.totals.saved_usd for b in data.buckets], data.bucket_size),
         "hit_chart": charts.hit_rate(times, [b.totals.hit_rate if b.totals.requests else None for b in data.buckets],
                                      data.bucket_size),
-        "quota_bars": _quota_bars(request, now), "now": now, "refresh_seconds": REFRESH_SECONDS,
+        "quota_bars": queries.quota_bars(request.tenant, now),  # type: ignore[attr-defined]
+        "now": now, "refresh_seconds": REFRESH_SECONDS,
     }
     lat = latency_figures.series(tenant_id, times, data.bucket_size, data.start, data.end, data.live_from)
     context.update(latency=lat, latency_chart=charts.latency(times, lat.p50, lat.p95, data.bucket_size))
@@ -117,7 +95,7 @@ def breakdown(request: HttpRequest) -> HttpResponse:
     grouping = form.cleaned_data["grouping"]
     result = analytics.breakdown(_tenant_id(request), start, end, grouping)
     if grouping.kind == "key":  # show each key's name beside its prefix
-        names = dict(ApiKey.objects.filter(tenant=request.tenant).values_list("prefix", "name"))  # type: ignore[attr-defined]
+        names = queries.key_names(request.tenant)  # type: ignore[attr-defined]
         for group in result["groups"]:
             group["label"] = f"{group['value']}… {names.get(group['value'], '')}" if group["value"] else None
     context.update(result=result, start=start, end=end, grouping=grouping)
@@ -128,9 +106,14 @@ def breakdown(request: HttpRequest) -> HttpResponse:
 # --- Requests (the ledger) -------------------------------------------------------------------------
 
 def _filter_form(request: HttpRequest) -> LedgerFilterForm:
-    keys = [(k.pk, f"{k.prefix}… {k.name}")
-            for k in ApiKey.objects.filter(tenant=request.tenant).only("pk", "prefix", "name")]  # type: ignore[attr-defined]
-    return LedgerFilterForm(request.GET, keys=keys)
+    return LedgerFilterForm(request.GET, keys=queries.key_choices(request.tenant))  # type: ignore[attr-defined]
+
+
+def _page(request: HttpRequest) -> int:
+    try:
+        return max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        return 1
 
 
 def _querystring(form: LedgerFilterForm) -> str:
@@ -146,54 +129,13 @@ def requests_list(request: HttpRequest) -> HttpResponse:
         qs = form.apply(qs)
     else:
         qs, status = qs.none(), 400
-    try:
-        page = max(1, int(request.GET.get("page", "1")))
-    except ValueError:
-        page = 1
-    # No COUNT(*) over a large ledger: fetch one row more than a page to know whether there is another.
-    offset = (page - 1) * PAGE_SIZE
+    page = _page(request)
     ordering = form.ordering() if status == 200 else ("-created_at", "-id")
-    rows = list(qs.order_by(*ordering).select_related("api_key")[offset:offset + PAGE_SIZE + 1])
+    rows, has_next = queries.one_page(qs.order_by(*ordering).select_related("api_key"), page, PAGE_SIZE)
     return render_portal(request, "optimizer/requests.html", {
-        "section": "requests", "form": form, "rows": rows[:PAGE_SIZE], "page": page,
-        "has_next": len(rows) > PAGE_SIZE, "querystring": _querystring(form),
+        "section": "requests", "form": form, "rows": rows, "page": page,
+        "has_next": has_next, "querystring": _querystring(form),
     }, status=status)
-
-
-CSV_COLUMNS = ["request_id", "created_at", "key_prefix", "endpoint", "model", "served_model", "technique",
-               "status_code", "error_code", "prompt_tokens", "completion_tokens", "tokens_saved", "cost_usd",
-               "counterfactual_usd", "saved_usd", "similarity", "latency_ms", "upstream_latency_ms", "overhead_ms",
-               "user", "tags"]
-
-
-def _plain_number(value: Decimal | float | int | None) -> str:
-    """A number as a spreadsheet reads it: fixed point, never `0E-8` or `9.9e-05`; unknown is empty."""
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        text = format(value, "f")
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    if isinstance(value, float):
-        return _plain_number(Decimal(repr(value)))
-    return str(value)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-# A spreadsheet runs a cell that starts with one of these as a formula (`=HYPERLINK(...)` in a model
-# name the client chose): OWASP's advice is to prefix such a text cell with a quote. Numbers are
-# left as they are, so a negative saving stays a number.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> Any:
-    """A value for a CSV cell, text that a spreadsheet would run as a formula defused."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 @portal_view()
@@ -203,25 +145,8 @@ def requests_csv(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return requests_list(request)
     qs = form.apply(RequestLog.objects.filter(tenant=request.tenant)).order_by(*form.ordering())  # type: ignore[attr-defined]
-    prefixes = dict(ApiKey.objects.filter(tenant=request.tenant).values_list("pk", "prefix"))  # type: ignore[attr-defined]
-    writer = csv.writer(_Echo())
-
-    def rows() -> Iterator[str]:
-        yield writer.writerow(CSV_COLUMNS)
-        for r in qs.iterator(chunk_size=2000):
-            text = (r.request_id, r.created_at.isoformat(), prefixes.get(r.api_key_id, ""), r.endpoint, r.model,
-                    r.served_model, r.technique)
-            tags = ",".join(f"{k}={v}" for k, v in (r.tags or {}).items())
-            # Text cells are defused against formulas; numbers print as plain decimals (a negative
-            # saving must stay a number, not become quoted text).
-            yield writer.writerow([*(csv_cell(v) for v in text), r.status_code, csv_cell(r.error_code),
-                                   r.prompt_tokens, r.completion_tokens, r.tokens_saved,
-                                   *(_plain_number(v) for v in (r.cost_usd, r.counterfactual_usd, r.saved_usd,
-                                                                r.similarity, r.latency_ms, r.upstream_latency_ms,
-                                                                r.overhead_ms)),
-                                   csv_cell(r.end_user), csv_cell(tags)])
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    prefixes = queries.key_prefixes(request.tenant)  # type: ignore[attr-defined]
+    response = StreamingHttpResponse(ledger_csv_rows(qs, prefixes), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="leo-requests-{timezone.now():%Y%m%d-%H%M}.csv"'
     return response
 
@@ -276,52 +201,8 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
     return render_portal(request, "optimizer/request_detail.html", {
         "section": "requests", "row": row, "stages": stages, "feedback": feedback,
         "served_from_cache": row.technique in CACHE_TECHNIQUES,
-        **_body_context(row),
+        **queries.body_context(row),
     })
-
-
-def _body_context(row: RequestLog) -> dict[str, Any]:
-    """What the detail page says about the request's body and, for a hit, the entry that served it."""
-    body = RequestBody.objects.filter(request_log_id=row.request_id, tenant_id=row.tenant_id).first()
-    entry = None
-    if row.cache_key:
-        entry = (CacheEntry.objects.filter(tenant_id=row.tenant_id, key_hash=row.cache_key)
-                 .only("pk", "request_text", "model", "created_at", "hits").first())
-    return {"body": body, "body_messages": _messages(body.prompt) if body else [],
-            "body_answer": _answer(body.response) if body else None,
-            "bodies_on": OptimizerSettings.objects.filter(tenant_id=row.tenant_id, store_bodies=True).exists(),
-            "cache_entry": entry}
-
-
-def _messages(prompt: Any) -> list[dict[str, str]]:
-    """A stored prompt as (role, text) pairs: chat messages, or a completions prompt as one."""
-    if isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt):
-        return [{"role": str(m.get("role", "")), "text": _text(m.get("content"))} for m in prompt]
-    return [{"role": "prompt", "text": _text(prompt)}]
-
-
-def _answer(response: Any) -> str | None:
-    if not isinstance(response, dict):
-        return None
-    choices = response.get("choices") or []
-    parts = []
-    for choice in choices if isinstance(choices, list) else []:
-        if isinstance(choice, dict):
-            message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-            parts.append(_text(message.get("content") if message else choice.get("text")))
-    return "\n\n".join(parts) if parts else (response.get("text") if response.get("truncated") else None)
-
-
-def _text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts: text kept, other kinds named
-        return "\n".join(p.get("text", "") if isinstance(p, dict) and p.get("type") == "text"
-                         else f"[{p.get('type', 'part') if isinstance(p, dict) else 'part'}]" for p in content)
-    return str(content)
-
 
 
 @portal_view(manage=True)
@@ -352,27 +233,13 @@ def cache(request: HttpRequest) -> HttpResponse:
     tenant_id = _tenant_id(request)
     q = request.GET.get("q", "").strip()[:200]
     model = request.GET.get("model", "").strip()[:120]
-    entries = CacheEntry.objects.filter(tenant_id=tenant_id).defer("embedding", "response")
-    if q:
-        entries = entries.filter(request_text__icontains=q)
-    if model:
-        entries = entries.filter(model=model)
-    try:
-        page = max(1, int(request.GET.get("page", "1")))
-    except ValueError:
-        page = 1
-    offset = (page - 1) * PAGE_SIZE
-    rows = list(entries.order_by("-created_at", "-id")[offset:offset + PAGE_SIZE + 1])
-    # 'Hits' and 'Recently served' read the same rows: the ledger's hits of every kind (exact,
-    # semantic, decomposed, in-flight dedup), so the card counts what the list shows.
-    hits = RequestLog.objects.filter(tenant_id=tenant_id, technique__in=CACHE_TECHNIQUES)
-    since = timezone.now() - HITS_WINDOW
-    recent_hits = (hits.annotate(feedback_wrong=Exists(Feedback.objects.filter(request_log=OuterRef("pk"), correct=False)))
-                   .order_by("-created_at")[:20])
+    page = _page(request)
+    rows, has_next = queries.one_page(queries.cache_entries(tenant_id, q, model), page, PAGE_SIZE)
+    hits, recent_hits = queries.cache_hits(tenant_id, since=timezone.now() - HITS_WINDOW)
     return render_portal(request, "optimizer/cache.html", {
-        "section": "cache", "stats": cache_admin.stats(tenant_id), "rows": rows[:PAGE_SIZE], "page": page,
-        "hits": hits.filter(created_at__gte=since).count(), "hits_days": HITS_WINDOW.days,
-        "has_next": len(rows) > PAGE_SIZE, "q": q, "model": model, "recent_hits": recent_hits,
+        "section": "cache", "stats": cache_admin.stats(tenant_id), "rows": rows, "page": page,
+        "hits": hits, "hits_days": HITS_WINDOW.days,
+        "has_next": has_next, "q": q, "model": model, "recent_hits": recent_hits,
         "querystring": urlencode({k: v for k, v in (("q", q), ("model", model)) if v}),
     })
 
@@ -432,14 +299,8 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     if not can_manage:
         for field in form.fields.values():
             field.disabled = True
-    adaptive: dict[str, Any] = {}
-    if row.adaptive_state:
-        level = strictness_of(row.adaptive_state, row.max_wrong_rate).level
-        threshold, min_probability = rule_at(level, row.semantic_threshold)
-        adaptive = {"level": level, "threshold": threshold, "min_probability": min_probability,
-                    "bound": row.max_wrong_rate}
     return render_portal(request, "optimizer/settings.html", {"section": "settings", "form": form,
-                                                              "adaptive": adaptive}, status=status)
+                                                              "adaptive": queries.adaptive_rule(row)}, status=status)
 
 
 def _owner_only(request: HttpRequest, form: OptimizerSettingsForm) -> None:

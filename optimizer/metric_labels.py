@@ -15,9 +15,10 @@ from collections.abc import Iterable
 
 OTHER = "other"
 
-#: Values of the ``X-LEO-Cache`` header, plus ``error`` for requests that failed before an answer.
+#: The ledger's ``Technique`` values (``optimizer.models`` cannot be imported here: this module loads
+#: before the app registry); tests/test_metrics_labels.py checks the two stay the same set.
 TECHNIQUES: frozenset[str] = frozenset(
-    {"exact", "semantic", "decomposed", "miss", "bypass", "error"}
+    {"exact", "semantic", "dedup", "decomposed", "miss", "bypass", "error"}
 )
 
 #: Status codes common enough to keep as themselves; anything else collapses to its class.

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from optimizer import metric_labels, metrics
-from optimizer.models import ModelPrice
+from optimizer.models import ModelPrice, Technique
 from optimizer.pipeline import pricing
 
 
@@ -30,3 +30,10 @@ def test_loading_the_price_table_registers_its_models(monkeypatch: pytest.Monkey
     assert metrics.model_label("retired-llm") == "other"  # inactive: not callable, not a label
     assert metrics.model_label("made-up-by-a-client") == "other"
     pricing.forget()
+
+
+def test_every_ledger_technique_is_its_own_label() -> None:
+    """A deduplicated request used to be counted as "other" on `leo_requests_total`."""
+    assert metric_labels.TECHNIQUES == set(Technique.values)
+    for technique in Technique.values:
+        assert metrics.technique_label(technique) == technique

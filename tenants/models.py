@@ -5,7 +5,7 @@ This app imports no other app of the project (see docs/ARCHITECTURE.md).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -117,12 +117,22 @@ class Membership(models.Model):
         return self.role in (Role.OWNER, Role.ADMIN)
 
 
+def _usable(now: datetime) -> models.Q:
+    """The one rule for a key that may call /v1/*: not revoked, not expired, its tenant active."""
+    return (models.Q(revoked_at__isnull=True, tenant__is_active=True)
+            & (models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)))
+
+
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def usable(self) -> ApiKeyQuerySet:
-        now = timezone.now()
-        return self.filter(revoked_at__isnull=True, tenant__is_active=True).filter(
-            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
-        )
+        """Keys that may call /v1/* now."""
+        return self.filter(_usable(timezone.now()))
+
+    def with_usable(self) -> ApiKeyQuerySet:
+        """Every key, annotated `usable` by the same rule, so that authentication reads a key and
+        whether it may be used in one query (and can say why not)."""
+        return self.annotate(usable=models.ExpressionWrapper(_usable(timezone.now()),
+                                                             output_field=models.BooleanField()))
 
 
 class ApiKey(models.Model):
@@ -208,19 +218,31 @@ class ApiKey(models.Model):
                 "requests_per_minute": self.requests_per_minute, "tokens_per_minute": self.tokens_per_minute,
                 "allowed_models": list(self.allowed_models or [])}
 
+    def refusal(self) -> str:
+        """Why a key that `usable()` leaves out is refused, in words for its caller."""
+        if self.revoked_at is not None:
+            return "This API key has been revoked."
+        if not self.tenant.is_active:
+            return "This tenant is disabled."
+        return "This API key has expired."
+
     def revoke(self) -> None:
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
 
-    def touch(self, now: timezone.datetime | None = None) -> bool:
-        """Record use at most once a minute, so the hot path stays read-mostly."""
+    def touch_due(self, now: datetime) -> bool:
+        return self.last_used_at is None or now - self.last_used_at >= LAST_USED_RESOLUTION
+
+    def touch(self, now: datetime | None = None) -> bool:
+        """Record use at most once per LAST_USED_RESOLUTION, so the hot path stays read-mostly.
+        The write is conditional, so workers that each hold an older copy of the key write once."""
         now = now or timezone.now()
-        if self.last_used_at and now - self.last_used_at < LAST_USED_RESOLUTION:
+        if not self.touch_due(now):
             return False
-        ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
         self.last_used_at = now
-        return True
+        stale = models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
+        return bool(ApiKey.objects.filter(stale, pk=self.pk).update(last_used_at=now))
 
 
 def validate_provider_url(value: str) -> None:

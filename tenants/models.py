@@ -98,13 +98,25 @@ class Role(models.TextChoices):
     MEMBER = "member", "Member"
 
 
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def owners(self) -> MembershipQuerySet:
+        return self.filter(role=Role.OWNER)
+
+
 class Membership(models.Model):
-    """A user's role in a tenant. Owners and admins manage keys, members and settings; members read."""
+    """A user's role in a tenant, and what the role may do: the one place for role rules.
+
+    Owners do everything; admins manage keys, members (not owners), provider credentials, settings
+    and billing; members read. Only owners see the audit log, change owners, set alerts and decide
+    whether request bodies are stored. A tenant keeps at least one owner.
+    """
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_tenant")]
@@ -113,8 +125,29 @@ class Membership(models.Model):
         return f"{self.user} in {self.tenant} ({self.role})"
 
     @property
+    def is_owner(self) -> bool:
+        """Owner-only: the audit log, alerts, storing request bodies, making or unmaking owners."""
+        return self.role == Role.OWNER
+
+    @property
     def can_manage(self) -> bool:
+        """Keys, members, provider credentials, settings, feedback and billing: owners and admins."""
         return self.role in (Role.OWNER, Role.ADMIN)
+
+    def may_set_role(self, target: Membership | None, new_role: str | None) -> bool:
+        """Whether this member may give `target` (None: someone invited) the role `new_role`
+        (None: remove them). Managers only; only owners make or unmake owners."""
+        if not self.can_manage:
+            return False
+        if self.is_owner:
+            return True
+        return new_role != Role.OWNER and (target is None or not target.is_owner)
+
+    def leaves_no_owner(self, new_role: str | None) -> bool:
+        """Whether giving this member `new_role` (None: removing them) would leave the tenant
+        without an owner."""
+        return self.is_owner and new_role != Role.OWNER and not Membership.objects.owners().filter(
+            tenant_id=self.tenant_id).exclude(pk=self.pk).exists()
 
 
 def _usable(now: datetime) -> models.Q:

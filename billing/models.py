@@ -38,7 +38,7 @@ class Plan(models.Model):
     """A price list entry: a monthly base plus a price per million tokens saved, and the tenant
     limits that come with it (null means unlimited). The Free plan (slug "free") costs nothing and
     its limits are what an unpaid tenant falls back to. Paid plans are mirrored in Stripe as a
-    Product and a monthly Plan for the base (see billing/stripe_sync.ensure_stripe_plan)."""
+    Product and a monthly Plan for the base (see billing/subscriptions.ensure_stripe_plan)."""
 
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=80)

@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from tenants.models import Tenant
 from tenants.signals import VIA_CLI, VIA_SIGNUP, tenant_created
 
-from . import stripe_sync
+from .subscriptions import account_for, apply_limits
 from .models import BillingAccount, Plan
 
 
@@ -23,7 +23,7 @@ from .models import BillingAccount, Plan
 def free_plan_on_create(sender: Any, tenant: Tenant, via: str, **kwargs: Any) -> None:
     if via not in (VIA_SIGNUP, VIA_CLI):
         return
-    stripe_sync.apply_limits(stripe_sync.account_for(tenant))
+    apply_limits(account_for(tenant))
 
 
 @receiver(post_save, sender=Plan, dispatch_uid="leo_billing_plan_limits_changed")
@@ -34,4 +34,4 @@ def plan_limits_changed(sender: Any, instance: Plan, created: bool, **kwargs: An
         return
     for account in BillingAccount.objects.select_related("plan", "tenant").iterator():
         if account.effective_plan.pk == instance.pk:
-            stripe_sync.apply_limits(account)
+            apply_limits(account)

@@ -77,3 +77,11 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
     except stripe.StripeError as exc:
         raise classify(exc) from exc
+
+
+def get_field(obj: Any, name: str, default: Any = None) -> Any:
+    """A field of a Stripe object, a webhook's plain dict or a dj-stripe model alike."""
+    try:
+        return obj[name]
+    except (KeyError, TypeError):
+        return getattr(obj, name, default)

@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers over optimizer.rollups and billing.stripe_sync.
+"""Celery tasks: thin wrappers over optimizer.rollups, billing.stripe_sync and billing.subscriptions.
 
 Stripe down or slow, or another worker syncing the same tenant: the task is retried by Celery's
 own `autoretry_for` with exponential backoff (`retry_backoff`: LEO_BILLING_RETRY_SECONDS, doubling,
@@ -19,6 +19,7 @@ from django.conf import settings
 from optimizer import rollups
 
 from . import stripe_sync
+from .subscriptions import refresh_subscription
 from .models import BillingAccount, SubscriptionStatus
 from .stripe_api import StripeUnavailable, configured
 
@@ -77,6 +78,6 @@ def refresh_subscriptions() -> int:
         status=SubscriptionStatus.CANCELED)
     done = 0
     for account in accounts:
-        stripe_sync.refresh_subscription(account)
+        refresh_subscription(account)
         done += 1
     return done

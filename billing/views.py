@@ -1,6 +1,7 @@
 """Portal pages for billing: plans, card, subscribe / change / cancel, invoices (owners and admins).
 
-Views stay thin: forms validate, billing.stripe_sync does the work, messages report the outcome.
+Views stay thin: forms validate, billing.subscriptions (with .customers and .invoices) does the
+work, messages report the outcome.
 Stripe.js is loaded from Stripe (or from localstripe when STRIPE_API_BASE points there), and the
 page's CSP is widened for that one origin only on these pages.
 """
@@ -18,10 +19,13 @@ from django.views.decorators.http import require_POST
 from tenants.models import AuditEvent
 from tenants.portal import portal_view, render_portal
 
-from . import stripe_sync
+from . import subscriptions
+from .customers import setup_intent_secret
 from .forms import SubscribeForm
+from .invoices import invoices
 from .models import Plan, StripeUsageSync
 from .stripe_api import BillingNotConfigured, StripeRejected, StripeUnavailable, configured
+from .stripe_sync import SyncBusy
 
 UNAVAILABLE = "Stripe could not be reached; nothing was changed. Please try again in a minute."
 
@@ -44,7 +48,7 @@ def _with_stripe_csp(response: HttpResponse) -> HttpResponse:
 
 
 def _page(request: HttpRequest, form: SubscribeForm | None = None, status: int = 200) -> HttpResponse:
-    account = stripe_sync.account_for(request.tenant)  # type: ignore[attr-defined]
+    account = subscriptions.account_for(request.tenant)  # type: ignore[attr-defined]
     context: dict[str, object] = {
         "section": "billing", "account": account, "effective_plan": account.effective_plan,
         "plans": Plan.objects.filter(active=True), "form": form or SubscribeForm(initial={"plan": account.plan.slug}),
@@ -55,7 +59,7 @@ def _page(request: HttpRequest, form: SubscribeForm | None = None, status: int =
     }
     if configured():
         try:
-            context["upcoming"], context["invoices"] = stripe_sync.invoices(account)
+            context["upcoming"], context["invoices"] = invoices(account)
         except (StripeUnavailable, StripeRejected):
             context["invoices_error"] = "Invoices are unavailable right now (Stripe could not be reached)."
     return _with_stripe_csp(render_portal(request, "billing/billing.html", context, status=status))
@@ -70,9 +74,9 @@ def billing(request: HttpRequest) -> HttpResponse:
 @require_POST
 def setup_intent(request: HttpRequest) -> HttpResponse:
     """A SetupIntent client secret for Stripe.js (JSON; the page's script asks for it)."""
-    account = stripe_sync.account_for(request.tenant)  # type: ignore[attr-defined]
+    account = subscriptions.account_for(request.tenant)  # type: ignore[attr-defined]
     try:
-        secret = stripe_sync.setup_intent_secret(account, request.user.email)  # type: ignore[union-attr]
+        secret = setup_intent_secret(account, request.user.email)  # type: ignore[union-attr]
     except BillingNotConfigured:
         return JsonResponse({"error": "Billing is not configured."}, status=503)
     except StripeUnavailable:
@@ -88,10 +92,10 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     form = SubscribeForm(request.POST)
     if not form.is_valid():
         return _page(request, form, status=400)
-    account = stripe_sync.account_for(request.tenant)  # type: ignore[attr-defined]
+    account = subscriptions.account_for(request.tenant)  # type: ignore[attr-defined]
     plan: Plan = form.cleaned_data["plan"]
     try:
-        stripe_sync.subscribe(account, plan, form.cleaned_data["payment_method"])
+        subscriptions.subscribe(account, plan, form.cleaned_data["payment_method"])
     except BillingNotConfigured:
         form.add_error(None, "Billing is not configured on this server.")
         return _page(request, form, status=503)
@@ -114,10 +118,10 @@ def subscribe(request: HttpRequest) -> HttpResponse:
 @portal_view(manage=True)
 @require_POST
 def cancel(request: HttpRequest) -> HttpResponse:
-    account = stripe_sync.account_for(request.tenant)  # type: ignore[attr-defined]
+    account = subscriptions.account_for(request.tenant)  # type: ignore[attr-defined]
     try:
-        stripe_sync.cancel(account)
-    except (StripeUnavailable, BillingNotConfigured, stripe_sync.SyncBusy):
+        subscriptions.cancel(account)
+    except (StripeUnavailable, BillingNotConfigured, SyncBusy):
         messages.error(request, UNAVAILABLE)
         return redirect("billing:home")
     except StripeRejected as exc:

@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import stripe_sync
+from .subscriptions import apply_subscription, refresh_subscription
 from .models import BillingAccount
 from .stripe_api import StripeRejected, StripeUnavailable
 
@@ -50,15 +50,15 @@ def handle_event(event: Any) -> str:
         if account.subscription_id != obj.get("id"):
             return "not the current subscription"
         try:
-            stripe_sync.refresh_subscription(account)
+            refresh_subscription(account)
         except StripeRejected:  # gone from Stripe: the event's copy is all there is
-            stripe_sync.apply_subscription(account, obj)
+            apply_subscription(account, obj)
         return f"subscription {account.status}"
     if kind in INVOICE_EVENTS:
         account = _account(obj, obj.get("subscription") or "")
         if account is None or not account.subscription_id:
             return "no subscription"
-        stripe_sync.refresh_subscription(account)
+        refresh_subscription(account)
         return f"subscription {account.status}"
     return "ignored"
 

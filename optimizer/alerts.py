@@ -23,10 +23,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from tenants.models import Membership, Role, Tenant
+from tenants.models import Membership, Tenant
 
 from .models import Alert, Feedback, RequestLog
 
@@ -44,10 +44,6 @@ class Outcome:
     cleared: bool
 
 
-def month_start(now: datetime) -> datetime:
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 def figure(alert: Alert, now: datetime) -> float | None:
     """The alert's figure now, in percent, or None when it cannot be told."""
     tenant: Tenant = alert.tenant
@@ -55,16 +51,15 @@ def figure(alert: Alert, now: datetime) -> float | None:
         budget = tenant.monthly_spend_quota_usd
         if not budget:
             return None
-        spent = RequestLog.objects.filter(tenant=tenant, created_at__gte=month_start(now)).aggregate(
-            usd=Sum("cost_usd"))["usd"] or Decimal(0)
-        return float(Decimal(spent) * 100 / Decimal(budget))
+        # The same spend as the quota counts (RequestLogQuerySet.usage).
+        spent = RequestLog.objects.for_tenant(tenant.pk).this_month(now).usage().cost_usd
+        return float(spent * 100 / Decimal(budget))
     since = now - timedelta(minutes=alert.window_minutes)
     if alert.kind == Alert.Kind.ERROR_RATE:
-        agg = RequestLog.objects.filter(tenant=tenant, created_at__gte=since).aggregate(
-            total=Count("id"), bad=Count("id", filter=Q(status_code__gte=400)))
-        if agg["total"] < MIN_REQUESTS:
+        totals = RequestLog.objects.for_tenant(tenant.pk).between(since, None).totals("requests", "errors")
+        if totals.requests < MIN_REQUESTS:
             return None
-        return agg["bad"] * 100 / agg["total"]
+        return totals.errors * 100 / totals.requests
     agg = Feedback.objects.filter(tenant=tenant, created_at__gte=since).aggregate(
         total=Count("id"), wrong=Count("id", filter=Q(correct=False)))
     if agg["total"] < MIN_FEEDBACK:
@@ -106,7 +101,7 @@ def describe(alert: Alert, value: float | None = None) -> str:
 
 
 def _mail_owners(alert: Alert, value: float) -> None:
-    owners = list(Membership.objects.filter(tenant=alert.tenant, role=Role.OWNER, user__is_active=True)
+    owners = list(Membership.objects.owners().filter(tenant=alert.tenant, user__is_active=True)
                   .values_list("user__email", flat=True))
     if not owners:
         return

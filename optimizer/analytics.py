@@ -2,92 +2,81 @@
 breakdown page read this.
 
 `summary` gives the totals; `breakdown` the same figures per model, key, end user (the OpenAI
-`user` field) or tag value, with latency percentiles from optimizer/latency.py. Savings follow the
-ledger's one rule (`RequestLog.objects.with_saving_rule()`: a semantic hit marked wrong saved
-nothing). The portal's overview has its own reader (`optimizer.portal.figures`: hourly rollups for
-closed hours, the ledger for the rest, since a million rows per render is too slow).
+`user` field) or tag value, with latency percentiles from optimizer/latency.py. Every total is the
+ledger's own (`RequestLog.objects....totals()`, optimizer/models.py), savings included: a semantic
+hit marked wrong saved nothing. The portal's overview reads the same totals through
+`optimizer.portal.figures` (hourly rollups for closed hours, the ledger for the rest, since a
+million rows per render is too slow).
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Expression, F, Q, QuerySet, Sum, TextField, Value
+from django.db.models import Count, Expression, F, Q, QuerySet, TextField, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, NullIf
 
 from . import latency
-from .models import RequestLog, Technique
-
-CACHE_TECHNIQUES = (Technique.EXACT, Technique.SEMANTIC, Technique.DEDUP, Technique.DECOMPOSED)
-
+from .models import CACHE_TECHNIQUES, LedgerTotals, RequestLog
 
 def _money(value: Any) -> float:
     return float(round(Decimal(value or 0), 8))
 
 
 def ledger(tenant_id: int, start: datetime | None, end: datetime | None) -> QuerySet[RequestLog]:
-    qs = RequestLog.objects.filter(tenant_id=tenant_id).with_saving_rule()
-    if start:
-        qs = qs.filter(created_at__gte=start)
-    if end:
-        qs = qs.filter(created_at__lt=end)
-    return qs
+    return RequestLog.objects.for_tenant(tenant_id).between(start, end)
+
+
+def _as_json(t: LedgerTotals) -> dict[str, Any]:
+    """The totals as /v1/analytics shows them (a summary, or one group of a breakdown)."""
+    return {
+        "requests": t.requests,
+        "upstream_calls": t.upstream_calls,
+        "errors": t.errors,
+        "prompt_tokens": t.prompt_tokens,
+        "completion_tokens": t.completion_tokens,
+        "cost_usd": _money(t.cost_usd),
+        "unpriced_requests": t.unpriced_requests,
+        "counterfactual_usd": _money(t.counterfactual_usd),
+        "saved_usd": _money(t.saved_usd),
+        "saved_percent": round(t.saved_percent, 2),
+        "tokens_saved": t.tokens_saved,
+        "hit_rate": round(t.hit_rate, 4),
+    }
+
+
+def by_technique(per_technique: Mapping[str, LedgerTotals], totals: LedgerTotals) -> dict[str, dict[str, Any]]:
+    """The saving split by what earned it: each cache technique's own saving (net of what prompt
+    optimization and routing saved on the same rows), then prompt optimization and routing."""
+    out = {technique: {"requests": t.requests, "tokens_saved": t.own_tokens_saved, "saved_usd": _money(t.own_saved_usd)}
+           for technique, t in per_technique.items() if technique in CACHE_TECHNIQUES}
+    if totals.prompt_optimized_requests:
+        out["prompt_optimization"] = {"requests": totals.prompt_optimized_requests,
+                                      "tokens_saved": totals.prompt_opt_tokens_saved,
+                                      "saved_usd": _money(totals.prompt_opt_saved_usd)}
+    if totals.routed_requests:
+        out["routing"] = {"requests": totals.routed_requests, "tokens_saved": 0,
+                          "saved_usd": _money(totals.routing_saved_usd)}
+    return out
 
 
 def summary(tenant_id: int, start: datetime | None, end: datetime | None) -> dict[str, Any]:
     qs = ledger(tenant_id, start, end)
-    counted = RequestLog.objects.counted_sum
-    totals = qs.aggregate(
-        requests=Count("id"), upstream_calls=Sum("upstream_calls"), prompt_tokens=Sum("prompt_tokens"),
-        completion_tokens=Sum("completion_tokens"), cost_usd=Sum("cost_usd"),
-        counterfactual_usd=Sum("counterfactual_usd"), saved_usd=counted("saved_usd"), tokens_saved=counted("tokens_saved"),
-        errors=Count("id", filter=Q(status_code__gte=400)),
-        hits=Count("id", filter=Q(technique__in=CACHE_TECHNIQUES)),
-    )
-    # A tenant's own provider served a model with no price: its cost is unknown, so not in cost_usd.
-    unpriced = qs.filter(cost_usd__isnull=True).count()
-    by_technique: dict[str, dict[str, Any]] = {}
-    # Cache techniques: their saving net of what prompt optimization and routing saved on the same rows.
-    for row in qs.filter(technique__in=CACHE_TECHNIQUES).values("technique").annotate(
-            requests=Count("id"), tokens=counted(F("tokens_saved") - F("prompt_opt_tokens_saved")),
-            usd=counted(F("saved_usd") - F("prompt_opt_saved_usd") - F("routing_saved_usd"))):
-        by_technique[row["technique"]] = {"requests": row["requests"], "tokens_saved": int(row["tokens"] or 0),
-                                          "saved_usd": _money(row["usd"])}
-    opt = qs.filter(prompt_opt_tokens_saved__gt=0).aggregate(
-        requests=Count("id"), tokens=counted("prompt_opt_tokens_saved"), usd=counted("prompt_opt_saved_usd"))
-    if opt["requests"]:
-        by_technique["prompt_optimization"] = {"requests": opt["requests"], "tokens_saved": int(opt["tokens"] or 0),
-                                               "saved_usd": _money(opt["usd"])}
-    routed = qs.exclude(served_model=F("model")).exclude(served_model="").aggregate(
-        requests=Count("id"), usd=counted("routing_saved_usd"))
-    if routed["requests"]:
-        by_technique["routing"] = {"requests": routed["requests"], "tokens_saved": 0,
-                                   "saved_usd": _money(routed["usd"])}
-    requests = totals["requests"] or 0
-    counterfactual = Decimal(totals["counterfactual_usd"] or 0)
-    saved = Decimal(totals["saved_usd"] or 0)
+    # One grouped query; the period's totals are the sum of its techniques' totals.
+    per_technique = {row["technique"]: LedgerTotals.from_row(row) for row in qs.totals_by("technique")}
+    totals = sum(per_technique.values(), LedgerTotals())
     return {
         "start": start.isoformat() if start else None,
         "end": end.isoformat() if end else None,
-        "requests": requests,
-        "upstream_calls": int(totals["upstream_calls"] or 0),
-        "errors": totals["errors"] or 0,
-        "prompt_tokens": int(totals["prompt_tokens"] or 0),
-        "completion_tokens": int(totals["completion_tokens"] or 0),
-        "cost_usd": _money(totals["cost_usd"]),
-        "unpriced_requests": unpriced,
-        "counterfactual_usd": _money(counterfactual),
-        "saved_usd": _money(saved),
-        "saved_percent": float(round(saved / counterfactual * 100, 2)) if counterfactual else 0.0,
-        "tokens_saved": int(totals["tokens_saved"] or 0),
-        "hit_rate": round((totals["hits"] or 0) / requests, 4) if requests else 0.0,
-        "by_technique": by_technique,
+        **_as_json(totals),
+        "by_technique": by_technique(per_technique, totals),
         "semantic_marked_wrong": qs.marked_wrong().count(),
         **latency_percentiles(qs),
     }
@@ -146,21 +135,13 @@ def breakdown(tenant_id: int, start: datetime | None, end: datetime | None, grou
     """The summary's figures per group, the busiest `limit` groups first. A row without the
     dimension (no key, no `user`, no such tag) falls in the group whose value is null."""
     qs = ledger(tenant_id, start, end).annotate(g=group_by.expression())
-    # Annotations may not reuse a model field's name, hence s_.
-    rows = [{k.removeprefix("s_"): v for k, v in r.items()} for r in qs.values("g").annotate(
-        s_requests=Count("id"), s_upstream_calls=Sum("upstream_calls"), s_prompt_tokens=Sum("prompt_tokens"),
-        s_completion_tokens=Sum("completion_tokens"), s_cost_usd=Sum("cost_usd"),
-        s_counterfactual_usd=Sum("counterfactual_usd"), s_saved_usd=RequestLog.objects.counted_sum("saved_usd"),
-        s_tokens_saved=RequestLog.objects.counted_sum("tokens_saved"), s_errors=Count("id", filter=Q(status_code__gte=400)),
-        s_hits=Count("id", filter=Q(technique__in=CACHE_TECHNIQUES)),
-        s_unpriced=Count("id", filter=Q(cost_usd__isnull=True)),
-    ).order_by("-s_requests", "g")[:limit + 1]]
+    rows = list(qs.totals_by("g").order_by("-requests", "g")[:limit + 1])
     truncated = len(rows) > limit
     rows = rows[:limit]
     values = [r["g"] for r in rows]
     hists: dict[str, dict[Any, latency.Histogram]] = {prefix: defaultdict(latency.Histogram)
                                                       for prefix, _ in LATENCY_COLUMNS}
-    techniques: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
+    techniques: dict[Any, dict[str, LedgerTotals]] = defaultdict(dict)
     if rows:
         chosen = qs.filter(Q(g__in=[v for v in values if v is not None]) |
                            (Q(g__isnull=True) if None in values else Q(pk__in=[])))
@@ -168,24 +149,14 @@ def breakdown(tenant_id: int, start: datetime | None, end: datetime | None, grou
             for r in (chosen.annotate(b=latency.bucket_expression(column)).values("g", "b")
                       .annotate(n=Count("id")).order_by()):
                 hists[prefix][r["g"]][r["b"]] += r["n"]
-        for r in (chosen.filter(technique__in=CACHE_TECHNIQUES).values("g", "technique").annotate(
-                n=Count("id"), tokens=RequestLog.objects.counted_sum(F("tokens_saved") - F("prompt_opt_tokens_saved")),
-                usd=RequestLog.objects.counted_sum(F("saved_usd") - F("prompt_opt_saved_usd")
-                                                   - F("routing_saved_usd"))).order_by()):
-            techniques[r["g"]][r["technique"]] = {"requests": r["n"], "tokens_saved": int(r["tokens"] or 0),
-                                                  "saved_usd": _money(r["usd"])}
+        for r in chosen.filter(technique__in=CACHE_TECHNIQUES).totals_by("g", "technique"):
+            techniques[r["g"]][r["technique"]] = LedgerTotals.from_row(r)
     groups = []
     for r in rows:
-        figures: dict[str, Any] = {
-            "value": r["g"], "requests": r["requests"], "upstream_calls": int(r["upstream_calls"] or 0),
-            "errors": r["errors"], "prompt_tokens": int(r["prompt_tokens"] or 0),
-            "completion_tokens": int(r["completion_tokens"] or 0), "cost_usd": _money(r["cost_usd"]),
-            "unpriced_requests": r["unpriced"], "counterfactual_usd": _money(r["counterfactual_usd"]),
-            "saved_usd": _money(r["saved_usd"]), "tokens_saved": int(r["tokens_saved"] or 0),
-            "hit_rate": round(r["hits"] / r["requests"], 4) if r["requests"] else 0.0,
-            "by_technique": techniques.get(r["g"], {}),
-        }
+        totals = LedgerTotals.from_row(r)
+        group: dict[str, Any] = {"value": r["g"], **_as_json(totals),
+                                 "by_technique": by_technique(techniques.get(r["g"], {}), totals)}
         for prefix, _ in LATENCY_COLUMNS:
-            figures.update(latency.percentiles(hists[prefix][r["g"]], prefix))
-        groups.append(figures)
+            group.update(latency.percentiles(hists[prefix][r["g"]], prefix))
+        groups.append(group)
     return {"group_by": str(group_by), "groups": groups, "groups_truncated": truncated}

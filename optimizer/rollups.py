@@ -6,6 +6,10 @@ counts. The ledger is written behind and a row's `created_at` is when its reques
 long stream can land in an hour that was already rolled up; `stale_periods` finds such periods by
 comparing each period's ledger row count and newest row with its rollup, and `rollup_recent` (the
 scheduled job) recomputes those plus the last few periods every run.
+
+A rollup row holds the ledger's own totals (`RequestLog.objects....totals_by`, savings by the
+saving rule), so what reads rollups (the overview's closed hours, billing's days) only adds them
+up, in `rolled_totals`: no total is defined here.
 """
 
 from __future__ import annotations
@@ -13,28 +17,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
 from django.db.models.signals import post_save
 from django.dispatch import receiver
-from django.db.models import Count, F, Max, Min, Q, Sum
-from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from tenants.models import Tenant
 
 from . import latency
-from .models import SAVING_FIELDS, Feedback, LatencyRollup, RequestLog, Technique, UsageRollup
+from .models import CACHE_TECHNIQUES, Feedback, LatencyRollup, LedgerTotals, RequestLog, Technique, UsageRollup
 
 Period = UsageRollup.Period
 LENGTH = {Period.HOUR: timedelta(hours=1), Period.DAY: timedelta(days=1)}
 _TRUNC = {Period.HOUR: TruncHour, Period.DAY: TruncDay}
 
-# Summed ledger columns, copied one to one into the rollup.
-_SUMS = ("upstream_calls", "prompt_tokens", "completion_tokens", "tokens_saved", "cost_usd",
-         "counterfactual_usd", "saved_usd", "prompt_opt_tokens_saved", "prompt_opt_saved_usd",
-         "routing_saved_usd")
+# The ledger totals a rollup row stores, one column each (hits follow from the row's technique).
+STORED = ("requests", "errors", "routed_requests", "upstream_calls", "prompt_tokens", "completion_tokens",
+          "tokens_saved", "cost_usd", "counterfactual_usd", "saved_usd", "prompt_opt_tokens_saved",
+          "prompt_opt_saved_usd", "routing_saved_usd")
 
 
 def period_start(period: str, moment: datetime) -> datetime:
@@ -56,14 +60,26 @@ def _check_start(period: str, start: datetime) -> datetime:
     return aligned
 
 
-def _ledger(tenant_id: int, start: datetime, end: datetime) -> Iterable[dict[str, object]]:
-    qs = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end).with_saving_rule()
-    return (qs.values("technique")
-            .annotate(requests=Count("id"), errors=Count("id", filter=Q(status_code__gte=400)),
-                      routed_requests=Count("id", filter=~Q(served_model=F("model")) & ~Q(served_model="")),
-                      **{name: RequestLog.objects.counted_sum(name) if name in SAVING_FIELDS else Sum(name)
-                         for name in _SUMS})
-            .order_by("technique"))
+def _ledger(tenant_id: int, start: datetime, end: datetime) -> dict[str, LedgerTotals]:
+    """technique -> the ledger's totals of the period's rows."""
+    rows = RequestLog.objects.for_tenant(tenant_id).between(start, end).totals_by("technique", names=STORED)
+    return {row["technique"]: LedgerTotals.from_row(row) for row in rows.order_by("technique")}
+
+
+def rolled_totals(rows: QuerySet[UsageRollup], *fields: str) -> QuerySet[UsageRollup, dict[str, Any]]:
+    """`values(*fields)` rows of rollups, each with its group's totals by name, as
+    `RequestLog.objects.totals_by` gives them for ledger rows (read them with `LedgerTotals.from_row`)."""
+    # hits first: once `requests` names the sum, "requests" in a later aggregate would mean it.
+    return (rows.values(*fields).annotate(hits=Sum("requests", filter=Q(technique__in=CACHE_TECHNIQUES)),
+                                          **{name: Sum(name) for name in STORED})
+            .order_by())
+
+
+def daily_totals(tenant_id: int, start: datetime, end: datetime) -> dict[datetime, LedgerTotals]:
+    """Day start -> the tenant's totals of that UTC day, for the days in [start, end) that are
+    rolled up (billing reads these, after refreshing stale days)."""
+    days = UsageRollup.objects.filter(tenant_id=tenant_id, period=Period.DAY, start__gte=start, start__lt=end)
+    return {row["start"]: LedgerTotals.from_row(row) for row in rolled_totals(days, "start")}
 
 
 def _histogram(tenant_id: int, start: datetime, end: datetime) -> dict[str, int]:
@@ -84,12 +100,9 @@ def rollup(tenant_id: int, period: str, start: datetime) -> list[UsageRollup]:
     end = start + LENGTH[Period(period)]
     with transaction.atomic():
         Tenant.objects.select_for_update().filter(pk=tenant_id).exists()
-        rows = [
-            UsageRollup(tenant_id=tenant_id, period=period, start=start, technique=agg["technique"],
-                        requests=agg["requests"], errors=agg["errors"], routed_requests=agg["routed_requests"],
-                        **{name: agg[name] or (Decimal(0) if name.endswith("_usd") else 0) for name in _SUMS})
-            for agg in _ledger(tenant_id, start, end)
-        ]
+        rows = [UsageRollup(tenant_id=tenant_id, period=period, start=start, technique=technique,
+                            **{name: getattr(totals, name) for name in STORED})
+                for technique, totals in _ledger(tenant_id, start, end).items()]
         UsageRollup.objects.filter(tenant_id=tenant_id, period=period, start=start).delete()
         LatencyRollup.objects.filter(tenant_id=tenant_id, period=period, start=start).delete()
         if rows:

@@ -1,8 +1,11 @@
 """Authenticating `Authorization: Bearer leo_...` on the hot path.
 
 A verified key is remembered in process memory for a few seconds (by its HMAC digest, never the
-plaintext), so a busy key costs one HMAC and a dict lookup; revocation and expiry therefore take
-effect within `CACHE_SECONDS`. Repeated bad keys from one client address are throttled.
+plaintext), so a busy key costs one HMAC and a dict lookup; revocation therefore takes effect
+within `CACHE_SECONDS`, and expiry at once (a key is not remembered past its expiry). Whether a key
+may be used is the model's rule (`ApiKey.objects.with_usable()`, read in the same query as the
+key), and so is recording its use (`ApiKey.touch`). Repeated bad keys from one client address are
+throttled.
 
 The client address is REMOTE_ADDR and nothing else: the server (uvicorn or gunicorn) has already
 replaced it with X-Forwarded-For's client, but only on connections from LEO_TRUSTED_PROXIES. A
@@ -24,7 +27,7 @@ from leo_optima.core.db import run_db
 from leo_optima.core.state import LocalState, StateUnavailable, get_state
 
 from . import keys
-from .models import ApiKey
+from .models import LAST_USED_RESOLUTION, ApiKey
 
 CACHE_SECONDS = 2.0
 BAD_KEY_LIMIT_PER_MINUTE = 30
@@ -58,6 +61,7 @@ class Principal:
     key_tokens_per_minute: int | None = None
     key_allowed_models: tuple[str, ...] = ()
     key_limits_version: int = 0
+    last_used_at: datetime | None = None
     cached_at: float = field(default_factory=time.monotonic)
 
 
@@ -66,12 +70,14 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+# digest -> (the principal, or None for a wrong key; the monotonic time it is forgotten).
 _cache: dict[str, tuple[Principal | None, float]] = {}
+# key id -> the monotonic time this process last had the key's use recorded (or tried to).
 _touched: dict[int, float] = {}
 
 
 def _load(prefix: str, plaintext: str) -> Principal | None:
-    row = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+    row = ApiKey.objects.with_usable().select_related("tenant").filter(prefix=prefix).first()
     if row is None:
         return None
     ok, rehash = keys.verify(plaintext, row.digest)
@@ -79,13 +85,9 @@ def _load(prefix: str, plaintext: str) -> Principal | None:
         return None
     if rehash:  # verified with a retired pepper: move it to the current one
         ApiKey.objects.filter(pk=row.pk).update(digest=keys.digest(plaintext))
-    if row.revoked_at is not None:
-        raise AuthError("This API key has been revoked.", code="invalid_api_key")
-    if row.expires_at is not None and row.expires_at <= timezone.now():
-        raise AuthError("This API key has expired.", code="invalid_api_key")
+    if not row.usable:
+        raise AuthError(row.refusal(), code="invalid_api_key")
     t = row.tenant
-    if not t.is_active:
-        raise AuthError("This tenant is disabled.", code="invalid_api_key")
     return Principal(
         tenant_id=t.pk, tenant_slug=t.slug, api_key_id=row.pk, key_prefix=row.prefix, key_name=row.name,
         allowed_models=tuple(t.allowed_models or ()), monthly_token_quota=t.monthly_token_quota,
@@ -94,11 +96,17 @@ def _load(prefix: str, plaintext: str) -> Principal | None:
         key_monthly_budget_usd=row.monthly_budget_usd, key_requests_per_minute=row.requests_per_minute,
         key_tokens_per_minute=row.tokens_per_minute, key_allowed_models=tuple(row.allowed_models or ()),
         key_limits_version=int(row.limits_changed_at.timestamp()) if row.limits_changed_at else 0,
+        last_used_at=row.last_used_at,
     )
 
 
-def _touch(api_key_id: int) -> None:
-    ApiKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
+def _remember_until(now: float, principal: Principal | None) -> float:
+    """A verified key is remembered CACHE_SECONDS, never past its expiry, which `usable()` then
+    judges on the next load."""
+    until = now + CACHE_SECONDS
+    if principal is not None and principal.expires_at is not None:
+        until = min(until, now + (principal.expires_at - timezone.now()).total_seconds())
+    return until
 
 
 # Without Redis the bad-key counters live in this process (fail closed, like the quotas): a guesser
@@ -149,16 +157,17 @@ async def authenticate(authorization: str | None, client_ip: str = "") -> Princi
             raise
         if len(_cache) > 50_000:
             _cache.clear()
-        _cache[cache_key] = (principal, now + CACHE_SECONDS)
+        _cache[cache_key] = (principal, _remember_until(now, principal))
     if principal is None:
         await _throttle_bad_key(client_ip)
         raise AuthError("Incorrect API key provided.")
-    if principal.expires_at is not None and principal.expires_at <= timezone.now():
-        raise AuthError("This API key has expired.")
-    # last_used_at is written at most once a minute per key and process, off the request path.
-    if now - _touched.get(principal.api_key_id, 0.0) > 60:
+    # ApiKey.touch writes last_used_at at most once per LAST_USED_RESOLUTION; this process asks it
+    # at most that often per key, off the request path.
+    if now - _touched.get(principal.api_key_id, -1e9) >= LAST_USED_RESOLUTION.total_seconds():
         _touched[principal.api_key_id] = now
-        background(run_db(_touch, principal.api_key_id))
+        # The key as loaded: touch() needs only its id and when it was last used.
+        key = ApiKey(pk=principal.api_key_id, last_used_at=principal.last_used_at)
+        background(run_db(key.touch))
     return principal
 
 

@@ -5,7 +5,7 @@ This app imports no other app of the project (see docs/ARCHITECTURE.md).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -98,13 +98,25 @@ class Role(models.TextChoices):
     MEMBER = "member", "Member"
 
 
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def owners(self) -> MembershipQuerySet:
+        return self.filter(role=Role.OWNER)
+
+
 class Membership(models.Model):
-    """A user's role in a tenant. Owners and admins manage keys, members and settings; members read."""
+    """A user's role in a tenant, and what the role may do: the one place for role rules.
+
+    Owners do everything; admins manage keys, members (not owners), provider credentials, settings
+    and billing; members read. Only owners see the audit log, change owners, set alerts and decide
+    whether request bodies are stored. A tenant keeps at least one owner.
+    """
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_tenant")]
@@ -113,16 +125,47 @@ class Membership(models.Model):
         return f"{self.user} in {self.tenant} ({self.role})"
 
     @property
+    def is_owner(self) -> bool:
+        """Owner-only: the audit log, alerts, storing request bodies, making or unmaking owners."""
+        return self.role == Role.OWNER
+
+    @property
     def can_manage(self) -> bool:
+        """Keys, members, provider credentials, settings, feedback and billing: owners and admins."""
         return self.role in (Role.OWNER, Role.ADMIN)
+
+    def may_set_role(self, target: Membership | None, new_role: str | None) -> bool:
+        """Whether this member may give `target` (None: someone invited) the role `new_role`
+        (None: remove them). Managers only; only owners make or unmake owners."""
+        if not self.can_manage:
+            return False
+        if self.is_owner:
+            return True
+        return new_role != Role.OWNER and (target is None or not target.is_owner)
+
+    def leaves_no_owner(self, new_role: str | None) -> bool:
+        """Whether giving this member `new_role` (None: removing them) would leave the tenant
+        without an owner."""
+        return self.is_owner and new_role != Role.OWNER and not Membership.objects.owners().filter(
+            tenant_id=self.tenant_id).exclude(pk=self.pk).exists()
+
+
+def _usable(now: datetime) -> models.Q:
+    """The one rule for a key that may call /v1/*: not revoked, not expired, its tenant active."""
+    return (models.Q(revoked_at__isnull=True, tenant__is_active=True)
+            & (models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)))
 
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def usable(self) -> ApiKeyQuerySet:
-        now = timezone.now()
-        return self.filter(revoked_at__isnull=True, tenant__is_active=True).filter(
-            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
-        )
+        """Keys that may call /v1/* now."""
+        return self.filter(_usable(timezone.now()))
+
+    def with_usable(self) -> ApiKeyQuerySet:
+        """Every key, annotated `usable` by the same rule, so that authentication reads a key and
+        whether it may be used in one query (and can say why not)."""
+        return self.annotate(usable=models.ExpressionWrapper(_usable(timezone.now()),
+                                                             output_field=models.BooleanField()))
 
 
 class ApiKey(models.Model):
@@ -208,19 +251,31 @@ class ApiKey(models.Model):
                 "requests_per_minute": self.requests_per_minute, "tokens_per_minute": self.tokens_per_minute,
                 "allowed_models": list(self.allowed_models or [])}
 
+    def refusal(self) -> str:
+        """Why a key that `usable()` leaves out is refused, in words for its caller."""
+        if self.revoked_at is not None:
+            return "This API key has been revoked."
+        if not self.tenant.is_active:
+            return "This tenant is disabled."
+        return "This API key has expired."
+
     def revoke(self) -> None:
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
 
-    def touch(self, now: timezone.datetime | None = None) -> bool:
-        """Record use at most once a minute, so the hot path stays read-mostly."""
+    def touch_due(self, now: datetime) -> bool:
+        return self.last_used_at is None or now - self.last_used_at >= LAST_USED_RESOLUTION
+
+    def touch(self, now: datetime | None = None) -> bool:
+        """Record use at most once per LAST_USED_RESOLUTION, so the hot path stays read-mostly.
+        The write is conditional, so workers that each hold an older copy of the key write once."""
         now = now or timezone.now()
-        if self.last_used_at and now - self.last_used_at < LAST_USED_RESOLUTION:
+        if not self.touch_due(now):
             return False
-        ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
         self.last_used_at = now
-        return True
+        stale = models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
+        return bool(ApiKey.objects.filter(stale, pk=self.pk).update(last_used_at=now))
 
 
 def validate_provider_url(value: str) -> None:

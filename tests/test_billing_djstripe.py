@@ -13,7 +13,7 @@ import stripe
 from django.db import IntegrityError
 from djstripe.models import Customer, Event, Invoice, InvoiceItem, PaymentMethod, Subscription
 
-from billing import stripe_sync
+from billing import customers, subscriptions
 from billing.models import BillingAccount, Plan
 from billing.stripe_api import StripeRejected, client
 from tenants.models import Tenant
@@ -45,8 +45,8 @@ def djstripe_calls_localstripe(stripe_settings: LocalStripe, monkeypatch: pytest
 
 def test_customer_and_card_live_in_djstripe(stripe_settings: LocalStripe, pro: Plan) -> None:
     seed_djstripe_account()
-    account = stripe_sync.account_for(Tenant.create("Mirrored"))
-    stripe_sync.subscribe(account, pro, test_card(stripe_settings, "5555555555554444"))
+    account = subscriptions.account_for(Tenant.create("Mirrored"))
+    subscriptions.subscribe(account, pro, test_card(stripe_settings, "5555555555554444"))
 
     customer = Customer.objects.get(id=account.customer_id)
     assert customer.metadata["leo_tenant_id"] == str(account.tenant_id)
@@ -61,15 +61,15 @@ def test_a_failed_mirror_raises_and_is_redone_without_a_second_customer(
         djstripe_calls_localstripe: LocalStripe) -> None:
     """No Account row: dj-stripe asks GET /v1/account, which localstripe does not serve. That is an
     error the caller sees (it was a logged warning before); the next call mirrors the same customer."""
-    account = stripe_sync.account_for(Tenant.create("Unmirrored"))
+    account = subscriptions.account_for(Tenant.create("Unmirrored"))
     with pytest.raises(StripeRejected):
-        stripe_sync.ensure_customer(account)
+        customers.ensure_customer(account)
     first = BillingAccount.objects.get(pk=account.pk).customer_id
     assert first and not Customer.objects.filter(id=first).exists()
 
     seed_djstripe_account()
     account = BillingAccount.objects.select_related("tenant").get(pk=account.pk)
-    assert stripe_sync.ensure_customer(account) == first
+    assert customers.ensure_customer(account) == first
     assert Customer.objects.filter(id=first).exists()
     with djstripe_calls_localstripe.api() as api:
         mine = [c for c in api.get("/v1/customers", params={"limit": 100}).json()["data"]

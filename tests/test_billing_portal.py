@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from billing import stripe_sync
+from billing import subscriptions
 from billing.models import Plan
 from tenants.models import Membership, Role, Tenant, User
 from tests.test_billing_support import (  # noqa: F401  (fixtures)
@@ -121,8 +121,8 @@ def test_webhook_checks_signatures_and_applies_state(plans: Plan, actors: dict[s
                                                       stripe_settings: LocalStripe, settings: Any) -> None:
     settings.DJSTRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
     seed_djstripe_account()
-    account = stripe_sync.account_for(actors["tenant"])
-    stripe_sync.subscribe(account, plans, test_card(stripe_settings))
+    account = subscriptions.account_for(actors["tenant"])
+    subscriptions.subscribe(account, plans, test_card(stripe_settings))
 
     def event(kind: str, status: str) -> dict[str, Any]:
         return {"id": f"evt_{kind}", "object": "event", "type": kind,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from billing import stripe_sync
+from billing import stripe_sync, subscriptions
 from billing.models import BillingAccount, Plan, StripeUsageSync
 from billing.stripe_api import StripeUnavailable
 from optimizer.models import RequestLog, Technique
@@ -47,8 +47,8 @@ def subscribed(localstripe: LocalStripe, plan: Plan, days_ago: int = 3) -> Billi
     """A tenant subscribed to `plan` with a test card, billable from `days_ago` days back."""
     seed_djstripe_account()
     tenant = Tenant.create(f"Billed {next(_ids)}")
-    account = stripe_sync.account_for(tenant)
-    stripe_sync.subscribe(account, plan, test_card(localstripe))
+    account = subscriptions.account_for(tenant)
+    subscriptions.subscribe(account, plan, test_card(localstripe))
     BillingAccount.objects.filter(pk=account.pk).update(billing_since=today() - timedelta(days=days_ago))
     account.refresh_from_db()
     return account
@@ -210,12 +210,12 @@ def test_unpaid_tenant_falls_back_to_free_limits(stripe_settings: LocalStripe, p
     assert account.status == "active" and account.plan == pro
 
     sub = {"id": account.subscription_id, "status": "past_due", "items": {"data": []}}
-    stripe_sync.apply_subscription(account, sub)
+    subscriptions.apply_subscription(account, sub)
     tenant.refresh_from_db()
     assert (tenant.requests_per_minute, tenant.monthly_token_quota) == (5, 1000)
     assert account.plan == pro and account.effective_plan.is_free  # still chosen, not paid for
 
-    stripe_sync.refresh_subscription(account)  # Stripe still says active: the paid limits return
+    subscriptions.refresh_subscription(account)  # Stripe still says active: the paid limits return
     tenant.refresh_from_db()
     assert account.status == "active" and tenant.requests_per_minute == 1000
 
@@ -225,7 +225,7 @@ def test_change_plan_and_cancel(stripe_settings: LocalStripe, pro: Plan) -> None
                                 price_per_million_saved=Decimal("1.5"))
     account = subscribed(stripe_settings, pro)
     sub_id = account.subscription_id
-    stripe_sync.subscribe(account, scale)  # the card on file is reused
+    subscriptions.subscribe(account, scale)  # the card on file is reused
     assert account.subscription_id == sub_id and account.plan == scale
     lines = stripe_settings.upcoming(str(account.customer_id))["lines"]["data"]
     assert [line["amount"] for line in lines if line["type"] == "subscription"] == [19900]
@@ -233,7 +233,7 @@ def test_change_plan_and_cancel(stripe_settings: LocalStripe, pro: Plan) -> None
     assert tenant.requests_per_minute is None
 
     saved(account.tenant_id, at(today(), 0), 1_000_000)
-    stripe_sync.cancel(account)
+    subscriptions.cancel(account)
     account.refresh_from_db()
     tenant.refresh_from_db()
     assert account.status == "canceled" and account.plan.is_free and account.billing_until == today()

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from billing import stripe_sync, tasks
+from billing import stripe_sync, subscriptions, tasks
 from billing.models import Plan, StripeUsageSync
 from billing.stripe_api import StripeUnavailable
 from optimizer.models import RequestLog, Technique, UsageRollup
@@ -66,8 +66,8 @@ def test_retries_are_celerys_autoretry_with_capped_backoff() -> None:
 
 def test_tasks_roll_up_and_sync_eagerly(eager: None, stripe_settings: LocalStripe, pro: Plan) -> None:
     seed_djstripe_account()
-    account = stripe_sync.account_for(Tenant.create("Eager"))
-    stripe_sync.subscribe(account, pro, test_card(stripe_settings))
+    account = subscriptions.account_for(Tenant.create("Eager"))
+    subscriptions.subscribe(account, pro, test_card(stripe_settings))
     yesterday = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0) - timedelta(days=1)
     account.billing_since = yesterday.date()
     account.save()
@@ -86,8 +86,8 @@ def test_tasks_roll_up_and_sync_eagerly(eager: None, stripe_settings: LocalStrip
 def test_eager_sync_with_stripe_down_raises_instead_of_spinning(eager: None, stripe_settings: LocalStripe,
                                                                pro: Plan) -> None:
     seed_djstripe_account()
-    account = stripe_sync.account_for(Tenant.create("Down"))
-    stripe_sync.subscribe(account, pro, test_card(stripe_settings))
+    account = subscriptions.account_for(Tenant.create("Down"))
+    subscriptions.subscribe(account, pro, test_card(stripe_settings))
     account.billing_since = datetime.now(UTC).date() - timedelta(days=2)
     account.save()
     hit(account.tenant, datetime.now(UTC) - timedelta(days=1), 1_000_000, 1)

@@ -17,7 +17,7 @@ from django.shortcuts import redirect
 
 from optimizer import alerts
 from optimizer.models import Alert
-from tenants.models import AuditEvent, Role, Tenant
+from tenants.models import AuditEvent, Tenant
 from tenants.portal import portal_view, render_portal, require_owner
 
 DEFAULTS = {Alert.Kind.BUDGET_SHARE: Decimal("80"), Alert.Kind.ERROR_RATE: Decimal("10"),
@@ -73,7 +73,7 @@ def _forms(request: HttpRequest, data: Any = None) -> list[AlertForm]:
 @portal_view()
 def alerts_page(request: HttpRequest) -> HttpResponse:
     membership = request.membership  # type: ignore[attr-defined]
-    is_owner = membership.role == Role.OWNER
+    is_owner = membership.is_owner
     if request.method == "POST":
         require_owner(membership)
         forms_ = _forms(request, request.POST)

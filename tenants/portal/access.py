@@ -1,8 +1,9 @@
-"""Who may see which tenant in the portal.
+"""Who may see which tenant in the portal, and the role checks of its views.
 
 The current tenant lives in the session (chosen with the switcher), so portal URLs carry no tenant
 and every object lookup is filtered by `request.tenant`: an object of another tenant is simply not
 found (404), the same answer as for an id that never existed, so nothing leaks about other tenants.
+What each role may do is the Membership's rule (tenants/models.py); this module only enforces it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from tenants.models import Membership, Role
+from tenants.models import Membership
 
 SESSION_KEY = "leo_tenant_id"
 View = TypeVar("View", bound=Callable[..., HttpResponse])
@@ -53,13 +54,14 @@ def current_membership(request: HttpRequest) -> Membership:
 
 
 def require_manage(membership: Membership) -> None:
-    """Owners and admins manage keys, members, settings and billing; members only read."""
+    """403 unless the member may manage the tenant (Membership.can_manage)."""
     if not membership.can_manage:
         raise PermissionDenied("Owners and admins only")
 
 
 def require_owner(membership: Membership) -> None:
-    if membership.role != Role.OWNER:
+    """403 unless the member is an owner (Membership.is_owner)."""
+    if not membership.is_owner:
         raise PermissionDenied("Owners only")
 
 

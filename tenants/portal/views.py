@@ -183,16 +183,8 @@ def members(request: HttpRequest) -> HttpResponse:
 
 
 def _check_role_change(actor: Membership, target: Membership | None, new_role: str | None) -> None:
-    """Only owners make or unmake owners; admins manage admins and members."""
-    if actor.role == Role.OWNER:
-        return
-    if new_role == Role.OWNER or (target is not None and target.role == Role.OWNER):
+    if not actor.may_set_role(target, new_role):
         raise PermissionDenied("Only owners can change owners")
-
-
-def _last_owner(target: Membership) -> bool:
-    return target.role == Role.OWNER and not Membership.objects.filter(
-        tenant_id=target.tenant_id, role=Role.OWNER).exclude(pk=target.pk).exists()
 
 
 @portal_view(manage=True)
@@ -222,7 +214,7 @@ def member_role(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("portal:members")
     new_role = form.cleaned_data["role"]
     _check_role_change(request.membership, target, new_role)  # type: ignore[attr-defined]
-    if new_role != Role.OWNER and _last_owner(target):
+    if target.leaves_no_owner(new_role):
         messages.error(request, "A tenant needs at least one owner.")
         return redirect("portal:members")
     if new_role != target.role:
@@ -238,7 +230,7 @@ def member_role(request: HttpRequest, pk: int) -> HttpResponse:
 def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
     target = get_object_or_404(Membership, pk=pk, tenant=request.tenant)  # type: ignore[attr-defined]
     _check_role_change(request.membership, target, None)  # type: ignore[attr-defined]
-    if _last_owner(target):
+    if target.leaves_no_owner(None):
         messages.error(request, "A tenant needs at least one owner.")
         return redirect("portal:members")
     email = target.user.email

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import Plan
 from billing.stripe_api import BillingNotConfigured, StripeRejected, StripeUnavailable
-from billing.stripe_sync import ensure_stripe_plan
+from billing.subscriptions import ensure_stripe_plan
 
 
 class Command(BaseCommand):

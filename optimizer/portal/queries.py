@@ -6,14 +6,14 @@ and reads only that tenant's rows; the views in ``views`` stay parse, call, rend
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
 from optimizer.analytics import CACHE_TECHNIQUES
-from optimizer.models import CacheEntry, Feedback, OptimizerSettings, RequestBody, RequestLog
+from optimizer.models import CacheEntry, Feedback, OptimizerSettings, RequestBody, RequestLog, month_start
 from optimizer.pipeline.semantic_stage import strictness_of
 from optimizer.semantic.policy import rule_at
 from tenants.models import ApiKey, Tenant
@@ -36,16 +36,12 @@ def one_page(rows: QuerySet[Any], page: int, size: int) -> tuple[list[Any], bool
 
 # --- Overview --------------------------------------------------------------------------------------
 
-def _month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 def quota_bars(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
     """The overview's bars for the tenant's monthly token and spend quotas, this calendar month (UTC)
     so far; none when the tenant has no monthly quota."""
     if tenant.monthly_token_quota is None and tenant.monthly_spend_quota_usd is None:
         return []
-    month = figures.overview(int(tenant.pk), _month_start(now), now, now).totals
+    month = figures.overview(int(tenant.pk), month_start(now), now, now).totals
     bars = []
     if tenant.monthly_token_quota is not None:
         used = month.prompt_tokens + month.completion_tokens

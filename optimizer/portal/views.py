@@ -25,7 +25,7 @@ from optimizer.models import CacheEntry, Feedback, RequestBody, RequestLog
 from optimizer.pipeline import config
 from optimizer.pipeline.semantic_stage import record_feedback
 from optimizer.pipeline.writer import writer
-from tenants.models import AuditEvent, Role
+from tenants.models import AuditEvent
 from tenants.portal import portal_view, render_portal
 from tenants.portal.urlbase import public_base_url
 
@@ -306,7 +306,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 def _owner_only(request: HttpRequest, form: OptimizerSettingsForm) -> None:
     """Admins manage the optimizer, but only owners decide whether bodies are kept: for others
     those fields are disabled, so a posted value is ignored and the stored one kept."""
-    if request.membership.role != Role.OWNER:  # type: ignore[attr-defined]
+    if not request.membership.is_owner:  # type: ignore[attr-defined]
         for name in OWNER_FIELDS:
             form.fields[name].disabled = True
 

@@ -13,7 +13,7 @@ import pytest
 
 from optimizer import metrics
 from optimizer.models import ModelPrice
-from optimizer.pipeline import pricing
+from optimizer import pricing
 
 
 @pytest.mark.django_db(transaction=True)

@@ -35,7 +35,7 @@ from . import exact_cache, semantic_stage, singleflight
 from .canonical import canonicalize
 from .decompose import Decomposition, compose, split
 from .exact_cache import Cached
-from .pricing import Price, count_tokens
+from ..pricing import Price, count_tokens
 from .prompt_opt import count_prompt_tokens
 from .responses import is_storable, usage_of
 from .run import _call_json, completion_allowance, prompt_text, question_sized, reserve_more, serve_response

@@ -37,7 +37,7 @@ from .canonical import Canonical, canonicalize, has_non_text, is_nondeterministi
 from .config import TenantConfig, tenant_config
 from .exact_cache import Cached
 from .ledger import Record
-from .pricing import Price, chat_prompt_tokens, count_tokens, price_of, tokenize_count
+from ..pricing import Price, chat_prompt_tokens, count_tokens, price_of, tokenize_count
 from .responses import DONE, StreamAssembler, answer_text, fresh, is_storable, replay_as_stream, sse, usage_of
 from .routing import RoutingRule, route
 from .types import Call, ProxyError, Reply, database_unavailable

@@ -174,6 +174,8 @@ class RedisState:
         self._clients: dict[int, object] = {}
 
     def _client(self):  # type: ignore[no-untyped-def]
+        # Imported here, not at the top: a process without REDIS_URL (the embedded default) never
+        # loads the Redis client library.
         import redis.asyncio as aioredis
 
         # A client per event loop: redis.asyncio connections belong to the loop that made them.
@@ -196,7 +198,7 @@ class RedisState:
             self._trip()
             raise StateUnavailable(str(exc)) from exc
         except Exception as exc:
-            import redis.exceptions
+            import redis.exceptions  # loaded with redis.asyncio above; see _client
 
             if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
                 self._trip()

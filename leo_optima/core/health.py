@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
@@ -121,9 +122,6 @@ def broker_url() -> str:
 
 
 async def _redis_ping(url: str) -> None:
-    # Imported here, not at the top: only a node whose broker is Redis needs the client library.
-    import redis.asyncio as aioredis
-
     client = aioredis.Redis.from_url(
         url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
     )

@@ -81,7 +81,7 @@ async def _generate(call: Call, rec: Record) -> Reply:
         rec.keep_body(cfg.body_retention_days, call.endpoint, call.body)
     reservation = await admit(call, price)
     settled = False
-    try:
+    try:  # 1. routing decision and plan
         routed_to = await routed_model(call, rec, cfg)
         canon = canonicalize(call.principal.tenant_id, call.endpoint, call.body, call.options.namespace, routed_to)
         plan = Plan(call, cfg, canon, routed_to or rec.model)
@@ -89,7 +89,7 @@ async def _generate(call: Call, rec: Record) -> Reply:
             rec.technique = Technique.BYPASS
             rec.stage("bypass", reason="policy" if not plan.cacheable else "cache-control")
 
-        if plan.exact:
+        if plan.exact:  # 2. exact cache
             hit = await exact_cache.lookup(call.principal.tenant_id, canon.key)
             rec.stage("exact", hit=hit is not None)
             if hit is not None:
@@ -97,7 +97,7 @@ async def _generate(call: Call, rec: Record) -> Reply:
                 return serve_cached(call, rec, hit, Technique.EXACT, price, reservation)
 
         leader: singleflight.Leader | None = None
-        if plan.dedup:
+        if plan.dedup:  # 3. single-flight
             flight = await singleflight.join(call.principal.tenant_id, canon.key, call.stream,
                                              settings.LEO_UPSTREAM_READ_TIMEOUT + 30)
             if isinstance(flight, singleflight.Follower):
@@ -118,18 +118,19 @@ async def _answer(call: Call, rec: Record, plan: Plan, price: Price, reservation
                   leader: singleflight.Leader | None) -> Reply:
     """Semantic cache, decomposition, then the upstream. Owns quota settlement and the leader's end."""
     try:
-        if plan.semantic:
+        if plan.semantic:  # 4. semantic cache
             hit = await semantic_stage.lookup(call, rec, plan)
             if hit is not None:
                 return serve_cached(call, rec, hit, Technique.SEMANTIC, price, reservation, leader,
                                     plan.embedded_text)
 
-        if plan.lookup and call.endpoint == "chat" and plan.cfg.decomposition:
+        if plan.lookup and call.endpoint == "chat" and plan.cfg.decomposition:  # 5. decomposition
             reply = await decomposition_stage.try_decompose(call, rec, plan, price, reservation, leader)
             if reply is not None:
                 return reply
 
-        out = await optimize_stage.prepare(call, rec, plan, price)
+        out = await optimize_stage.prepare(call, rec, plan, price)  # 6. prompt optimization, routed model
+        # 7. upstream, 8. store, 9. ledger row
         answer_from_upstream = relay.stream_reply if call.stream else relay.json_reply
         return await answer_from_upstream(call, rec, plan, out, price, reservation, leader)
     except BaseException:

@@ -9,6 +9,7 @@ full stack from MIDDLEWARE.
 from __future__ import annotations
 
 import os
+import threading
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leo_optima.settings.local")
 
@@ -54,6 +55,7 @@ _api = ApiASGIHandler()
 # initialised module.
 import leo_optima.urls  # noqa: E402,F401
 from optimizer.pipeline import semantic_stage  # noqa: E402
+from optimizer.pipeline.writer import writer  # noqa: E402
 from optimizer.semantic import get_embedder  # noqa: E402
 
 
@@ -64,8 +66,6 @@ def _warm_up() -> None:
 
 
 if settings.LEO_PRELOAD_EMBEDDER:
-    import threading
-
     threading.Thread(target=_warm_up, name="leo-warm-up", daemon=True).start()
 
 
@@ -79,8 +79,6 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                from optimizer.pipeline.writer import writer
-
                 writer.flush(timeout=10)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

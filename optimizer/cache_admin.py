@@ -20,7 +20,7 @@ from django.utils import timezone
 from leo_optima.core.db import run_db
 from leo_optima.core.state import StateUnavailable, get_state
 
-from .models import CacheEntry
+from .models import CacheEntry, OptimizerSettings
 from .pipeline import replica_feed
 from .pipeline.exact_cache import kv_key
 
@@ -149,8 +149,6 @@ async def evict(tenant_id: int, max_entries: int) -> int:
 
 def _caps() -> dict[int, int]:
     """Every tenant with cache entries, and its size cap (the model's default when it has no settings)."""
-    from .models import OptimizerSettings
-
     default = OptimizerSettings._meta.get_field("cache_max_entries").get_default()
     caps = dict(OptimizerSettings.objects.values_list("tenant_id", "cache_max_entries"))
     tenants = CacheEntry.objects.values_list("tenant_id", flat=True).distinct()

@@ -27,7 +27,7 @@ _KEPT_STATUSES: frozenset[int] = frozenset(
 )
 
 #: Seed of the known-model set, so a fresh process already labels the common models correctly.
-#: ``pipeline.pricing.prices()`` adds every active ``ModelPrice`` model via ``register_models``.
+#: ``optimizer.pricing.prices()`` adds every active ``ModelPrice`` model via ``register_models``.
 _SEED_MODELS: tuple[str, ...] = (
     "gpt-4o",
     "gpt-4o-mini",
@@ -135,7 +135,7 @@ def enum_label(value: object, allowed: frozenset[str]) -> str:
 def register_models(names: Iterable[str]) -> None:
     """Add model names (e.g. every row of the ``ModelPrice`` table) to the known-model set.
 
-    Called by ``pipeline.pricing.prices()`` each time it loads the price table; names are
+    Called by ``optimizer.pricing.prices()`` each time it loads the price table; names are
     lower-cased. Models that were never registered are labelled ``"other"`` so a client cannot
     create series by inventing names.
     """

@@ -12,7 +12,7 @@ exhaust Prometheus within days:
   most ``LEO_METRICS_MAX_TENANTS`` (default 1000) distinct slugs; later ones are counted as
   ``"other"``. So the series count is bounded by that cap times the number of processes.
 - ``model``: a name in the known-model set (seeded in ``metric_labels``, and extended with every active
-  ``ModelPrice`` row each time ``pipeline.pricing`` loads the price table, via ``register_models``);
+  ``ModelPrice`` row each time ``optimizer.pricing`` loads the price table, via ``register_models``);
   anything else is ``"other"``.
 - ``technique``: one of ``TECHNIQUES``; anything else is ``"other"``.
 - ``status``: common HTTP codes as themselves, any other code as its class (``"4xx"``).

@@ -94,10 +94,8 @@ def test_validators_accept_or_raise_a_400(validate: Any, body: Any) -> None:
 def test_what_the_validators_accept_the_pipeline_can_read(endpoint: str, body: dict[str, Any]) -> None:
     """Past the door, the pipeline's text helpers (the cache key, the token estimate) take any
     accepted body: a token array or a text part reached them as a TypeError, a 500, before."""
-    from types import SimpleNamespace
-
+    from optimizer.pipeline.admission import prompt_text
     from optimizer.pipeline.canonical import canonicalize
-    from optimizer.pipeline.run import _prompt_text
 
     validate = {"chat": parsing.validate_chat, "completions": parsing.validate_completions,
                 "embeddings": parsing.validate_embeddings}[endpoint]
@@ -107,7 +105,7 @@ def test_what_the_validators_accept_the_pipeline_can_read(endpoint: str, body: d
         assert exc.status == 400
         return
     canonicalize(1, endpoint, body)
-    assert isinstance(_prompt_text(SimpleNamespace(endpoint=endpoint, body=body)), str)  # type: ignore[arg-type]
+    assert isinstance(prompt_text(endpoint, body), str)
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,9 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from optimizer import metric_labels, metrics
+from optimizer import metric_labels, metrics, pricing
 from optimizer.models import ModelPrice, Technique
-from optimizer.pipeline import pricing
 
 
 @pytest.mark.django_db(transaction=True)

@@ -21,7 +21,7 @@ import pytest
 
 from fake_upstream import answer_tag, prepare_chat
 from optimizer.models import OptimizerSettings, RequestLog
-from optimizer.pipeline.pricing import count_tokens
+from optimizer.pricing import count_tokens
 from tests.conftest import TenantKit, free_port, wait_for_rows
 from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 

@@ -106,7 +106,7 @@ def test_off_sends_the_prompt_as_written(make_tenant: Any) -> None:
 def test_another_question_about_the_same_pasted_document_is_not_served_the_first_answer(kit: TenantKit) -> None:
     """Pasted context dominates an embedding (these two score about 0.82, over the default 0.80
     threshold, and the verifier sees no changed number or name), so long messages are looked up
-    exactly only; see `question_sized` in optimizer/pipeline/run.py."""
+    exactly only; see `question_sized` in optimizer/pipeline/plan.py."""
     doc = document()
     first = f"{doc}\n\nWhat should the on-call engineer change first?"
     second = f"{doc}\n\nWhich services were affected?"

@@ -28,7 +28,7 @@ import pytest
 from django.utils import timezone
 
 from optimizer.models import OptimizerSettings, RequestLog
-from optimizer.pipeline.pricing import count_tokens
+from optimizer.pricing import count_tokens
 from tests.conftest import LeoServer, TenantKit, wait_for_rows
 from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 

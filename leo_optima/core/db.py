@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 from django.db import connections
 
 P = ParamSpec("P")
@@ -67,6 +68,4 @@ def refuse_nul(value: Any) -> None:
     """Model field validator: a NUL anywhere in the value is a form error (admin and portal alike)
     instead of a DataError from PostgreSQL on save."""
     if has_nul(value):
-        from django.core.exceptions import ValidationError
-
         raise ValidationError("Text here must not contain NUL characters (\\u0000).", code="null_characters")

@@ -20,9 +20,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+from leo_optima.core.logging import redact
 
 __all__ = ["healthz", "readyz", "run_checks"]
 
@@ -57,8 +62,6 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _database_select_one() -> str:
-    from django.db import connection
-
     # No connection housekeeping here: Django closes unusable connections when the request ends
     # (a failed query marks the connection), so the next probe reconnects after an outage.
     with connection.cursor() as cursor:
@@ -89,8 +92,6 @@ def _cache_backend_name() -> str:
 
 
 def _cache_roundtrip() -> None:
-    from django.core.cache import cache
-
     key = f"leo:readyz:{uuid.uuid4().hex}"
     cache.set(key, "1", timeout=10)
     try:
@@ -121,8 +122,6 @@ def broker_url() -> str:
 
 
 async def _redis_ping(url: str) -> None:
-    import redis.asyncio as aioredis
-
     client = aioredis.Redis.from_url(
         url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
     )
@@ -201,8 +200,6 @@ async def _run_one(name: str, check: Callable[[], Awaitable[CheckResult]], timeo
         result = {"backend": backend, "status": "error", "error": f"timed out after {timeout:g}s"}
     except Exception as exc:  # any failure means "not ready"; the detail goes to the log
         # Only the exception type goes into the response: messages can name internal hosts.
-        from leo_optima.core.logging import redact
-
         logger.warning("readiness check %s failed: %s", name, redact(f"{type(exc).__name__}: {exc}"))
         result = {"backend": backend, "status": "error", "error": type(exc).__name__}
     result["ms"] = round((time.perf_counter() - started) * 1000.0, 1)

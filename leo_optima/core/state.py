@@ -14,6 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import redis.asyncio as aioredis
+import redis.exceptions
 from django.conf import settings
 
 
@@ -174,8 +176,6 @@ class RedisState:
         self._clients: dict[int, object] = {}
 
     def _client(self):  # type: ignore[no-untyped-def]
-        import redis.asyncio as aioredis
-
         # A client per event loop: redis.asyncio connections belong to the loop that made them.
         loop_id = id(asyncio.get_running_loop())
         client = self._clients.get(loop_id)
@@ -196,8 +196,6 @@ class RedisState:
             self._trip()
             raise StateUnavailable(str(exc)) from exc
         except Exception as exc:
-            import redis.exceptions
-
             if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
                 self._trip()
                 raise StateUnavailable(str(exc)) from exc

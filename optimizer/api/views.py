@@ -22,7 +22,7 @@ from leo_optima.core.db import run_db
 from tenants.auth import AuthError, Principal, authenticate, client_ip
 
 from .. import analytics, cache_admin
-from ..pipeline import run
+from ..pipeline import run, semantic_stage
 from ..pipeline.types import Call, ProxyError, Reply
 from ..providers.registry import allowed_models
 from . import parsing, schema
@@ -189,8 +189,6 @@ class FeedbackView(ProxyView):
         if not ser.is_valid():
             field, errors = next(iter(ser.errors.items()))
             raise ProxyError(400, f"{field}: {errors[0]}", param=field, code="invalid_value")
-        from ..pipeline import semantic_stage
-
         # The ledger is written behind (tens of milliseconds): feedback sent right after the answer
         # may arrive before its row, so look again for a moment before saying it does not exist.
         for _ in range(FEEDBACK_WAIT_STEPS):

@@ -26,27 +26,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tenants import quotas
 
 from ..models import Technique
+from ..pricing import Price, count_tokens
 from . import exact_cache, semantic_stage, singleflight
+from .admission import completion_allowance, prompt_text, reserve_more
 from .canonical import canonicalize
 from .decompose import Decomposition, compose, split
 from .exact_cache import Cached
-from .pricing import Price, count_tokens
+from .ledger import Record
+from .plan import Plan, question_sized
 from .prompt_opt import count_prompt_tokens
 from .responses import is_storable, usage_of
-from .run import _call_json, completion_allowance, prompt_text, question_sized, reserve_more, serve_response
-
-if TYPE_CHECKING:
-    from .ledger import Record
-    from .run import _Plan
-    from .types import Call, Reply
+from .serve import serve_response
+from .types import Call, Reply
+from .upstream import call_json
 
 
-async def _lookup_part(call: Call, rec: Record, plan: _Plan, part_request: dict[str, Any], index: int
+async def _lookup_part(call: Call, rec: Record, plan: Plan, part_request: dict[str, Any], index: int
                        ) -> tuple[Cached | None, Any, str, Any]:
     tenant_id = call.principal.tenant_id
     canon = canonicalize(tenant_id, "chat", part_request, call.options.namespace)
@@ -66,7 +66,7 @@ async def _lookup_part(call: Call, rec: Record, plan: _Plan, part_request: dict[
     return None, None, "", canon
 
 
-async def try_decompose(call: Call, rec: Record, plan: _Plan, price: Price, reservation: quotas.Reservation,
+async def try_decompose(call: Call, rec: Record, plan: Plan, price: Price, reservation: quotas.Reservation,
                         leader: singleflight.Leader | None) -> Reply | None:
     decomposition: Decomposition | None = split(call.body)
     if decomposition is None:
@@ -82,7 +82,7 @@ async def try_decompose(call: Call, rec: Record, plan: _Plan, price: Price, rese
     if missing and not await _worth_and_reserved(call, rec, price, reservation, [parts[i].request for i in missing]):
         return None
     started = time.perf_counter()
-    results = await asyncio.gather(*[_call_json(call, rec, parts[i].request, rec.model) for i in missing],
+    results = await asyncio.gather(*[call_json(call, rec, parts[i].request, rec.model) for i in missing],
                                    return_exceptions=True)
     rec.upstream_latency_ms = max(rec.upstream_latency_ms, (time.perf_counter() - started) * 1000)
     fresh_answers = {i: r for i, r in zip(missing, results, strict=True) if not isinstance(r, BaseException)}

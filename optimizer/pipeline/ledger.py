@@ -26,7 +26,7 @@ from tenants.auth import Principal
 
 from ..models import RequestBody, RequestLog, Technique
 from ..redaction import redact
-from .pricing import ZERO, Price
+from ..pricing import ZERO, Price
 from .writer import writer
 
 log = logging.getLogger("leo.requests")

@@ -148,6 +148,18 @@ def replay_as_stream(response: dict[str, Any], include_usage: bool, pieces: int 
     return out
 
 
+def replay_completion_as_stream(response: dict[str, Any], include_usage: bool) -> list[bytes]:
+    """A stored completions response as the SSE chunks a real stream would have sent."""
+    base = {k: response.get(k) for k in ("id", "created", "model")}
+    out = [sse({**base, "object": "text_completion", "choices": [
+        {"index": c.get("index", 0), "text": c.get("text", ""), "logprobs": None,
+         "finish_reason": c.get("finish_reason")}]}) for c in response.get("choices") or []]
+    if include_usage:
+        out.append(sse({**base, "object": "text_completion", "choices": [], "usage": response.get("usage")}))
+    out.append(DONE)
+    return out
+
+
 def split_text(text: str, pieces: int) -> list[str]:
     """Split text into about `pieces` chunks on word boundaries, losing nothing."""
     if not text:

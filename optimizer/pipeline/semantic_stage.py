@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -43,12 +43,10 @@ from ..semantic.judge import get_judge
 from ..semantic.policy import CANDIDATES, choose, rule_at
 from . import config, replica_feed
 from .exact_cache import Cached
+from .ledger import Record
+from .plan import Plan
+from .types import Call
 from .writer import OnSaved
-
-if TYPE_CHECKING:
-    from .ledger import Record
-    from .run import _Plan
-    from .types import Call
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +333,7 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
     return None, vector, text
 
 
-async def lookup(call: Call, rec: Record, plan: _Plan) -> Cached | None:
+async def lookup(call: Call, rec: Record, plan: Plan) -> Cached | None:
     cached, vector, text = await find(call.principal.tenant_id, call.body.get("messages") or [],
                                       plan.canon.partition, plan.cfg, rec)
     plan.embedding = vector

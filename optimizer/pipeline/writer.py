@@ -23,6 +23,8 @@ from django.db import DataError, IntegrityError, connections, models, transactio
 from django.db.models import F
 from django.utils import timezone
 
+from ..models import CacheEntry
+
 log = logging.getLogger(__name__)
 
 BATCH = 500
@@ -115,8 +117,6 @@ class Writer:
                 log.exception("write-behind: a row's on_saved callback failed")
         try:
             if hits:
-                from ..models import CacheEntry  # the writer is generic; only hits know the cache model
-
                 now = timezone.now()
                 for (tenant_id, key_hash), n in hits.items():
                     CacheEntry.objects.filter(tenant_id=tenant_id, key_hash=key_hash).update(

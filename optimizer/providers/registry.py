@@ -23,7 +23,7 @@ from leo_optima.core.db import run_db
 from tenants.auth import Principal
 from tenants.models import ProviderCredential
 
-from ..pipeline.pricing import prices
+from ..pricing import prices
 from . import freshness
 from .base import Upstream
 

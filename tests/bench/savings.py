@@ -180,7 +180,7 @@ class Trace:
 
     def __init__(self, n: int, seed: int, zipf: float) -> None:
         from optimizer.pipeline.decompose import split
-        from optimizer.pipeline.pricing import count_tokens as pricing_count_tokens
+        from optimizer.pricing import count_tokens as pricing_count_tokens
         from optimizer.pipeline.prompt_opt import optimize
 
         self.data = json.loads(DATA.read_text())

@@ -10,6 +10,10 @@ Token counts: the upstream's own `usage` is the truth. Where it is missing (an u
 `include_usage`, a stream cut before its usage chunk) the model's tokenizer counts it
 (`bpe-openai`, tiktoken's tables); `count_tokens` is the cheap ~4-characters-a-token rule kept for
 estimates that only steer decisions (admission, routing, decomposition's plan).
+
+It sits beside `optimizer.pipeline` and `optimizer.providers`, not inside either: the pipeline
+prices its calls and the provider registry reads the same table as the platform's catalogue, and
+neither package may import the other's way back (tests/test_layers.py).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from typing import Any
 
 from leo_optima.core.db import run_db
 
-from .. import metrics
-from ..models import ModelPrice
+from . import metrics
+from .models import ModelPrice
 
 with warnings.catch_warnings():
     # bpe_openai loads its bundled tables at import with a deprecated importlib.resources call.

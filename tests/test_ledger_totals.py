@@ -122,7 +122,7 @@ def test_the_saving_rule_changed_in_its_one_place_changes_every_reader(monkeypat
 
 
 def test_quota_usage_is_the_months_tokens_and_cost() -> None:
-    """What `_month_usage` / `_key_month_spend` (optimizer/pipeline/run.py) count: this UTC month's
+    """What `_month_usage` / `_key_month_spend` (optimizer/pipeline/admission.py) count: this UTC month's
     tokens and cost of the tenant, or of one key; other months, tenants and keys left out."""
     actors = build_actors()
     actors.log.delete()

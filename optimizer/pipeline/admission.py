@@ -11,9 +11,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Sum
-from django.utils import timezone
-
 from leo_optima.core.aio import background
 from leo_optima.core.db import run_db
 from tenants import quotas
@@ -49,24 +46,13 @@ def prompt_text(endpoint: str, body: dict[str, Any]) -> str:
 
 
 async def _month_usage(tenant_id: int) -> tuple[int, Decimal]:
-    def query() -> tuple[int, Decimal]:
-        now = timezone.now()
-        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        agg = RequestLog.objects.filter(tenant_id=tenant_id, created_at__gte=start).aggregate(
-            p=Sum("prompt_tokens"), c=Sum("completion_tokens"), usd=Sum("cost_usd"))
-        return int((agg["p"] or 0) + (agg["c"] or 0)), Decimal(agg["usd"] or 0)
-
-    return await run_db(query)
+    """The tenant's tokens and spend this UTC month, from the ledger (starts the quota counters)."""
+    return tuple(await run_db(lambda: RequestLog.objects.for_tenant(tenant_id).this_month().usage()))  # type: ignore[return-value]
 
 
 async def _key_month_spend(api_key_id: int) -> Decimal:
     """The key's spend this UTC month, from the ledger (starts the key's budget counter)."""
-    def query() -> Decimal:
-        start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        agg = RequestLog.objects.filter(api_key_id=api_key_id, created_at__gte=start).aggregate(usd=Sum("cost_usd"))
-        return Decimal(agg["usd"] or 0)
-
-    return await run_db(query)
+    return (await run_db(lambda: RequestLog.objects.for_key(api_key_id).this_month().usage())).cost_usd
 
 
 def completion_allowance(endpoint: str, body: dict[str, Any]) -> int:

@@ -9,6 +9,7 @@ poll is slowed to a minute, so whatever they serve fast came by the path under t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -27,6 +28,7 @@ from optimizer.models import CacheEntry, RequestLog
 from optimizer.pipeline import replica_feed, semantic_stage
 from optimizer.pipeline.exact_cache import Cached
 from optimizer.semantic import DIM, VectorIndex
+from tenants.models import Tenant
 from tests.conftest import LeoServer, TenantKit, free_port, wait_for_rows
 from tests.writes_settled import wait_settled
 
@@ -87,19 +89,45 @@ async def test_a_remembered_entry_is_served_from_memory_then_by_its_row_id() -> 
     key = semantic_stage.partition_key(tenant, partition)
     [(provisional, _)] = semantic_stage.index.search(key, vector, k=1)
     assert provisional >= semantic_stage.PROVISIONAL_BASE
-    assert (await semantic_stage._candidate(tenant, provisional)).request_text == "q"  # no row to ask
+    assert (await semantic_stage._candidates_of(tenant, [provisional]))[provisional].request_text == "q"  # no row to ask
 
     row = CacheEntry(pk=123_456_789, tenant_id=tenant, scope_hash=partition, expires_at=timezone.now()
                      + timedelta(hours=1))
     saved(row)  # the writer wrote it
     assert semantic_stage.index.search(key, vector, k=2) == [(123_456_789, pytest.approx(1.0, abs=1e-5))]
-    assert (await semantic_stage._candidate(tenant, 123_456_789)).entry_id == 123_456_789
+    assert (await semantic_stage._candidates_of(tenant, [123_456_789]))[123_456_789].entry_id == 123_456_789
     assert (tenant, provisional) not in semantic_stage._pending
 
     # Purged: it leaves the replica and the held copies.
     semantic_stage.forget_entries(tenant, [123_456_789])
     assert semantic_stage.index.search(key, vector, k=2) == []
     assert (tenant, 123_456_789) not in semantic_stage._candidates
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_candidates_of_a_lookup_are_read_in_one_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A near-duplicate lookup verifies up to CANDIDATES entries: their rows come in one round trip,
+    not one each (#14), and another tenant's or an expired row is never among them."""
+    tenant, other = Tenant.create("candidates"), Tenant.create("candidates-other")
+    later = timezone.now() + timedelta(hours=1)
+
+    def entry(owner: Tenant, n: int, expires: Any = later) -> int:
+        return CacheEntry.objects.create(tenant=owner, scope_hash="s" * 64, key_hash=f"{n:064d}", model="gpt-4o-mini",
+                                         request_text=f"q{n}", response={"choices": []}, expires_at=expires).pk
+
+    mine = [entry(tenant, n) for n in range(3)]
+    expired = entry(tenant, 3, timezone.now() - timedelta(seconds=1))
+    theirs = entry(other, 4)
+    calls: list[list[int]] = []
+    fetch = semantic_stage._fetch
+    monkeypatch.setattr(semantic_stage, "_fetch", lambda t, ids: calls.append(list(ids)) or fetch(t, ids))
+
+    found = asyncio.run(semantic_stage._candidates_of(tenant.pk, [*mine, expired, theirs]))
+    assert sorted(found) == sorted(mine) and [found[pk].request_text for pk in mine] == ["q0", "q1", "q2"]
+    assert calls == [[*mine, expired, theirs]]
+    # Held for a few seconds: asked again, no query at all.
+    assert sorted(asyncio.run(semantic_stage._candidates_of(tenant.pk, mine))) == sorted(mine)
+    assert len(calls) == 1
 
 
 def test_a_dropped_row_takes_its_provisional_entry_with_it() -> None:
@@ -115,7 +143,7 @@ async def test_a_provisional_entry_is_never_served_past_its_ttl() -> None:
     tenant, vector = 9_000_003, unit(3)
     semantic_stage.remember(tenant, "part", _cached("q"), vector, ttl=0)
     [(provisional, _)] = semantic_stage.index.search(semantic_stage.partition_key(tenant, "part"), vector, k=1)
-    assert await semantic_stage._candidate(tenant, provisional) is None
+    assert await semantic_stage._candidates_of(tenant, [provisional]) == {}
 
 
 def test_feed_messages_round_trip() -> None:

@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from leo_optima.core.db import run_db
+from leo_optima.core.db import release_connections, run_db
 
 from ..models import CacheEntry, Feedback, OptimizerSettings, RequestLog, Technique
 from ..semantic import AdaptiveStrictness, VectorIndex, conversation_text, get_embedder
@@ -146,8 +146,9 @@ def _refresh_loop() -> None:
                 last_sweep = time.monotonic()
         except Exception:  # the database restarting: keep serving what we have, retry next round
             log.warning("semantic index refresh failed", exc_info=True)
-        finally:
             connections.close_all()
+        finally:
+            release_connections()
 
 
 def _apply(message: replica_feed.Message) -> None:
@@ -221,9 +222,9 @@ def refresh_now() -> int:
 
 # --- lookup -------------------------------------------------------------------------------------
 
-def _fetch(tenant_id: int, entry_id: int) -> tuple[Cached, datetime] | None:
-    row = CacheEntry.objects.filter(pk=entry_id, tenant_id=tenant_id, expires_at__gt=timezone.now()).first()
-    return (Cached.from_entry(row), row.expires_at) if row else None
+def _fetch(tenant_id: int, entry_ids: list[int]) -> dict[int, tuple[Cached, datetime]]:
+    rows = CacheEntry.objects.filter(pk__in=entry_ids, tenant_id=tenant_id, expires_at__gt=timezone.now())
+    return {row.pk: (Cached.from_entry(row), row.expires_at) for row in rows}
 
 
 def _keep(tenant_id: int, entry_id: int, cached: Cached, expires_at: datetime) -> None:
@@ -234,19 +235,28 @@ def _keep(tenant_id: int, entry_id: int, cached: Cached, expires_at: datetime) -
         _candidates.popitem(last=False)
 
 
-async def _candidate(tenant_id: int, entry_id: int) -> Cached | None:
+async def _candidates_of(tenant_id: int, entry_ids: list[int]) -> dict[int, Cached]:
+    """The stored entries behind these replica ids that still exist: from this worker's pending
+    entries and recent copies, and the rest in one query (not one round trip per candidate)."""
     now = time.monotonic()
-    if entry_id >= PROVISIONAL_BASE:  # stored here, row not written yet: no row to ask
-        pending = _pending.get((tenant_id, entry_id))
-        return pending[0] if pending is not None and pending[1] > now else None
-    hit = _candidates.get((tenant_id, entry_id))
-    if hit is not None and hit[1] > now:
-        return hit[0]
-    found = await run_db(_fetch, tenant_id, entry_id)
-    if found is None:
-        return None
-    _keep(tenant_id, entry_id, *found)
-    return found[0]
+    found: dict[int, Cached] = {}
+    missing: list[int] = []
+    for entry_id in entry_ids:
+        if entry_id >= PROVISIONAL_BASE:  # stored here, row not written yet: no row to ask
+            pending = _pending.get((tenant_id, entry_id))
+            if pending is not None and pending[1] > now:
+                found[entry_id] = pending[0]
+            continue
+        hit = _candidates.get((tenant_id, entry_id))
+        if hit is not None and hit[1] > now:
+            found[entry_id] = hit[0]
+        else:
+            missing.append(entry_id)
+    if missing:
+        for entry_id, (cached, expires_at) in (await run_db(_fetch, tenant_id, missing)).items():
+            _keep(tenant_id, entry_id, cached, expires_at)
+            found[entry_id] = cached
+    return found
 
 
 def forget_entries(tenant_id: int, entry_ids: list[int]) -> None:
@@ -294,16 +304,14 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
     threshold, min_probability = rule_of(cfg)
     # Fetch the stored texts of the candidates that could matter (the ones `choose` will verify);
     # an entry whose row is gone (purged, expired) leaves the replica and the list.
+    near = [(entry_id, similarity) for entry_id, similarity in top if similarity >= threshold - cfg.semantic_margin]
+    stored = await _candidates_of(tenant_id, [entry_id for entry_id, _ in near]) if near else {}
     candidates: list[tuple[int, float, str]] = []
-    stored: dict[int, Cached] = {}
-    for entry_id, similarity in top:
-        if similarity < threshold - cfg.semantic_margin:
-            break
-        cached = await _candidate(tenant_id, entry_id)
+    for entry_id, similarity in near:
+        cached = stored.get(entry_id)
         if cached is None:
             index.remove(key, entry_id)
             continue
-        stored[entry_id] = cached
         candidates.append((entry_id, similarity, cached.request_text))
     if not candidates and top:
         candidates = [(entry_id, similarity, "") for entry_id, similarity in top[:1]

@@ -23,6 +23,8 @@ from django.db import DataError, IntegrityError, connections, models, transactio
 from django.db.models import F
 from django.utils import timezone
 
+from leo_optima.core.db import release_connections
+
 from ..models import CacheEntry
 
 log = logging.getLogger(__name__)
@@ -124,7 +126,7 @@ class Writer:
         except Exception:  # hit counts are statistics: losing one batch of them is acceptable
             log.warning("could not record cache hits", exc_info=True)
         finally:
-            connections.close_all()
+            release_connections()
 
     def _write_one_by_one(self, rows: dict[type[models.Model], list[models.Model]]) -> None:
         for model, batch in rows.items():

@@ -28,8 +28,9 @@ PY
 fi
 
 mkdir -p var
-# The embedding model's ONNX files (export with torch, then int8), built once per machine here so
-# no web worker ever has to (it would build them in a child process at first start otherwise).
-.venv/bin/python -c "from optimizer.semantic.embedder import main; main()" > /dev/null
+# The embedding model's ONNX files for LEO_EMBED_PRECISION (export with torch, then int8; default
+# int8-dynamic, see optimizer/semantic/model_files.py), built once per machine here so no web
+# worker ever has to (it would build them in a child process at first start otherwise).
+.venv/bin/python -c "from optimizer.semantic.model_files import main; main()" > /dev/null
 .venv/bin/python manage.py migrate --noinput -v 0
 .venv/bin/python manage.py collectstatic --noinput -v 0

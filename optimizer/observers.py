@@ -22,8 +22,10 @@ def observe(rec: Record) -> None:
                 metrics.observe_upstream(stage.get("provider", ""), rec.served_model or rec.model, ms / 1000)
         elif name == "upstream_error":
             metrics.observe_upstream_error(stage.get("provider", ""), stage.get("kind", "other"))
-        elif name == "semantic" and stage.get("ms") is not None:
-            metrics.observe_cache_lookup("semantic", stage["ms"] / 1000)
+        elif name in ("exact", "semantic") and stage.get("ms") is not None:
+            metrics.observe_cache_lookup(name, stage["ms"] / 1000)
+            if stage.get("embed_ms") is not None:
+                metrics.observe_embedding(stage["embed_ms"] / 1000)
         elif name == "dedup":
             metrics.observe_singleflight_wait()
     if status == 429 and rec.error_code in ("rate_limit_exceeded", "insufficient_quota"):

@@ -5,12 +5,14 @@ model, key, `user` and tag in /v1/analytics."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from datetime import timedelta
 from typing import Any
 
 import openai
 import pytest
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from optimizer import latency
 from optimizer.models import CacheEntry, OptimizerSettings, RequestBody, RequestLog
@@ -167,3 +169,28 @@ def test_latency_histogram_percentiles_are_within_five_percent() -> None:
     assert latency.percentile({}, 0.5) is None
     assert latency.bucket_of(0.2) == 0 and latency.percentile({0: 3}, 0.95) == 0.5
     assert latency.bucket_of(0) == -1 and latency.percentile({-1: 9, 5: 1}, 0.5) == 0.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cache_lookup_and_embedding_times_reach_the_metrics(kit: TenantKit) -> None:
+    """`leo_cache_lookup_seconds{kind="exact"}` and `leo_embedding_seconds` were defined but never
+    recorded: a request that looks up both caches now counts in each, read from the live /metrics."""
+    metrics_url = kit.base_url.rsplit("/v1", 1)[0] + "/metrics"
+
+    def counts() -> tuple[float, float, float]:
+        text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()  # noqa: S310 - loopback
+        found = {"exact": 0.0, "semantic": 0.0, "embedding": 0.0}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "leo_cache_lookup_seconds_count" and sample.labels.get("kind") in found:
+                    found[sample.labels["kind"]] += sample.value
+                elif sample.name == "leo_embedding_seconds_count":
+                    found["embedding"] += sample.value
+        return found["exact"], found["semantic"], found["embedding"]
+
+    before = counts()
+    row_of(chat(kit, "Metrics: what is the boiling point of water at sea level?"))
+    deadline = time.monotonic() + 10
+    while (after := counts()) and any(a <= b for a, b in zip(after, before, strict=True)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(a >= b + 1 for a, b in zip(after, before, strict=True)), (before, after)

@@ -16,6 +16,7 @@ settled once: by the path that answers it, or here when none did.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from django.conf import settings
 
@@ -90,8 +91,9 @@ async def _generate(call: Call, rec: Record) -> Reply:
             rec.stage("bypass", reason="policy" if not plan.cacheable else "cache-control")
 
         if plan.exact:  # 2. exact cache
+            started = time.perf_counter()
             hit = await exact_cache.lookup(call.principal.tenant_id, canon.key)
-            rec.stage("exact", hit=hit is not None)
+            rec.stage("exact", hit=hit is not None, ms=round((time.perf_counter() - started) * 1000, 2))
             if hit is not None:
                 exact_cache.count_hit(call.principal.tenant_id, canon.key)
                 return serve_cached(call, rec, hit, Technique.EXACT, price, reservation)

@@ -299,6 +299,7 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
         return None, None, ""
     started = time.perf_counter()
     vector = await get_embedder().aencode_one(text)
+    embed_ms = round((time.perf_counter() - started) * 1000, 2)
     key = partition_key(tenant_id, partition)
     top = index.search(key, vector, k=CANDIDATES)
     threshold, min_probability = rule_of(cfg)
@@ -335,7 +336,7 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
     rec.stage(label, hit=decision.hit, reason=decision.reason, similarity=similarity,
               threshold=round(threshold, 4), min_probability=round(min_probability, 4),
               verifier=verifier, candidates=len(candidates),
-              ms=round((time.perf_counter() - started) * 1000, 2))
+              ms=round((time.perf_counter() - started) * 1000, 2), embed_ms=embed_ms)
     if decision.hit and candidate is not None:
         return candidate, vector, text
     return None, vector, text

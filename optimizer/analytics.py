@@ -3,7 +3,7 @@ breakdown page read this.
 
 `summary` gives the totals; `breakdown` the same figures per model, key, end user (the OpenAI
 `user` field) or tag value, with latency percentiles from optimizer/latency.py. Every total is the
-ledger's own (`RequestLog.objects....totals()`, optimizer/models.py), savings included: a semantic
+ledger's own (`RequestLog.objects....totals()`, optimizer/models/totals.py), savings included: a semantic
 hit marked wrong saved nothing. The portal's overview reads the same totals through
 `optimizer.portal.figures` (hourly rollups for closed hours, the ledger for the rest, since a
 million rows per render is too slow).

@@ -32,6 +32,7 @@ from ..models import RequestLog, Technique
 from ..providers import openai_compat as provider
 from ..providers.base import ProviderError, Upstream, UpstreamStream
 from ..providers.registry import allowed_models, upstreams_for
+from ..semantic.scope import tools_allow_semantic
 from . import exact_cache, singleflight
 from .canonical import Canonical, canonicalize, has_non_text, is_nondeterministic, text_of
 from .config import TenantConfig, tenant_config
@@ -308,7 +309,8 @@ class _Plan:
         # Whether this request's answer belongs in the semantic cache; looked up only when lookups
         # are allowed, but stored either way (`no-cache` means "do not serve me a stored answer",
         # not "keep mine out of the cache").
-        self.semantic_scope = (cfg.semantic_cache and self.cacheable and call.endpoint == "chat" and not tools
+        self.semantic_scope = (cfg.semantic_cache and self.cacheable and call.endpoint == "chat"
+                               and tools_allow_semantic(body)
                                and not body.get("response_format") and not has_non_text(body.get("messages") or [])
                                and bool(canon.last_user.strip()) and (body.get("n") or 1) == 1
                                and question_sized(canon.last_user))

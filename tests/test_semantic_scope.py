@@ -1,5 +1,9 @@
 """Which conversations meet in the semantic cache (optimizer/semantic/scope.py, issue #12).
 
+Follow-ups: earlier user turns reworded only in form ("I'm building a small Flask app." /
+"building a small flask app") share a partition and pass the verifier turn by turn; an earlier
+turn that names another thing (Norway / Egypt) shares the partition but is refused.
+
 Tool-using requests: with function tools the caller runs, the same tool calls and results (whatever
 ids the model minted for the calls) and a paraphrased question are served the stored answer; a
 different tool result is another partition, and built-in tools keep a request out.
@@ -19,6 +23,7 @@ import openai
 from fake_upstream import answer_tag as _hex_tag
 from optimizer.pipeline.canonical import canonicalize
 from optimizer.semantic.scope import tools_allow_semantic
+from optimizer.semantic.verifier import verify
 from tests.conftest import TenantKit
 from tests.writes_settled import writes_settled  # noqa: F401  (autouse fixture)
 
@@ -74,6 +79,50 @@ def test_only_function_tools_allow_the_semantic_cache() -> None:
     assert not tools_allow_semantic({"tools": "get_order_status"})
 
 
+def follow_up(earlier: str, question: str, reply: str = "Sure. What do you need help with?") -> list[dict[str, Any]]:
+    return [{"role": "user", "content": earlier}, {"role": "assistant", "content": reply},
+            {"role": "user", "content": question}]
+
+
+def test_earlier_user_turns_leave_the_partition_everything_else_stays() -> None:
+    first = canonicalize(1, "chat", {"model": MODEL, "messages": follow_up("I'm building a small Flask app.", "Q?")})
+    reworded = canonicalize(1, "chat", {"model": MODEL, "messages": follow_up("building a small flask app", "Q?")})
+    other_reply = canonicalize(1, "chat", {"model": MODEL, "messages": follow_up(
+        "building a small flask app", "Q?", reply="Okay. What is your question?")})
+    one_more_turn = canonicalize(1, "chat", {"model": MODEL, "messages": [
+        *follow_up("I'm building a small Flask app.", "Q?")[:2], *follow_up("It uses SQLite.", "Q?")]})
+    assert first.partition == reworded.partition and first.key != reworded.key
+    assert other_reply.partition != first.partition  # assistant turns stay verbatim
+    assert one_more_turn.partition != first.partition  # so do the number and places of the turns
+
+
+def test_a_long_or_third_earlier_turn_stays_verbatim() -> None:
+    """The verifier sees only what the embedded text holds: 2 earlier turns of 300 characters."""
+    def partition(*earlier: str) -> str:
+        messages: list[dict[str, Any]] = []
+        for text in earlier:
+            messages += [{"role": "user", "content": text}, {"role": "assistant", "content": "Ok."}]
+        return canonicalize(1, "chat", {"model": MODEL, "messages": [*messages, {"role": "user", "content": "Q?"}]}
+                            ).partition
+    long = "I'm building a small Flask app. " * 10
+    assert partition(long) != partition(long.lower())
+    assert partition("A.", "B.", "C.") != partition("a", "B.", "C.")
+    assert partition("A.", "B.") == partition("a", "b")
+
+
+def test_the_verifier_compares_earlier_turns_one_by_one() -> None:
+    asked = "building a small flask app\nhow do i add user login"
+    assert verify(asked, "I'm building a small Flask app.\nHow do I add user login?").ok
+    other_place = verify("I am planning a trip to Egypt.\nWhat should I pack?",
+                         "I am planning a trip to Norway.\nWhat should I pack?", cosine=0.99)
+    assert (other_place.ok, other_place.reason) == (False, "context")
+    # The questions are still compared: the same earlier turn, another question.
+    assert not verify("building a small flask app\nhow do i add user logout",
+                      "I'm building a small Flask app.\nHow do I add user login?", cosine=0.95).ok
+    assert verify("I have a Flask app.\nIt uses SQLite.\nHow do I add login?",
+                  "It uses SQLite.\nHow do I add login?").reason == "context"
+
+
 # --- through a live server -------------------------------------------------------------------------
 
 def create(kit: TenantKit, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
@@ -116,3 +165,28 @@ def test_built_in_tools_keep_the_request_out_of_the_semantic_cache(kit: TenantKi
     answer, h = until_semantic(kit, order_chat("When is order B7781 arriving?", "today", "call_1"), with_search,
                                timeout=1.5)
     assert h["x-leo-cache"] == "miss" and not answer.startswith(tag(original))
+
+
+def ask(kit: TenantKit, messages: list[dict[str, Any]], headers: dict[str, str] | None = None
+        ) -> tuple[str, dict[str, str]]:
+    raw = kit.client().chat.completions.with_raw_response.create(
+        model=MODEL, messages=copy.deepcopy(messages), extra_headers=headers or {})
+    return raw.parse().choices[0].message.content or "", dict(raw.headers)
+
+
+def test_a_follow_up_reworded_throughout_is_served_another_earlier_turn_is_not(kit: TenantKit,
+                                                                             fake_upstream: Any) -> None:
+    question = "How do I add user login?"
+    answer, h = ask(kit, follow_up("I'm building a small Flask app.", question))
+    assert h["x-leo-cache"] == "miss"
+    deadline = time.monotonic() + 10
+    while True:
+        answer, h = ask(kit, follow_up("building a small flask app", "how do i add user login"),
+                        headers={"Cache-Control": "no-store"})
+        if h["x-leo-cache"] == "semantic" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert h["x-leo-cache"] == "semantic" and answer.startswith(tag(question))
+    before = int(fake_upstream.stats()["chat"])
+    answer, h = ask(kit, follow_up("I'm building a small Django app.", question))
+    assert h["x-leo-cache"] == "miss" and int(fake_upstream.stats()["chat"]) == before + 1

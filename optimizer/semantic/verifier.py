@@ -83,7 +83,28 @@ def verify(
     ``words`` gives word-level cosines for the difference rule (default: the sentence model on
     single words, ``wording.word_similarity``). ``cosine`` is the two texts' embedding cosine when
     the caller has it: a broad rewording (several words changed on both sides) is then judged by
-    it; without it, a broad rewording is refused like any other unexplained difference."""
+    it; without it, a broad rewording is refused like any other unexplained difference.
+
+    A text of several lines is a conversation (``conversation_text``: earlier user turns, one per
+    line, then the question). When the earlier turns differ, each pair of them must pass on its
+    own, without the cosine (which is the whole conversations', not theirs: only a change of form,
+    synonyms or inflection passes), and the questions are compared alone; a different number of
+    turns is refused (``context``)."""
+    if query == candidate:
+        return Verdict(True, "ok")
+    q_turns, c_turns = query.split("\n"), candidate.split("\n")
+    if q_turns[:-1] != c_turns[:-1]:
+        if len(q_turns) != len(c_turns):
+            return Verdict(False, "context")
+        for q_turn, c_turn in zip(q_turns[:-1], c_turns[:-1], strict=True):
+            if not _verify_text(q_turn, c_turn, words, None).ok:
+                return Verdict(False, "context")
+        return _verify_text(q_turns[-1], c_turns[-1], words, cosine)
+    return _verify_text(query, candidate, words, cosine)
+
+
+def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosine: float | None) -> Verdict:
+    """``verify`` on one text (or on conversations whose earlier turns are the same)."""
     if query == candidate:
         return Verdict(True, "ok")
     q, c = features_of(query), features_of(candidate)

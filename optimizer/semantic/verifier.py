@@ -53,7 +53,7 @@ from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, dif
 from .verifier_entities import extra_entities
 from .verifier_features import features_of, stem
 from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, UNIT_OF
-from .verifier_order import coordinated, is_transposition, ordered_pairs, reversed_relation
+from .verifier_order import coordinated, is_transposition, ordered_pairs, reversed_per, reversed_relation
 from .wording import WordSimilarity
 
 __all__ = [
@@ -178,7 +178,7 @@ def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosin
 
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
-    if reversed_relation(q, c):
+    if reversed_relation(q, c) or reversed_per(q, c):
         return Verdict(False, "direction")
 
     # The principle behind the rest: every content word one side has and the other lacks must be

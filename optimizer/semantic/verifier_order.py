@@ -27,11 +27,73 @@ def ordered_pairs(f: Features, shared: set[str], key: set[str]) -> set[tuple[str
             allowed = shared & key
         else:
             continue
-        left = next((toks[j] for j in range(i - 1, max(-1, i - 4), -1) if toks[j] in allowed), None)
-        right = next((toks[j] for j in range(i + 1, min(len(toks), i + 4)) if toks[j] in allowed), None)
-        if left and right and left != right:
-            pairs.add((left, right))
+        # Every shared word within three tokens on each side, not only the nearest: a term of
+        # several words ("a byte slice") ends on one word and starts on another, so "string to
+        # a byte slice" and "byte slice into a string" have no nearest words in common.
+        lefts = [toks[j] for j in range(i - 1, max(-1, i - 4), -1) if toks[j] in allowed]
+        rights = [toks[j] for j in range(i + 1, min(len(toks), i + 4)) if toks[j] in allowed]
+        pairs.update((left, right) for left in lefts for right in rights if left != right)
     return pairs
+
+
+_ARTICLES = {"a", "an", "one", "1", "per", "each"}
+_PER_LINKS = {"in", "make", "makes", "equal", "equals", "=", "fit", "to"}
+
+
+def _head(tokens: list[str]) -> str:
+    """The key of a quantity's noun: its unit, else the stem of its last word ("square feet" ->
+    foot, "tablespoons" -> tbsp)."""
+    words = [t for t in tokens if t[:1].isalpha() and t not in FUNCTION]
+    return (UNIT_OF.get(words[-1]) or stem(words[-1])) if words else ""
+
+
+def _noun_after(toks: list[str], i: int) -> list[str]:
+    """The words of the noun phrase starting at ``toks[i]`` (at most 3, up to a function word)."""
+    out: list[str] = []
+    for t in toks[i : i + 3]:
+        if not t[:1].isalpha() or t in _PER_LINKS or (t in FUNCTION and t not in UNIT_OF):
+            break
+        out.append(t)
+    return out
+
+
+def per_relations(f: Features) -> set[tuple[str, str]]:
+    """("how many" A, per B) pairs of a unit question: "how many cups are in a liter", "how many
+    cups make a liter", "one liter is how many cups", "cups in a liter" all give (cup, l)."""
+    toks = list(f.tokens)
+    out: set[tuple[str, str]] = set()
+    for i, t in enumerate(toks):
+        if t not in ("many", "much") or i == 0 or toks[i - 1] not in ("how", "many"):
+            continue
+        # "how many A [are] [there] LINK a B"
+        for j in range(i + 1, min(len(toks), i + 6)):
+            if toks[j] in _PER_LINKS and j + 1 < len(toks) and toks[j + 1] in _ARTICLES:
+                a, b = _head(toks[i + 1 : j]), _head(_noun_after(toks, j + 2))
+                if a and b and a != b:
+                    out.add((a, b))
+                break
+        # "a B [is|equals|=|makes] how many A"
+        for j in range(max(0, i - 6), i - 1):
+            if toks[j] in _ARTICLES:
+                b = _head(_noun_after(toks, j + 1))
+                a = _head(_noun_after(toks, i + 1))
+                if a and b and a != b:
+                    out.add((a, b))
+                break
+    # The terse form, a whole text: "cups in a liter".
+    if len(toks) <= 6 and "in" in toks:
+        j = toks.index("in")
+        if j + 1 < len(toks) and toks[j + 1] in _ARTICLES and "many" not in toks:
+            a, b = _head(toks[:j]), _head(_noun_after(toks, j + 2))
+            if a and b and a != b:
+                out.add((a, b))
+    return out
+
+
+def reversed_per(q: Features, c: Features) -> bool:
+    """Is one text's "how many A per B" the other's "how many B per A"?"""
+    cp = per_relations(c)
+    return any((b, a) in cp for a, b in per_relations(q))
 
 
 

@@ -193,3 +193,33 @@ def test_quoted_phrases_are_compared_literally() -> None:
     b = "What does the symbol '∏' mean in maths?"
     assert verify(a, b).reason == "quoted"
     assert verify("What does 'carpe diem' mean?", "what does carpe diem mean").ok
+
+
+# Reversed conversions that the nearest-word direction rule and the same-link rule both missed:
+# the relation reworded around another link ("are in" / "make" / "equals how many"), or a term of
+# several words on either side of the cue ("a string to a byte slice").
+REVERSED_CONVERSIONS = [
+    ("How many liters are in a cup?", "How many cups make a liter?"),
+    ("How many liters are in a cup?", "A liter equals how many cups?"),
+    ("How many square meters are in a square foot?", "A square meter is how many square feet?"),
+    ("In Go, how do I convert a string to a byte slice?", "What's the way to convert a byte slice into a string in Go?"),
+]
+SAME_CONVERSIONS = [
+    ("How many cups are in a liter?", "How many cups make a liter?"),
+    ("How many cups are in a liter?", "how many cups are there in a liter"),
+    ("How many square feet are in a square meter?", "How many square feet make a square meter?"),
+    ("How do I convert a string to a byte slice in Go?", "In Go, how can I convert a string into a byte slice?"),
+    ("In Go, how do I convert a byte slice to a string?", "What's the way to convert a byte slice into a string in Go?"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), REVERSED_CONVERSIONS)
+def test_a_conversion_reworded_and_reversed_is_refused(a: str, b: str) -> None:
+    for x, y in ((a, b), (b, a)):
+        verdict = verify(x, y, cosine=cosine(x, y))
+        assert (verdict.ok, verdict.reason) == (False, "direction")
+
+
+@pytest.mark.parametrize(("a", "b"), SAME_CONVERSIONS)
+def test_a_conversion_reworded_the_same_way_round_passes(a: str, b: str) -> None:
+    assert verify(a, b, cosine=cosine(a, b)).ok and verify(b, a, cosine=cosine(a, b)).ok

@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..semantic.scope import partition_context
+
 # Fields that change how an answer is delivered or billed, never what it says.
 IGNORED = frozenset({"messages", "prompt", "input", "stream", "stream_options", "user", "metadata", "store",
                      "service_tier"})
@@ -70,12 +72,15 @@ class Canonical:
     context: str
     key: str
     last_user: str
+    # The context the semantic partition holds when it is looser than `context` (tool-call ids
+    # renumbered: optimizer/semantic/scope.py); "" when it is `context` itself.
+    partition_context: str = ""
 
     @property
     def partition(self) -> str:
         """The semantic index partition: same scope and the same conversation around the last user
         message (only that message's text is compared by similarity)."""
-        return _sha(self.scope.encode(), self.context.encode())
+        return _sha(self.scope.encode(), (self.partition_context or self.context).encode())
 
 
 def canonicalize(tenant_id: int, endpoint: str, body: dict[str, Any], namespace: str = "",
@@ -101,7 +106,8 @@ def canonicalize(tenant_id: int, endpoint: str, body: dict[str, Any], namespace:
     conversation = messages if endpoint == "chat" else body.get("prompt", body.get("input"))
     key = _sha(scope.encode(), _dump(conversation))
     last_user = text_of(messages[idx].get("content")) if idx >= 0 else ""
-    return Canonical(scope=scope, context=context, key=key, last_user=last_user)
+    return Canonical(scope=scope, context=context, key=key, last_user=last_user,
+                     partition_context=partition_context(prior, after, own) or "")
 
 
 def is_nondeterministic(body: dict[str, Any]) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..pricing import count_tokens
 from ..providers.registry import allowed_models
+from ..semantic.scope import tools_allow_semantic
 from .canonical import Canonical, has_non_text, is_nondeterministic
 from .config import TenantConfig
 from .ledger import Record
@@ -50,7 +51,8 @@ class Plan:
         # Whether this request's answer belongs in the semantic cache; looked up only when lookups
         # are allowed, but stored either way (`no-cache` means "do not serve me a stored answer",
         # not "keep mine out of the cache").
-        self.semantic_scope = (cfg.semantic_cache and self.cacheable and call.endpoint == "chat" and not tools
+        self.semantic_scope = (cfg.semantic_cache and self.cacheable and call.endpoint == "chat"
+                               and tools_allow_semantic(body)
                                and not body.get("response_format") and not has_non_text(body.get("messages") or [])
                                and bool(canon.last_user.strip()) and (body.get("n") or 1) == 1
                                and question_sized(canon.last_user))

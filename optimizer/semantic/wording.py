@@ -1,7 +1,7 @@
 """Word-level interchangeability: may one word stand in for another without changing the answer?
 
 The verifier aligns a query with a cached question and looks at the content words that differ
-(``verifier._differences``). A difference is harmless only when it is a paraphrase: inflection,
+(``verifier_difference.differences``). A difference is harmless only when it is a paraphrase: inflection,
 function words, politeness, or a synonym. Synonyms are judged by the same model that embeds the
 questions, all-MiniLM-L6-v2, applied to the two words alone: on single words it places synonyms
 close ("buy"/"purchase" 0.87, "movie"/"film" 0.82, "car"/"automobile" 0.86) and opposites,

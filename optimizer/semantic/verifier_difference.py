@@ -1,0 +1,132 @@
+"""The difference rule: the content words of one text that nothing in the other paraphrases.
+
+A word is explained by the other side when it appears there in another inflection, abbreviated,
+misspelled, split in two ("user name" / "username"), or as a word the embedding places as
+interchangeable (``wording.py``). What is left changes the question, unless both sides reworded
+broadly enough for the sentence cosine to judge (``broad_rewording``). See docs/semantic_cache.md,
+"The difference rule".
+"""
+
+from __future__ import annotations
+
+from .verifier_entities import abbreviates
+from .verifier_features import Features, stem
+from .verifier_lexicon import PARTICLES
+from .wording import SYNONYM, WordSimilarity, word_similarity
+
+
+def _same_word(x: str, y: str) -> bool:
+    """Inflections and spellings of one word: "include" / "included", "write" / "writing"."""
+    if x == y or stem(x) == stem(y):
+        return True
+    common = 0
+    for a, b in zip(x, y):
+        if a != b:
+            break
+        common += 1
+    return common >= 4 and common >= min(len(x), len(y)) - 2
+
+
+def _typo(x: str, y: str) -> bool:
+    """One misspelling of a long word ("permanantly" / "permanently"): one edit, same first
+    letter, seven letters or more. Shorter words one edit apart, or longer ones two apart, are
+    often different words ("affect" / "effect", "maximum" / "minimum")."""
+    if x[0] != y[0] or min(len(x), len(y)) < 7 or abs(len(x) - len(y)) > 1:
+        return False
+    prev = list(range(len(y) + 1))
+    for i, a in enumerate(x, 1):
+        cur = [i]
+        for j, b in enumerate(y, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a != b)))
+        prev = cur
+    return prev[-1] <= 1
+
+
+def _joined(f: Features) -> set[str]:
+    """Adjacent word pairs written as one ("user name" -> "username", "node js" -> "nodejs")."""
+    toks = [t for t in f.tokens if t[:1].isalpha()]
+    return {a + b for a, b in zip(toks, toks[1:])} | {t.replace("-", "").replace(".", "") for t in toks}
+
+
+def _half_of_joined(w: str, f: Features, other: Features) -> bool:
+    """Is ``w`` one half of two adjacent words of ``f`` that ``other`` writes as one?"""
+    toks = [t for t in f.tokens if t[:1].isalpha()]
+    joined = {v.replace("-", "").replace(".", "") for v in other.tokens}
+    return any(w in (a, b) and a + b in joined for a, b in zip(toks, toks[1:]))
+
+
+def _spelled_alike(w: str, f: Features) -> bool:
+    """Is ``w`` in text ``f`` up to inflection, abbreviation, a typo or word splitting?"""
+    if any(_same_word(w, v) or abbreviates(w, v) or _typo(w, v) for v in f.words):
+        return True
+    # An abbreviation may be a function word elsewhere ("Go" / "Golang").
+    if any(len(v) >= 2 and v[:1].isalpha() and abbreviates(v, w) for v in f.tokens):
+        return True
+    return w.replace("-", "").replace(".", "") in _joined(f)
+
+
+def differences(
+    q: Features, c: Features, words: WordSimilarity | None
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The content words of each side that nothing on the other side paraphrases.
+
+    A word is paraphrased by the other side when it appears there in some inflection, when one
+    abbreviates the other ("js" / "javascript"), misspelled, split in two ("user name"), or when the embedding puts the two words at
+    ``SYNONYM`` or above. What is left changes the question."""
+    q_left = [w for w in dict.fromkeys(q.words) if not _spelled_alike(w, c) and not _half_of_joined(w, q, c)]
+    c_left = [w for w in dict.fromkeys(c.words) if not _spelled_alike(w, q) and not _half_of_joined(w, c, q)]
+    if not q_left and not c_left:
+        return [], [], [], []
+    sim = words or word_similarity
+    c_all = list(dict.fromkeys(c.words))
+    q_all = list(dict.fromkeys(q.words))
+
+    def unexplained(left: list[str], other: list[str]) -> list[str]:
+        if not left or not other:
+            return left
+        m = sim(left, other)
+        return [
+            w for w, row in zip(left, m, strict=True)
+            if not any(s >= SYNONYM and not _prefix_swap(w, v) for s, v in zip(row, other, strict=True))
+        ]
+
+    return unexplained(q_left, c_all), unexplained(c_left, q_all), q_left, c_left
+
+
+def _prefix_swap(x: str, y: str) -> bool:
+    """The same word under another prefix ("ascending" / "descending", "import" / "export",
+    "upload" / "download"): prefixes that differ flip the meaning, whatever the embedding says."""
+    common = 0
+    for a, b in zip(reversed(x), reversed(y)):
+        if a != b:
+            break
+        common += 1
+    return x != y and common >= 4 and len(x) - common <= 4 and len(y) - common <= 4
+
+
+BROAD_COSINE = 0.85
+"""Embedding cosine a broad rewording (at least two unexplained words on each side) needs."""
+
+WIDE_COSINE = 0.93
+"""Embedding cosine a one-for-several rewording ("write" / "is the author of") needs."""
+
+
+def broad_rewording(q_left: list[str], c_left: list[str], cosine: float | None) -> bool:
+    """Is this difference a rewording the sentence embedding may judge?
+
+    A minimal pair, one word swapped for one word ("hottest" / "coldest", "team" / "manager") or
+    words added on one side only ("... and explain how to map the port", "for my sister",
+    "second"), is exactly what an embedding scores as near-identical, so it is judged word by
+    word and refused above. When both sides reword several words, the question has been
+    rephrased rather than edited, and that is what the embedding is good at: then the cosine
+    decides, with a higher bar when one side has a single changed word."""
+    if cosine is None or not q_left or not c_left:
+        return False
+    # A particle belongs to its verb ("leave out" is one changed word, not two).
+    nq = max(1, sum(w not in PARTICLES for w in q_left))
+    nc = max(1, sum(w not in PARTICLES for w in c_left))
+    if min(nq, nc) >= 2:
+        return cosine >= BROAD_COSINE
+    if max(nq, nc) >= 2:
+        return cosine >= WIDE_COSINE
+    return False

@@ -1,0 +1,47 @@
+"""Named things across two texts: does one text mention another's entity, up to case, spacing,
+inflection, initials ("HF" / "Hugging Face") and abbreviation ("JS" / "JavaScript")?"""
+
+from __future__ import annotations
+
+import re
+
+from .verifier_features import Features, stem
+
+
+def mentions(f: Features, entity: str) -> bool:
+    """Does text ``f`` mention ``entity``, allowing for case, spacing and punctuation changes?"""
+    squashed = re.sub(r"[^a-z0-9+#]", "", entity)
+    if not squashed:
+        return True
+    if squashed in f.squashed:
+        return True
+    root = stem(entity)
+    if len(root) >= 4:
+        # "Python" vs "Pythonic", "Dataset" vs "datasets".
+        return any(t.startswith(root) or (len(t) >= 4 and root.startswith(t)) for t in f.tokens)
+    return any(stem(t) == root for t in f.tokens)
+
+
+def abbreviates(short: str, long: str) -> bool:
+    """Is ``short`` an abbreviation of ``long``: same first letter, letters in order ("js")?"""
+    if len(short) < 2 or len(long) <= len(short) or short[0] != long[0]:
+        return False
+    it = iter(long[1:])
+    return all(ch in it for ch in short[1:])
+
+
+def extra_entities(a: Features, b: Features) -> list[str]:
+    """Entities of ``a`` that ``b`` does not mention (abbreviations of b's words excepted)."""
+    out = []
+    for e in a.entities:
+        if mentions(b, e):
+            continue
+        # "HF" for "Hugging Face" (initials), "JS" for "JavaScript" (letters in order), either way.
+        if e.isalpha() and len(e) <= 5:
+            initials = "".join(t[0] for t in b.tokens if t[:1].isalpha())
+            if e in initials or any(t.startswith(e) or abbreviates(e, t) for t in b.tokens):
+                continue
+        if any(len(t) <= 5 and t.isalpha() and abbreviates(t, e) for t in b.tokens):
+            continue
+        out.append(e)
+    return out

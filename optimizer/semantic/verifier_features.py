@@ -1,0 +1,267 @@
+"""What the verifier reads in one text: tokens, stems, numbers, units, dates, negations, names,
+formats, languages, question type, content words and quoted spans (``features_of``, cached).
+
+Every rule in ``verifier.py`` compares two of these; extraction is done once per text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .verifier_lexicon import (
+    ANSWER_TYPES,
+    CODE_RE,
+    COMPOUND_RE,
+    DATE_WORDS,
+    FUNCTION,
+    GAZETTEER,
+    LANG_STOP,
+    LANGUAGES,
+    LENGTH_RE,
+    MAGNITUDES,
+    NEGATIONS,
+    NOT_ENTITIES,
+    NUMBER_WORDS,
+    NUMERIC_ONLY_UNITS,
+    QUANTITY_WORDS,
+    RELATIVE_PERIOD,
+    REQUEST_VERBS,
+    ROMAN,
+    SHORT,
+    STOP,
+    STRONG_FORMATS,
+    TIME_UNITS,
+    TOKEN_RE,
+    TONES,
+    UNIT_OF,
+    WAY_ADJECTIVES,
+    WEAK_FORMAT_RE,
+    WEAK_FORMATS,
+    WEAK_NUMBER_WORDS,
+    WH,
+    YES_NO,
+)
+
+
+def normalize(text: str) -> str:
+    return text.replace("’", "'").replace("“", '"').replace("”", '"')
+
+
+def _tokens(text: str) -> list[str]:
+    t = normalize(text).lower()
+    # Join contractions so "doesn't" reads as one negation word.
+    t = re.sub(r"\b(\w+)n't\b", r"\1nt", t)
+    t = t.replace("can not", "cannot")
+    return TOKEN_RE.findall(t)
+
+
+def stem(w: str) -> str:
+    """A crude stem: enough to match plurals and -ing/-ed forms across paraphrases."""
+    for suf in ("ings", "ing", "ies", "ied", "es", "ed", "s", "ly"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            w = w[: -len(suf)]
+            # "formatting" -> "formatt" -> "format"
+            if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz":
+                w = w[:-1]
+            return w
+    return w
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    tokens: tuple[str, ...]
+    low: str
+    squashed: str
+    numbers: frozenset[str]
+    units: frozenset[str]
+    dates: frozenset[str]
+    negations: int
+    entities: frozenset[str]
+    formats: frozenset[str]
+    length: frozenset[str]
+    languages: frozenset[str]
+    written_in: str
+    parts: int
+    answer_type: str
+    content: tuple[str, ...]
+    words: tuple[str, ...]
+    quoted: frozenset[str]
+
+
+_QUOTED_RE = re.compile(r"""(?:^|[\s(])['"‘“`]([^'"’”`]{1,80})['"’”`](?=$|[\s?.!,:;)])""")
+
+
+def _quoted(text: str) -> frozenset[str]:
+    """The quoted spans of a text, compared literally: a quoted word is mentioned, not used, so
+    no synonym stands in for it ("'affect'" / "'effect'", "'a is b'" / "'a == b'")."""
+    return frozenset(" ".join(m.group(1).lower().split()) for m in _QUOTED_RE.finditer(text))
+
+
+def _words(tokens: list[str]) -> list[str]:
+    """The content words the difference rule compares: hyphenated words split ("soft-boiled"
+    reads as "soft" + "boiled", so the attribute is compared, not the compound), function words,
+    numbers (the ``numbers`` rule) and symbols dropped."""
+    out: list[str] = []
+    for i, tok in enumerate(tokens):
+        if tok in WAY_ADJECTIVES and i + 1 < len(tokens) and tokens[i + 1] in ("way", "ways"):
+            continue
+        if tok in ROMAN:
+            continue
+        for part in tok.split("-") if "-" in tok and not tok.startswith("-") else (tok,):
+            part = part.strip("'’.")
+            if (len(part) < 2 or not part[0].isalpha() or part in FUNCTION
+                    or (part in NUMBER_WORDS and part not in WEAK_NUMBER_WORDS)):
+                continue
+            out.append(part)
+    return out
+
+
+
+def _numbers(tokens: list[str]) -> set[str]:
+    out: set[str] = set()
+    for i, tok in enumerate(tokens):
+        if tok in ROMAN:
+            out.add(ROMAN[tok])
+        elif tok[0].isdigit():
+            n = tok.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", tok) else tok
+            n = re.sub(r"^(\d+)k$", lambda m: str(int(m.group(1)) * 1000), n)
+            out.add(n)
+        elif tok in NUMBER_WORDS:
+            if tok in MAGNITUDES:
+                # "5 thousand" is a number; "thousands of files" is only "many".
+                prev = tokens[i - 1] if i else ""
+                if not (prev[:1].isdigit() or prev in NUMBER_WORDS):
+                    continue
+            if tok in WEAK_NUMBER_WORDS:
+                nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+                # "one hour", "half a cup" are quantities; "one of", "the first time" are not.
+                if not (nxt in UNIT_OF or (tok in ("half", "quarter", "double") and nxt in ("a", "an"))):
+                    continue
+            out.add(NUMBER_WORDS[tok])
+    return out
+
+
+def _units(tokens: list[str]) -> set[str]:
+    out: set[str] = set()
+    for i, tok in enumerate(tokens):
+        unit = UNIT_OF.get(tok)
+        if unit is None:
+            continue
+        if tok in NUMERIC_ONLY_UNITS:
+            prev = tokens[i - 1] if i else ""
+            quantity = prev in QUANTITY_WORDS and unit in TIME_UNITS
+            if not (prev[:1].isdigit() or prev in NUMBER_WORDS or quantity):
+                continue
+        out.add(unit)
+    return out
+
+
+def _entities(text: str, tokens: list[str]) -> set[str]:
+    """Capitalised words not at a sentence start, acronyms, code names, and gazetteer names."""
+    out: set[str] = set()
+    norm = normalize(text)
+    for m in re.finditer(r"[A-Za-z][A-Za-z0-9.+#'-]*", norm):
+        word = m.group(0).rstrip(".'-")
+        start = m.start()
+        before = norm[:start].rstrip()
+        sentence_start = not before or before[-1] in ".?!:\n\"'(" or before.endswith("- ")
+        if word[0].isupper() and (not sentence_start or sum(c.isupper() for c in word) > 1):
+            low = word.lower()
+            if low not in STOP and low not in NUMBER_WORDS and low not in NOT_ENTITIES and len(word) > 1:
+                out.add(word.lower())
+    for m in CODE_RE.finditer(norm):
+        out.add(m.group(0).strip("`").lower())
+    for tok in tokens:
+        if tok in GAZETTEER:
+            out.add(tok)
+    return out
+
+
+
+def _answer_type(low: str) -> str:
+    """What kind of answer a question asks for: a quantity, a time, a place, a reason, a person,
+    yes/no, or "" (open: what/how/which/requests, which paraphrase into each other freely)."""
+    for name, pattern in ANSWER_TYPES:
+        if pattern.search(low):
+            return name
+    return "yes/no" if YES_NO.match(low) else ""
+
+
+def _written_in(tokens: list[str]) -> str:
+    if any(re.match(r"[\u0400-\u04ff]", t) for t in tokens):
+        return "ru"
+    if any(re.match(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af\u0600-\u06ff]", t) for t in tokens):
+        return "cjk-ar"
+    scores = {lang: sum(t in words for t in tokens) for lang, words in LANG_STOP.items()}
+    best = max(scores, key=lambda k: scores[k])
+    # Only claim a language with some evidence; short texts stay undecided.
+    if scores[best] >= 2 and scores[best] >= 2 * max(v for k, v in scores.items() if k != best):
+        return best
+    return "?"
+
+
+@lru_cache(maxsize=8192)
+def features_of(text: str) -> Features:
+    # "not only X but also Y" affirms both; "1)" "2)" enumerate, they are not quantities.
+    text = re.sub(r"\bnot only\b", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"(?:(?<=\s)|^)\d{1,2}\)", " ", text)
+    tokens = _tokens(text)
+    low = " ".join(tokens)
+    squashed = re.sub(r"[^a-z0-9+#]", "", low)
+    dates = {t for t in tokens if t in DATE_WORDS}
+    # "may" and "march" are months only next to a number ("May 5", "March 2020").
+    for i, t in enumerate(tokens):
+        if t in ("may", "march") and (
+            (i + 1 < len(tokens) and tokens[i + 1][:1].isdigit())
+            or (i and tokens[i - 1][:1].isdigit())
+        ):
+            dates.add(t)
+    dates |= {m.group(0) for m in RELATIVE_PERIOD.finditer(low)}
+    neg_tokens = [t for t in tokens if t in NEGATIONS]
+    # A leading "No," / "Yes," answers a question; it does not negate the statement.
+    if re.match(r"\s*no\s*[,.!]", normalize(text).lower()) and neg_tokens:
+        neg_tokens = neg_tokens[1:]
+    question = "?" in text or bool(re.match(rf"\s*(?:{WH}|{REQUEST_VERBS})\b", low))
+    formats = {STRONG_FORMATS[t] for t in tokens if t in STRONG_FORMATS}
+    formats |= {"tone:" + TONES[t] for t in tokens if t in TONES}
+    length = set()
+    # Ordinary nouns ("table", "list", "code") and length words are a requested format only in
+    # a request; in a statement they are its subject ("the Table class").
+    if question:
+        formats |= {
+            WEAK_FORMATS[m.group(1)]
+            for m in WEAK_FORMAT_RE.finditer(low)
+            if m.group(1) in WEAK_FORMATS
+        }
+        for m in LENGTH_RE.finditer(low):
+            word = m.group(1) or m.group(3)
+            length.add("short" if word in SHORT else "long")
+    # A language asked for ("in French", "translate to Spanish"); programming languages and
+    # platforms are entities and go through the entity rule instead.
+    languages = {t for t in tokens if t in LANGUAGES}
+    parts = 1
+    if question:
+        parts = max(1, text.count("?")) + len(COMPOUND_RE.findall(low))
+    answer_type = _answer_type(low) if question else ""
+    content = tuple(stem(t) for t in tokens if t not in STOP and len(t) > 1 or t[:1].isdigit())
+    return Features(
+        tokens=tuple(tokens),
+        low=low,
+        squashed=squashed,
+        numbers=frozenset(_numbers(tokens)),
+        units=frozenset(_units(tokens)),
+        dates=frozenset(dates),
+        negations=len(neg_tokens),
+        entities=frozenset(_entities(text, tokens)),
+        formats=frozenset(formats),
+        length=frozenset(length),
+        languages=frozenset(languages),
+        written_in=_written_in(tokens),
+        parts=parts,
+        answer_type=answer_type,
+        content=content,
+        words=tuple(_words(tokens)),
+        quoted=_quoted(normalize(text)),
+    )

@@ -1,0 +1,307 @@
+"""The verifier's vocabulary: closed word classes, unit and date names, gazetteer and patterns.
+
+Data only (sets, dicts and compiled regexes), shared by the feature extraction
+(``verifier_features.py``) and the rules (``verifier.py``, ``verifier_order.py``,
+``verifier_difference.py``). A word list here is a closed class (function words, negations,
+units, months) or a name people type in lower case; the open-ended judgement of whether two
+words are interchangeable lives in ``wording.py``, not in a list.
+"""
+
+from __future__ import annotations
+
+import re
+
+NUMBER_WORDS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+    "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17",
+    "eighteen": "18", "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40",
+    "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
+    "hundred": "100", "thousand": "1000", "million": "1e6", "billion": "1e9", "trillion": "1e12",
+    "dozen": "12", "half": "0.5", "quarter": "0.25", "twice": "2", "thrice": "3", "double": "2",
+    "triple": "3", "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th",
+    "fifth": "5th", "tenth": "10th",
+}
+# "one" and "first"/"second" are too often not numbers ("one of", "first time", "a second"),
+# so they count only next to a digit-like context; see _numbers().
+WEAK_NUMBER_WORDS = {"one", "first", "second", "half", "double", "quarter"}
+
+MAGNITUDES = {"hundred", "thousand", "million", "billion", "trillion"}
+
+UNIT_GROUPS: dict[str, tuple[str, ...]] = {
+    "km": ("km", "kms", "kilometer", "kilometers", "kilometre", "kilometres"),
+    "mile": ("mi", "mile", "miles", "mph"),
+    "m": ("meter", "meters", "metre", "metres"),
+    "cm": ("cm", "centimeter", "centimeters", "centimetre", "centimetres"),
+    "mm": ("mm", "millimeter", "millimeters"),
+    "inch": ("inch", "inches", "in."),
+    "foot": ("ft", "foot", "feet"),
+    "yard": ("yard", "yards", "yd"),
+    "kg": ("kg", "kgs", "kilogram", "kilograms", "kilo", "kilos"),
+    "g": ("gram", "grams", "gr"),
+    "lb": ("lb", "lbs", "pound", "pounds"),
+    "oz": ("oz", "ounce", "ounces"),
+    "l": ("liter", "liters", "litre", "litres"),
+    "ml": ("ml", "milliliter", "milliliters", "millilitre"),
+    "gal": ("gallon", "gallons", "gal"),
+    "cup": ("cup", "cups"),
+    "tbsp": ("tablespoon", "tablespoons", "tbsp"),
+    "tsp": ("teaspoon", "teaspoons", "tsp"),
+    "c": ("celsius", "centigrade", "°c"),
+    "f": ("fahrenheit", "°f"),
+    "k": ("kelvin",),
+    "usd": ("usd", "dollar", "dollars", "$", "us$"),
+    "eur": ("eur", "euro", "euros", "€"),
+    "gbp": ("gbp", "sterling", "£"),
+    "jpy": ("jpy", "yen", "¥"),
+    "inr": ("inr", "rupee", "rupees", "rs"),
+    "cny": ("cny", "yuan", "rmb", "renminbi"),
+    "chf": ("chf", "franc", "francs"),
+    "cad": ("cad",),
+    "aud": ("aud",),
+    "btc": ("btc", "bitcoin", "bitcoins"),
+    "pct": ("%", "percent", "percentage"),
+    "byte": ("byte", "bytes"),
+    "kb": ("kb", "kilobyte", "kilobytes"),
+    "mb": ("mb", "megabyte", "megabytes"),
+    "gb": ("gb", "gigabyte", "gigabytes"),
+    "tb": ("tb", "terabyte", "terabytes"),
+    "sec": ("s", "sec", "secs", "second", "seconds"),
+    "min": ("min", "mins", "minute", "minutes"),
+    "hour": ("h", "hr", "hrs", "hour", "hours"),
+    "day": ("day", "days"),
+    "week": ("week", "weeks"),
+    "month": ("month", "months"),
+    "year": ("year", "years", "yr", "yrs"),
+    "w": ("watt", "watts", "kw", "kilowatt", "kwh"),
+    "v": ("volt", "volts"),
+    "hz": ("hz", "mhz", "ghz", "hertz"),
+    "cal": ("calorie", "calories", "kcal"),
+    "acre": ("acre", "acres"),
+    "ha": ("hectare", "hectares"),
+}
+# Units that are also common words count only right after a number ("5 s", "10 in.").
+NUMERIC_ONLY_UNITS = {
+    "s", "h", "in.", "m", "g", "gr", "c", "f", "k", "rs", "mi", "second", "ml", "min", "mb",
+    "kb", "tb", "gal", "yd", "ft", "cup", "cups", "sec", "hr", "day", "days", "week", "weeks",
+    "month", "months", "year", "years", "hour", "hours", "minute", "minutes", "seconds",
+}
+TIME_UNITS = {"sec", "min", "hour", "day", "week", "month", "year"}
+# "how many minutes", "a few hours", "per day": a time unit asked about without a number.
+QUANTITY_WORDS = {"many", "few", "several", "per", "some", "couple", "more", "less", "much"}
+UNIT_OF: dict[str, str] = {w: k for k, ws in UNIT_GROUPS.items() for w in ws}
+
+DATE_WORDS = {
+    "january", "february", "march", "april", "june", "july", "august", "september",
+    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
+    "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday",
+    "saturday", "sunday", "today", "tomorrow", "yesterday", "tonight", "weekend", "christmas",
+    "easter", "summer", "winter", "autumn",
+}
+RELATIVE_PERIOD = re.compile(r"\b(last|next|this|previous|coming|past)\s+(week|month|year|decade|century|quarter|weekend)\b")
+
+NEGATIONS = {
+    "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "nowhere", "without",
+    "cannot", "cant", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont",
+    "wouldnt", "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "mustnt", "neednt",
+}
+
+NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non-", "non", "anti", "de")
+
+# The closed classes of words whose presence or absence does not change what is asked: articles,
+# auxiliaries, pronouns, prepositions and conjunctions, question words (the ``question`` rule
+# compares the answer types they ask for), politeness and the frames people wrap a request in
+# ("could you tell me", "what is the best way to"). Everything else is a content word, and a
+# content word on one side only must be explained (``differences``). Negation words are here
+# because the ``negation`` rule compares them; "on", "in" and "up"-like particles that flip
+# a request ("off", "out", "down") are deliberately *not* here.
+FUNCTION = {
+    "a", "an", "the", "this", "that", "these", "those", "some", "any", "each", "every",
+    "another", "such", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does",
+    "did", "doing", "done", "have", "has", "had", "having", "i", "me", "my", "mine", "myself",
+    "we", "us", "our", "you", "your", "yours", "yourself", "he", "him", "his", "she", "her", "it",
+    "its", "they", "them", "their", "one", "someone", "something", "anyone", "anything",
+    "can", "could", "would", "should", "will", "shall", "may", "might", "must", "what", "how",
+    "which", "who", "whom", "whose", "why", "when", "where", "to", "of", "in", "on", "for",
+    "with", "by", "as", "at", "from", "into", "onto", "about", "and", "or", "but", "so", "if",
+    "then", "also", "just", "via", "there", "here", "please", "kindly", "thanks", "thank",
+    "hi", "hello", "hey", "tell", "explain", "describe", "show", "give", "know", "want", "need",
+    "like", "love", "let", "lets", "help", "possible", "possibly", "way", "ways", "method",
+    "methods", "steps", "step", "process", "procedure", "proper", "properly", "correct",
+    "correctly", "exactly", "actually", "really", "basically", "simply", "generally",
+    "usually", "typically", "get", "go", "use", "using", "mean", "meaning", "means", "s",
+    "t", "ok", "okay", "able", "i'd", "i'm", "it's", "what's", "how's", "there's", "that's",
+    "id", "im", "whats", "hows", "thats", "theres", "guide", "tips", "idea", "ideas",
+    "anybody", "other", "else", "take", "make", "makes", "made", "used", "going", "define",
+    "definition", "between", "share", "ever", "all", "whether", "well", "thing", "things",
+    "kind", "type", "taking", "making", "getting", "got", "needed", "needs", "wants", "pls",
+    "plz", "vs", "versus", "difference", "differences", "compare", "comparison", "different",
+    "various",
+} | NEGATIONS
+# "What is the best way to X" asks "how do I X": an adjective before "way" is part of the frame.
+WAY_ADJECTIVES = {"best", "good", "right", "proper", "recommended", "correct"}
+
+LANGUAGES = {
+    "english", "french", "spanish", "german", "italian", "portuguese", "dutch", "swedish",
+    "norwegian", "danish", "finnish", "polish", "czech", "russian", "ukrainian", "greek",
+    "turkish", "arabic", "hebrew", "persian", "farsi", "hindi", "bengali", "urdu", "tamil",
+    "telugu", "marathi", "punjabi", "chinese", "mandarin", "cantonese", "japanese", "korean",
+    "vietnamese", "thai", "indonesian", "malay", "tagalog", "swahili", "latin", "romanian",
+    "hungarian", "catalan", "esperanto", "klingon", "pirate",
+}
+PROGRAMMING = {
+    "python", "javascript", "typescript", "java", "kotlin", "scala", "golang", "rust",
+    "c++", "cpp", "c#", "csharp", "ruby", "php", "perl", "swift", "objective-c",
+    "matlab", "julia", "haskell", "elixir", "erlang", "clojure", "lua", "bash", "shell",
+    "powershell", "sql", "mysql", "postgresql", "postgres", "sqlite", "mongodb", "redis",
+    "fortran", "cobol", "dart", "flutter", "react", "vue", "angular", "svelte", "django",
+    "flask", "fastapi", "rails", "node.js", "nodejs", "deno", "html", "css",
+    "pandas", "numpy", "pytorch", "tensorflow", "jax", "excel", "vba", "assembly", "solidity",
+    "windows", "linux", "macos", "mac", "ubuntu", "debian", "android", "ios", "iphone", "docker",
+    "kubernetes", "aws", "azure", "gcp",
+}
+# Output formats that name themselves wherever they appear ("in JSON", "a haiku about ...").
+STRONG_FORMATS = {
+    "json": "json", "yaml": "yaml", "yml": "yaml", "xml": "xml", "csv": "csv", "tsv": "csv",
+    "markdown": "markdown", "latex": "latex", "tabular": "table", "bullet": "bullets",
+    "bullets": "bullets", "bulleted": "bullets", "numbered": "numbered", "checklist": "list",
+    "haiku": "haiku", "limerick": "limerick", "sonnet": "sonnet", "poem": "poem", "poems": "poem",
+    "essay": "essay", "tweet": "tweet", "emoji": "emoji", "emojis": "emoji", "eli5": "eli5",
+    "summarize": "summary", "summarise": "summary", "tldr": "summary", "tl;dr": "summary",
+    "rap": "rap", "song": "song", "lyrics": "song", "joke": "joke", "slogan": "slogan",
+    "uppercase": "uppercase", "lowercase": "lowercase", "step-by-step": "steps",
+}
+# Ordinary nouns that are a format only when asked for: "as a table", "in 3 sentences".
+WEAK_FORMATS = {
+    "table": "table", "tables": "table", "list": "list", "code": "code", "snippet": "code",
+    "script": "code", "function": "code", "regex": "regex", "paragraph": "paragraph",
+    "paragraphs": "paragraph", "sentence": "sentence", "sentences": "sentence", "word": "word",
+    "words": "word", "steps": "steps", "story": "story", "email": "email", "letter": "letter",
+    "summary": "summary", "outline": "outline", "diagram": "diagram", "chart": "chart",
+    "html": "html", "points": "bullets", "format": "format", "words.": "word",
+}
+WEAK_FORMAT_RE = re.compile(
+    r"\b(?:in|as|into|with|using|write|give|make|create|generate|return|output|format)\s+"
+    r"(?:(?:me|us|a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d+|few|short|long|"
+    r"brief|simple|single|markdown|python|numbered|bulleted)\s+){0,2}(\w+)"
+)
+LENGTH_RE = re.compile(
+    r"\b(short|shorter|brief|concise|quick|succinct|one-line|long|longer|detailed|lengthy|"
+    r"in-depth|comprehensive|thorough|extensive|elaborate|exhaustive)\s+(?:\w+\s+)?"
+    r"(answer|explanation|response|version|description|summary|poem|story|essay|overview|"
+    r"introduction|guide|reply|note|text|paragraph|list|email|letter|bio|article|post|tweet|"
+    r"haiku|song|speech|report|review|answer)s?\b"
+    r"|\b(briefly|concisely|in detail|in depth|in brief|in short|in a nutshell|at length|"
+    r"step by step|one sentence|one word|one line)\b"
+)
+TONES = {
+    "formal": "formal", "informal": "casual", "casual": "casual", "funny": "funny",
+    "humorous": "funny", "humourous": "funny", "serious": "serious", "sarcastic": "sarcastic",
+    "polite": "polite", "rude": "rude", "romantic": "romantic", "persuasive": "persuasive",
+}
+SHORT = {"short", "shorter", "brief", "concise", "quick", "succinct", "one-line", "briefly",
+          "concisely", "in brief", "in short", "in a nutshell", "one sentence", "one word",
+          "one line"}
+
+# Common entity names that people type in lower case, so capitalisation would not reveal them.
+GAZETTEER = LANGUAGES | PROGRAMMING | {
+    "france", "germany", "spain", "italy", "portugal", "england", "britain", "uk", "usa",
+    "america", "canada", "mexico", "brazil", "argentina", "china", "japan", "korea", "india",
+    "pakistan", "bangladesh", "russia", "ukraine", "poland", "turkey", "egypt", "nigeria",
+    "kenya", "australia", "zealand", "ireland", "scotland", "sweden", "norway", "finland",
+    "denmark", "netherlands", "belgium", "switzerland", "austria", "greece", "israel", "iran",
+    "iraq", "saudi", "dubai", "singapore", "indonesia", "vietnam", "thailand", "philippines",
+    "europe", "asia", "africa", "paris", "london", "berlin", "madrid", "rome", "tokyo",
+    "beijing", "delhi", "mumbai", "bangalore", "hyderabad", "chennai", "pune", "kolkata",
+    "york", "california", "texas", "florida", "boston", "chicago", "seattle", "sydney",
+    "toronto", "moscow", "apple", "google", "microsoft", "amazon", "facebook", "meta",
+    "netflix", "tesla", "twitter", "quora", "uber", "samsung", "nokia", "intel", "amd",
+    "nvidia", "ibm", "oracle", "openai", "ebay", "paypal", "spotify", "youtube", "instagram",
+    "whatsapp", "linkedin", "gmail", "chrome", "firefox", "safari", "trump", "clinton",
+    "obama", "modi", "hillary", "biden", "putin", "einstein", "newton", "shakespeare",
+    "earth", "mars", "venus", "jupiter", "moon", "sun", "mercury", "saturn", "bitcoin",
+    "ethereum", "hindu", "muslim", "muslims", "christian", "christians", "jewish", "buddhist",
+    "islam", "christianity", "judaism", "hinduism", "buddhism", "democrats", "republicans",
+    "cat", "cats", "dog", "dogs",
+}
+
+STOP = {
+    "a", "an", "the", "is", "are", "was", "were", "be", "been", "being", "am", "to", "of", "in",
+    "on", "for", "and", "or", "with", "by", "as", "at", "it", "its", "this", "that", "these",
+    "those", "you", "your", "yours", "can", "could", "how", "what", "which", "who", "whom",
+    "whose", "why", "when", "where", "do", "does", "did", "from", "into", "about", "i", "me",
+    "my", "we", "us", "our", "they", "them", "their", "he", "him", "his", "she", "her",
+    "there", "here", "some", "any", "all", "so", "if", "then", "than", "also", "just", "will",
+    "would", "should", "shall", "may", "might", "must", "have", "has", "had", "get", "gets",
+    "got", "make", "makes", "made", "use", "uses", "used", "using", "way", "ways", "one",
+    "ones", "thing", "things", "really", "very", "much", "many", "more", "most", "such",
+    "like", "please", "tell", "explain", "give", "show", "let", "know", "want", "need",
+    "s", "t", "'s", "good", "best", "better", "new", "possible", "help", "provide", "provides",
+    "allow", "allows", "able", "both", "each", "other", "via", "through", "only", "own",
+    "while", "same", "up", "out", "over", "under", "not", "no", "yes",
+}
+
+# Small stopword profiles to tell the language a text is written in.
+LANG_STOP = {
+    "en": {"the", "is", "are", "what", "how", "of", "and", "to", "in", "do", "i", "you", "a",
+           "can", "why", "with", "for", "my", "does", "which", "it"},
+    "fr": {"le", "la", "les", "est", "sont", "quel", "quelle", "comment", "et", "des", "du",
+           "je", "vous", "une", "pourquoi", "avec", "pour", "mon", "qui", "que", "ce", "dans"},
+    "es": {"el", "los", "las", "es", "son", "qué", "que", "cómo", "como", "y", "del", "yo",
+           "usted", "una", "por", "con", "para", "mi", "cuál", "en", "se"},
+    "de": {"der", "die", "das", "ist", "sind", "was", "wie", "und", "ich", "sie", "ein",
+           "eine", "warum", "mit", "für", "mein", "welche", "nicht", "zu", "den", "im"},
+    "it": {"il", "lo", "gli", "è", "sono", "cosa", "come", "perché", "con", "per", "mio",
+           "una", "di", "che", "della", "nel"},
+    "pt": {"o", "os", "as", "é", "são", "como", "por", "que", "com", "para", "meu", "uma",
+           "do", "da", "não", "em"},
+}
+
+TOKEN_RE = re.compile(
+    r"[$€£¥%]|°[cf]\b|\d+(?:[.,:/]\d+)*(?:st|nd|rd|th|k|m|b)?|[a-zA-Z\u00c0-\u024f]+(?:['’][a-z]+)?(?:[-.+#][a-zA-Z0-9+#]+)*|[\u0400-\u04ff]+|[\u0600-\u06ff]+|[\u3040-\u30ff\u4e00-\u9fff]|[\uac00-\ud7af]+",
+)
+WH = r"(?:what|how|why|when|where|who|which|whom|whose|is|are|can|could|should|do|does|did|will|would)"
+WH_WORD = r"(?:what|how|why|when|where|who|which|whom|whose)"
+AUX_SUBJ = r"(?:is|are|can|could|should|do|does|did|will|would)\s+(?:i|you|we|it|they|there|he|she|one)"
+COMPOUND_RE = re.compile(
+    rf"(?:\b(?:and|also|but|or)\s+(?:also\s+)?(?:(?:in|on|at|for|from|by|with|to)\s+)?(?:{WH_WORD}|{AUX_SUBJ})\b|"
+    r"\band\s+(?:its|their|his|her)\s+(?!own\b)\w+|[;,]\s*(?:and\s+)?{WH_WORD}\s+(?:is|are|was|do|does|did|can|should|would|will)\b)"
+)
+REQUEST_VERBS = r"(?:describe|explain|list|tell|give|compare|summarize|summarise|write|show|define)"
+CODE_RE = re.compile(r"`[^`]+`|\b[a-zA-Z_]+\(\)|\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z][a-zA-Z]+\b")
+
+ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
+          "xi": "11", "xii": "12", "xiv": "14", "xv": "15", "xvi": "16"}
+# Capitalised words that are not names: interjections and common acronyms of plain speech.
+NOT_ENTITIES = {"ok", "okay", "hi", "hello", "hey", "thanks", "please", "tv", "pc", "faq", "diy",
+                 "asap", "fyi", "btw", "eli5", "tl;dr", "tldr"} | set(ROMAN)
+
+
+
+STRONG_CUES = {"than", "before", "after", "then", "vs", "versus", "->", "until", "till"}
+KEY_CUES = {"to", "into", "from", "over", "against"}
+
+
+TRANSFER_VERBS = {
+    "convert", "cast", "transfer", "copy", "move", "migrat", "merge", "translat", "export",
+    "import", "chang", "switch", "send", "map", "port", "upgrad", "downgrad", "sort", "rebas",
+    "redirect", "forward", "pip", "compil", "transpil", "cop", "mov", "transform", "turn",
+}
+FROM_TO_RE = re.compile(
+    r"\bfrom\s+(?:the\s+|my\s+|a\s+|an\s+)?(\S+)\s+(?:\S+\s+)?(?:to|into)\s+(?:the\s+|my\s+|a\s+|an\s+)?(\S+)"
+)
+
+
+PARTICLES = {"out", "off", "up", "down", "away", "back", "over", "around", "through"}
+
+
+SYMMETRIC_LINKS = {"and", "or", "&", "vs", "versus", "nor", "with"}
+
+ANSWER_TYPES = [
+    ("quantity", re.compile(r"\bhow (?:many|much)\b|\bwhat (?:is the )?(?:number|amount|price|cost) of\b")),
+    ("when", re.compile(r"\bwhen\b|\b(?:what|which) (?:year|time|date|day|month|century)\b")),
+    ("where", re.compile(r"\bwhere\b|\b(?:what|which) (?:place|country|city|location)\b")),
+    ("why", re.compile(r"\bwhy\b|\bwhat (?:is the )?reasons? (?:for|why)\b|\bhow come\b")),
+    ("who", re.compile(r"\b(?:who|whom|whose)\b|\b(?:what|which) (?:person|people)\b")),
+]
+YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|had)\b")

@@ -5,6 +5,8 @@ Sources: the providers' public pricing pages as of 2025. Operators should review
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 PRICES: list[tuple[str, str, str, str, str]] = [
     # model, provider, kind, input, output
     ("gpt-4o", "openai", "chat", "2.50", "10.00"),
@@ -30,8 +32,6 @@ PRICES: list[tuple[str, str, str, str, str]] = [
 
 def seed(model_price: type) -> None:
     """Insert or update the seeded prices (used by the data migration and by tests after a flush)."""
-    from decimal import Decimal
-
     for model, provider, kind, inp, out in PRICES:
         model_price.objects.update_or_create(model=model, defaults={
             "provider": provider, "kind": kind, "input_per_million": Decimal(inp),

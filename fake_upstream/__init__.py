@@ -7,25 +7,22 @@ in-process (``run_in_thread``) or as a process (``python -m fake_upstream``, or
 when no ``LEO_UPSTREAM_URL`` is set. It needs only the standard library, aiohttp and uvloop (all
 in requirements/base.txt) and imports nothing from Django or the apps. See docs/fake_upstream.md.
 
-- ``app``: the ASGI app (``FakeUpstream``), its knobs, counters and token rule;
+- ``content``: the ANSWER tag, filler and embedding vectors, the token rule;
+- ``protocol``: OpenAI's wire format: JSON/SSE encoding, error envelopes, request fields;
+- ``answers``: a request body -> a JSON answer or SSE events (chat, completions, embeddings, models);
+- ``knobs``: the knobs and their validation; ``controls``: knobs, counters and fault decisions;
+- ``streaming``: sending responses, paced or cut streams, closing connections (reset/drop);
+- ``app``: the ASGI app (``FakeUpstream``): routing, the order of faults, the control endpoints;
 - ``serving``: aiohttp's public server around it, the in-thread runner and the CLI.
 """
 
 from __future__ import annotations
 
-from .app import (
-    MODELS,
-    FakeUpstream,
-    Knobs,
-    answer_tag,
-    answer_text,
-    content_text,
-    count_tokens,
-    iter_sse_data,
-    last_user_text,
-    prepare_chat,
-    validate_knobs,
-)
+from .answers import MODELS, prepare_chat
+from .app import FakeUpstream
+from .content import answer_tag, answer_text, content_text, count_tokens, last_user_text
+from .knobs import Knobs, validate_knobs
+from .protocol import iter_sse_data
 from .serving import RunningFakeUpstream, add_cli_arguments, knobs_from_options, run_in_thread, serve
 
 __all__ = [

@@ -24,7 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import TRANSPORT_EXTENSION, AsgiMessage, FakeUpstream, validate_knobs
+from .app import FakeUpstream
+from .knobs import validate_knobs
+from .streaming import TRANSPORT_EXTENSION, AsgiMessage
 
 try:
     import uvloop

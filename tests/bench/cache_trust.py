@@ -116,7 +116,7 @@ def load_records(half: str | None = "tuning", path: Path = DATA) -> list[dict[st
 
 
 def tag(text: str) -> str:
-    """The fake upstream's name for the answer to ``text`` (see fake_upstream/app.py)."""
+    """The fake upstream's name for the answer to ``text`` (see fake_upstream/content.py)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 

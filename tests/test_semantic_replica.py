@@ -130,6 +130,24 @@ def test_the_candidates_of_a_lookup_are_read_in_one_query(monkeypatch: pytest.Mo
     assert len(calls) == 1
 
 
+def test_held_answer_copies_leave_memory_when_their_seconds_are_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A candidate's answer is held a few seconds; it used to stay resident until 10,000 newer
+    copies pushed it out (tens of MB per worker, #14). Now the next copy kept drops the stale ones,
+    and the cap still holds."""
+    tenant = 9_000_010
+    monkeypatch.setattr(semantic_stage, "_candidates", type(semantic_stage._candidates)())
+    semantic_stage._keep(tenant, 1, _cached("soon"), timezone.now() + timedelta(milliseconds=20))
+    semantic_stage._keep(tenant, 2, _cached("later"), timezone.now() + timedelta(hours=1))
+    time.sleep(0.05)
+    semantic_stage._keep(tenant, 3, _cached("new"), timezone.now() + timedelta(hours=1))
+    assert list(semantic_stage._candidates) == [(tenant, 2), (tenant, 3)]
+
+    monkeypatch.setattr(semantic_stage, "_CANDIDATES_MAX", 3)
+    for entry_id in range(4, 9):
+        semantic_stage._keep(tenant, entry_id, _cached(f"q{entry_id}"), timezone.now() + timedelta(hours=1))
+    assert list(semantic_stage._candidates) == [(tenant, 6), (tenant, 7), (tenant, 8)]
+
+
 def test_a_dropped_row_takes_its_provisional_entry_with_it() -> None:
     tenant, vector = 9_000_002, unit(2)
     saved = semantic_stage.remember(tenant, "part", _cached("q"), vector, ttl=3600)

@@ -61,6 +61,10 @@ PENDING_MAX_SECONDS = 60.0  # a row the writer has not settled by then is not se
 index = VectorIndex()
 _candidates: OrderedDict[tuple[int, int], tuple[Cached, float]] = OrderedDict()
 _CANDIDATE_TTL = 5.0
+_CANDIDATES_MAX = 10_000
+# Held while the copies are trimmed or forgotten: the replica feed's thread forgets purged entries
+# while the event loop keeps new ones.
+_candidates_lock = threading.Lock()
 # (tenant, provisional id) -> (the answer, monotonic deadline): entries stored by this worker
 # whose rows the writer has not written yet.
 _pending: dict[tuple[int, int], tuple[Cached, float]] = {}
@@ -230,9 +234,18 @@ def _fetch(tenant_id: int, entry_ids: list[int]) -> dict[int, tuple[Cached, date
 def _keep(tenant_id: int, entry_id: int, cached: Cached, expires_at: datetime) -> None:
     """Hold an entry's answer for a few seconds, never past its expiry."""
     left = (expires_at - timezone.now()).total_seconds()
-    _candidates[(tenant_id, entry_id)] = (cached, time.monotonic() + min(_CANDIDATE_TTL, left))
-    while len(_candidates) > 10_000:
-        _candidates.popitem(last=False)
+    now = time.monotonic()
+    key = (tenant_id, entry_id)
+    with _candidates_lock:
+        _candidates[key] = (cached, now + min(_CANDIDATE_TTL, left))
+        _candidates.move_to_end(key)
+        # Oldest first: drop the copies whose few seconds are over (they would otherwise stay
+        # resident, answers and all, until 10,000 newer ones pushed them out), and any beyond the cap.
+        while _candidates:
+            _, until = next(iter(_candidates.values()))
+            if until > now and len(_candidates) <= _CANDIDATES_MAX:
+                break
+            _candidates.popitem(last=False)
 
 
 async def _candidates_of(tenant_id: int, entry_ids: list[int]) -> dict[int, Cached]:
@@ -264,7 +277,8 @@ def forget_entries(tenant_id: int, entry_ids: list[int]) -> None:
     The purge publishes them on the feed, so every worker does this at once; without the feed,
     another worker holds a copy for at most `_CANDIDATE_TTL` seconds, then finds the row gone."""
     for entry_id in entry_ids:
-        _candidates.pop((tenant_id, entry_id), None)
+        with _candidates_lock:
+            _candidates.pop((tenant_id, entry_id), None)
     index.remove_ids(entry_ids, prefix=partition_key(tenant_id, ""))
 
 

@@ -7,6 +7,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -45,10 +46,15 @@ def verified_user(email: str, password: str = "pw-portal-123!") -> Any:
     return user
 
 
-def totp_code(secret: str) -> str:
-    """The current TOTP code for a secret, as an authenticator app would show it."""
+def totp_code(secret: str, valid_for: float = 3.0) -> str:
+    """The current TOTP code for a secret, as an authenticator app would show it. A code read in
+    the last `valid_for` seconds of its 30-second period could expire before the server checks it
+    (allauth allows no drift), so then this waits for the next period, as a person would."""
     from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 
+    left = 30 - time.time() % 30
+    if left < valid_for:
+        time.sleep(left + 0.05)
     return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
 
 
@@ -73,9 +79,12 @@ def sign_in_staff(client: Any, email: str, password: str = "pw-portal-123!") -> 
         # per-address login limits (kept in a cache that may be a shared Redis) never add up
         client.defaults.setdefault("REMOTE_ADDR", f"10.{random.randint(0, 255)}.{random.randint(0, 255)}."
                                                   f"{random.randint(1, 254)}")
-    for path, data in (("/accounts/login/", {"login": email, "password": password}),
-                       ("/accounts/2fa/authenticate/", {"code": totp_code(secret)})):
+    steps: tuple[tuple[str, Callable[[], dict[str, str]]], ...] = (
+        ("/accounts/login/", lambda: {"login": email, "password": password}),
+        ("/accounts/2fa/authenticate/", lambda: {"code": totp_code(secret)}))
+    for path, fields in steps:
         page = client.get(path)
+        data = fields()  # the code is read when it is typed, not before the login step
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
         if token:
             data = {**data, "csrfmiddlewaretoken": token.group(1)}

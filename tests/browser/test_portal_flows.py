@@ -121,9 +121,13 @@ def test_signup_key_call_overview_revoke(portal_server: Any, mail_dir: Path, new
 
 
 def _totp_code(secret: str, counter: int | None = None) -> str:
+    """The current code (never one about to expire: `tests.portal_helpers.totp_code`), or the
+    code of a given period."""
     from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 
-    return format_hotp_value(hotp_value(secret, int(time.time()) // 30 if counter is None else counter))
+    from tests.portal_helpers import totp_code
+
+    return totp_code(secret) if counter is None else format_hotp_value(hotp_value(secret, counter))
 
 
 def test_totp_enrolment_and_sign_in(portal_server: Any, new_page: Any) -> None:

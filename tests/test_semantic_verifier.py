@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from optimizer.semantic import get_embedder
-from optimizer.semantic.verifier import lexical_overlap, verify
+from optimizer.semantic.verifier import Verdict, lexical_overlap, verify
 
 
 def cosine(a: str, b: str) -> float:
@@ -223,3 +223,27 @@ def test_a_conversion_reworded_and_reversed_is_refused(a: str, b: str) -> None:
 @pytest.mark.parametrize(("a", "b"), SAME_CONVERSIONS)
 def test_a_conversion_reworded_the_same_way_round_passes(a: str, b: str) -> None:
     assert verify(a, b, cosine=cosine(a, b)).ok and verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Issue #12, the attribute principle: a word both sides hold, with a different unexplained word
+# right before it on each side, is the same thing with another attribute, even when the rest of
+# the sentence was reworded with synonyms (which made the pair a "broad rewording" that the
+# sentence cosine, 0.85-0.95 here, used to pass).
+ATTRIBUTE_SWAPS_IN_REWORDINGS = [
+    ("How often should I water a young olive tree?", "How frequently do I need to water a mature olive tree?"),
+    ("How often should I feed an adult cat?", "How frequently do I need to feed a senior cat?"),
+    ("How often should I service a manual car?", "How frequently should I service an automatic car?"),
+    ("How do I start a small vegetable garden?", "How can I begin a raised vegetable garden?"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), ATTRIBUTE_SWAPS_IN_REWORDINGS)
+def test_an_attribute_swapped_inside_a_rewording_is_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    for x, y in ((a, b), (b, a)):
+        assert verify(x, y, cosine=cos) == Verdict(False, "attribute")
+
+
+def test_a_rewording_that_keeps_the_attribute_passes() -> None:
+    a, b = "How often should I water a young olive tree?", "How frequently should I water my young olive tree?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

@@ -28,6 +28,10 @@ difference      a content word on one side that nothing on the other side paraph
                 (inflection, abbreviation, typo, or a word the embedding places as
                 interchangeable at word level, ``wording.py``); a broad rewording is judged
                 by the two texts' cosine instead (``verifier_difference.broad_rewording``)
+attribute       inside a broad rewording, each side puts a different unexplained word right
+                before the same word ("young olive tree" / "mature olive tree"): an edit of
+                what is asked about, which the cosine does not judge
+                (``verifier_difference.swapped_modifier``)
 ==============  =========================================================================
 
 The rules are pure Python over regexes and a closed class of function words; the difference rule
@@ -49,7 +53,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, differences
+from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, differences, swapped_modifier
 from .verifier_entities import extra_entities
 from .verifier_features import features_of, stem
 from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, UNIT_OF
@@ -190,6 +194,8 @@ def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosin
     # rephrased in four words with one synonym among them is still a rephrasing.
     if (q_left or c_left) and not broad_rewording(q_changed, c_changed, cosine):
         return Verdict(False, "difference")
+    if swapped_modifier(q, c, q_left, c_left):
+        return Verdict(False, "attribute")
 
     return Verdict(True, "ok")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .verifier_entities import abbreviates
 from .verifier_features import Features, stem
-from .verifier_lexicon import PARTICLES
+from .verifier_lexicon import FUNCTION, PARTICLES
 from .wording import SYNONYM, WordSimilarity, word_similarity
 
 
@@ -102,6 +102,45 @@ def _prefix_swap(x: str, y: str) -> bool:
             break
         common += 1
     return x != y and common >= 4 and len(x) - common <= 4 and len(y) - common <= 4
+
+
+def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
+    """The words of ``f`` that come right after a word of ``left``, with those words.
+
+    Hyphenated words are split as ``_words`` reads them ("soft-boiled" -> "soft" + "boiled": the
+    "boiled" is modified by "soft"). A compound as a whole before a word ("state-of-the-art
+    library", "multi-stage build") is an idiom whose last piece alone says little, so it counts
+    as no one word's modifier."""
+    out: dict[str, set[str]] = {}
+    prev = ""
+    prev_compound = False
+    for tok in f.tokens:
+        pieces = [p.strip("'’.") for p in tok.split("-")] if "-" in tok and not tok.startswith("-") else [tok]
+        pieces = [p for p in pieces if p]
+        for k, piece in enumerate(pieces):
+            inside = k > 0  # the modifier is in the same compound ("soft-boiled")
+            if prev in left and piece[:1].isalpha() and piece not in FUNCTION and (inside or not prev_compound):
+                out.setdefault(piece, set()).add(prev)
+            prev = piece
+        prev_compound = len(pieces) > 1
+    return out
+
+
+def swapped_modifier(q: Features, c: Features, q_left: list[str], c_left: list[str]) -> bool:
+    """Does each side put a different unexplained word right before the same word?
+
+    "a fresh ankle sprain" / "an old stiff ankle injury", "brown rice" / "white rice",
+    "the biggest stock market crash" / "the second largest stock market crash": the word both
+    sides hold is the thing asked about, the words before it are what is asked of it (an
+    attribute, an ordinal, a qualifier), and one was put in place of the other. That is an edit
+    of the question, not a rewording, however the rest of the sentence was rephrased, so the
+    sentence cosine does not get to judge it (``broad_rewording``)."""
+    if not q_left or not c_left:
+        return False
+    in_c = _modified(c, set(c_left))
+    if not in_c:
+        return False
+    return any(any(_same_word(head, other) for other in in_c) for head in _modified(q, set(q_left)))
 
 
 BROAD_COSINE = 0.85

@@ -247,3 +247,25 @@ def test_an_attribute_swapped_inside_a_rewording_is_refused(a: str, b: str) -> N
 def test_a_rewording_that_keeps_the_attribute_passes() -> None:
     a, b = "How often should I water a young olive tree?", "How frequently should I water my young olive tree?"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Issue #12: two ends of one scale sit as close as synonyms on the word model ("older" /
+# "younger" 0.86), so two comparatives (or two superlatives) are held to a higher bar; graded
+# forms that mean the same ("bigger" / "larger" 0.93) still clear it.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Are older dogs more prone to arthritis?", "Are younger dogs more prone to arthritis?"),
+        ("Is a thicker yoga mat better for bad knees?", "Is a thinner yoga mat better for bad knees?"),
+        ("Do longer passwords take more time to crack?", "Do shorter passwords take more time to crack?"),
+    ],
+)
+def test_opposite_comparatives_are_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "difference")
+    assert verify(a, b, cosine=cos) == Verdict(False, "difference")
+
+
+def test_comparatives_that_mean_the_same_pass() -> None:
+    a, b = "Is a bigger monitor better for coding?", "Is a larger monitor better for coding?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

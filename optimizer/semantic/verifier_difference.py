@@ -87,10 +87,33 @@ def differences(
         m = sim(left, other)
         return [
             w for w, row in zip(left, m, strict=True)
-            if not any(s >= SYNONYM and not _prefix_swap(w, v) for s, v in zip(row, other, strict=True))
+            if not any(s >= _bar(w, v) and not _prefix_swap(w, v) for s, v in zip(row, other, strict=True))
         ]
 
     return unexplained(q_left, c_all), unexplained(c_left, q_all), q_left, c_left
+
+
+SCALE_SYNONYM = 0.88
+"""The word-level cosine two comparatives, or two superlatives, need to count as interchangeable.
+
+Two ends of one scale sit as close as ordinary synonyms on this model ("smaller" / "larger" 0.86,
+"older" / "younger" 0.86, "thinner" / "thicker" 0.82, "stronger" / "weaker" 0.82), while graded
+forms that mean the same sit higher ("bigger" / "larger" 0.93, "faster" / "quicker" 0.89): a
+comparison asks for one direction, so its words are held to the higher bar."""
+
+
+def _graded(w: str) -> str:
+    """The degree suffix of a comparative or superlative ("older" -> "er", "largest" -> "est")."""
+    for suffix in ("est", "er"):
+        if len(w) > len(suffix) + 2 and w.endswith(suffix):
+            return suffix
+    return ""
+
+
+def _bar(x: str, y: str) -> float:
+    """The word-level cosine at which ``x`` may stand in for ``y``."""
+    gx = _graded(x)
+    return SCALE_SYNONYM if gx and gx == _graded(y) else SYNONYM
 
 
 def _prefix_swap(x: str, y: str) -> bool:

@@ -269,3 +269,25 @@ def test_opposite_comparatives_are_refused(a: str, b: str) -> None:
 def test_comparatives_that_mean_the_same_pass() -> None:
     a, b = "Is a bigger monitor better for coding?", "Is a larger monitor better for coding?"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Issue #12: "to" and "from" are function words, invisible to the difference rule, but a word
+# both sides hold that is the goal on one side and the source on the other turns the request
+# round (a changed recipient, the other way of a trip), in a question or an earlier turn.
+@pytest.mark.parametrize(
+    ("a", "b", "reason"),
+    [
+        ("How much does it cost to ship a package to Brazil?", "How much does it cost to ship a package from Brazil?", "direction"),
+        ("Draft a polite reminder email to my tenant about late rent.", "Draft a polite reminder email from my tenant about late rent.", "direction"),
+        ("I'm driving to the coast tomorrow.\nWhat snacks should I bring?", "I'm driving from the coast tomorrow.\nWhat snacks should I bring?", "context"),
+    ],
+)
+def test_source_and_goal_swapped_are_refused(a: str, b: str, reason: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, reason)
+    assert verify(a, b, cosine=cos) == Verdict(False, reason)
+
+
+def test_source_and_goal_kept_in_another_order_pass() -> None:
+    a, b = "How do I copy files from my laptop to an external drive?", "How can I copy files to an external drive from my laptop?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

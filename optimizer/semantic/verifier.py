@@ -14,7 +14,9 @@ negation        the sides hold different numbers of negation words (not, n't, ne
 entities        each side names something the other does not (France vs Germany), or
                 the candidate adds a named constraint the query lacks
 direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
-                A before B vs B before A, dog bites man vs man bites dog)
+                A before B vs B before A, dog bites man vs man bites dog), or a shared
+                word is the goal on one side and the source on the other ("an email to my
+                manager" / "from my manager")
 format          the requested output format differs (JSON, table, 3 bullet points, code,
                 a haiku, short vs long)
 language        a requested natural or programming language differs ("in French"), or the
@@ -57,7 +59,14 @@ from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, dif
 from .verifier_entities import extra_entities
 from .verifier_features import features_of, stem
 from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, UNIT_OF
-from .verifier_order import coordinated, is_transposition, ordered_pairs, reversed_per, reversed_relation
+from .verifier_order import (
+    coordinated,
+    is_transposition,
+    opposite_roles,
+    ordered_pairs,
+    reversed_per,
+    reversed_relation,
+)
 from .wording import WordSimilarity
 
 __all__ = [
@@ -182,7 +191,7 @@ def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosin
 
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
-    if reversed_relation(q, c) or reversed_per(q, c):
+    if reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c):
         return Verdict(False, "direction")
 
     # The principle behind the rest: every content word one side has and the other lacks must be

@@ -157,3 +157,36 @@ def coordinated(f: Features, x: str, y: str) -> bool:
             if other in window and any(w in ("and", "or", "&", "vs", "versus") for w in window[: window.index(other)]):
                 return True
     return False
+
+
+_SOURCE = {"from"}
+_GOAL = {"to", "into", "onto", "for", "toward", "towards"}
+_DETERMINERS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"}
+
+
+def _roles(f: Features) -> dict[str, str]:
+    """Content words reached by a preposition of source ("from my manager") or of goal ("to my
+    manager", "for my sister"), determiners skipped: word stem -> "source" or "goal"."""
+    out: dict[str, str] = {}
+    toks = list(f.tokens)
+    for i, t in enumerate(toks):
+        role = "source" if t in _SOURCE else "goal" if t in _GOAL else ""
+        if not role:
+            continue
+        j = i + 1
+        while j < len(toks) and toks[j] in _DETERMINERS:
+            j += 1
+        if j < len(toks) and toks[j][:1].isalpha() and toks[j] not in FUNCTION:
+            out.setdefault(stem(toks[j]), role)
+    return out
+
+
+def opposite_roles(q: Features, c: Features) -> bool:
+    """Is a word both sides hold the source on one side and the goal on the other?
+
+    "an email to my manager" / "an email from my manager", "flights to Lisbon" / "flights from
+    Lisbon", "copy files from the server" / "copy files to the server": the prepositions are
+    function words, so the difference rule does not see them, but they say which way the
+    request goes."""
+    cr = _roles(c)
+    return any(cr.get(w, role) != role for w, role in _roles(q).items())

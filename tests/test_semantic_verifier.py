@@ -291,3 +291,22 @@ def test_source_and_goal_swapped_are_refused(a: str, b: str, reason: str) -> Non
 def test_source_and_goal_kept_in_another_order_pass() -> None:
     a, b = "How do I copy files from my laptop to an external drive?", "How can I copy files to an external drive from my laptop?"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Issue #12: the same numbers, units and names, but the amount stated of the other one.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("When it is 6 pm in Sydney, what time is it in Chicago?", "What time is it in Sydney when it is 6 pm in Chicago?"),
+        ("It's 7 am in Berlin; what time is it in Seoul?", "What time is it in Berlin if it's 7 am in Seoul?"),
+    ],
+)
+def test_a_number_stated_of_the_other_term_is_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "direction")
+    assert verify(a, b, cosine=cos) == Verdict(False, "direction")
+
+
+def test_a_number_stated_of_the_same_term_passes() -> None:
+    a, b = "When it is 6 pm in Sydney, what time is it in Chicago?", "If it's 6 pm in Sydney, what's the time in Chicago?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

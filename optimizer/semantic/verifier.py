@@ -16,7 +16,8 @@ entities        each side names something the other does not (France vs Germany)
 direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
                 A before B vs B before A, dog bites man vs man bites dog), or a shared
                 word is the goal on one side and the source on the other ("an email to my
-                manager" / "from my manager")
+                manager" / "from my manager"), or a number both state belongs to another
+                unit or name ("9 am in London ... in Tokyo" / "in London ... 9 am in Tokyo")
 format          the requested output format differs (JSON, table, 3 bullet points, code,
                 a haiku, short vs long)
 language        a requested natural or programming language differs ("in French"), or the
@@ -64,6 +65,7 @@ from .verifier_order import (
     is_transposition,
     opposite_roles,
     ordered_pairs,
+    rebound_number,
     reversed_per,
     reversed_relation,
 )
@@ -191,7 +193,7 @@ def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosin
 
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
-    if reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c):
+    if reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c) or rebound_number(q, c):
         return Verdict(False, "direction")
 
     # The principle behind the rest: every content word one side has and the other lacks must be

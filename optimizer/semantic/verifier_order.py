@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from .verifier_features import Features, stem
-from .verifier_lexicon import FROM_TO_RE, FUNCTION, KEY_CUES, STRONG_CUES, SYMMETRIC_LINKS, TRANSFER_VERBS, UNIT_OF
+from .verifier_lexicon import FROM_TO_RE, FUNCTION, GAZETTEER, KEY_CUES, STRONG_CUES, SYMMETRIC_LINKS, TRANSFER_VERBS, UNIT_OF
 
 
 def ordered_pairs(f: Features, shared: set[str], key: set[str]) -> set[tuple[str, str]]:
@@ -190,3 +190,35 @@ def opposite_roles(q: Features, c: Features) -> bool:
     request goes."""
     cr = _roles(c)
     return any(cr.get(w, role) != role for w, role in _roles(q).items())
+
+
+def _number_bindings(f: Features, terms: set[str]) -> dict[str, str]:
+    """Each number of ``f`` -> the first of ``terms`` (units, names) within the next 4 tokens:
+    what the number is an amount or a time of ("20 kg", "9 am in London")."""
+    out: dict[str, str] = {}
+    toks = list(f.tokens)
+    for i, t in enumerate(toks):
+        if not t[:1].isdigit():
+            continue
+        for u in toks[i + 1 : i + 5]:
+            key = UNIT_OF.get(u) or stem(u)
+            if key in terms:
+                out.setdefault(t, key)
+                break
+    return out
+
+
+def rebound_number(q: Features, c: Features) -> bool:
+    """Does a number both sides state belong to a different unit or name on each side?
+
+    "When it's 9 am in London, what time is it in Tokyo?" / "What time is it in London when
+    it's 9 am in Tokyo?", "my suitcase is 20 kg: how many pounds?" / "a 20 lb suitcase: how many
+    kilograms?": the same numbers, units and names, but the amount is stated of the other one."""
+    def terms(f: Features) -> set[str]:
+        return {stem(e) for e in f.entities} | set(f.units) | {stem(t) for t in f.tokens if t in GAZETTEER}
+
+    shared = terms(q) & terms(c)
+    if not shared:
+        return False
+    cb = _number_bindings(c, shared)
+    return any(cb.get(n, term) != term for n, term in _number_bindings(q, shared).items())

@@ -310,3 +310,32 @@ def test_a_number_stated_of_the_other_term_is_refused(a: str, b: str) -> None:
 def test_a_number_stated_of_the_same_term_passes() -> None:
     a, b = "When it is 6 pm in Sydney, what time is it in Chicago?", "If it's 6 pm in Sydney, what's the time in Chicago?"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Issue #12, a known paraphrase class: the verb a request is framed with. A request may leave it
+# out or use another verb of the same kind ("write" / "create", "calculate" / "what is"), but
+# not one of another kind, and "how do I create X" is not "what is X".
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Write a haiku about autumn leaves.", "autumn leaves haiku"),
+        ("Calculate the area of a triangle with base 4 and height 6.", "What is the area of a triangle with base 4 and height 6?"),
+        ("How do I write a unit test in Jest?", "How can I create a unit test in Jest?"),
+    ],
+)
+def test_a_request_verb_left_out_or_of_the_same_kind_passes(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos).ok and verify(a, b, cosine=cos).ok
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("How do I create a virtual environment in Python?", "What is a virtual environment in Python?"),
+        ("Write a SQL query that finds duplicate emails.", "Explain a SQL query that finds duplicate emails."),
+        ("How do I create a new user in PostgreSQL?", "How do I find a new user in PostgreSQL?"),
+    ],
+)
+def test_a_request_verb_of_another_kind_is_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert not verify(b, a, cosine=cos).ok and not verify(a, b, cosine=cos).ok

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .verifier_entities import abbreviates
 from .verifier_features import Features, stem
-from .verifier_lexicon import FUNCTION, PARTICLES
+from .verifier_lexicon import FUNCTION, PARTICLES, PROCEDURE_WORDS, REQUEST_KINDS, WH_WORDS
 from .wording import SYNONYM, WordSimilarity, word_similarity
 
 
@@ -90,7 +90,29 @@ def differences(
             if not any(s >= _bar(w, v) and not _prefix_swap(w, v) for s, v in zip(row, other, strict=True))
         ]
 
-    return unexplained(q_left, c_all), unexplained(c_left, q_all), q_left, c_left
+    q_un, c_un = unexplained(q_left, c_all), unexplained(c_left, q_all)
+    return _framing(q_un, q, c), _framing(c_un, c, q), q_left, c_left
+
+
+def _request_kind(w: str) -> str:
+    """The kind of request ``w`` frames (``REQUEST_KINDS``, any inflection), or ""."""
+    return next((kind for verb, kind in REQUEST_KINDS.items() if _same_word(w, verb)), "")
+
+
+def _framing(left: list[str], f: Features, other: Features) -> list[str]:
+    """``left`` without the request verbs that only frame the request: the other text asks for
+    the same kind of thing with another verb, or with none ("write a haiku" / "a haiku")."""
+    kinds = {k for t in other.tokens if (k := _request_kind(t))}
+    if not kinds and _procedure(f) and not _procedure(other) and any(t in WH_WORDS for t in other.tokens):
+        # "How do I create a virtual environment?" / "What is a virtual environment?": there the
+        # verb is what the question asks how to do, and the other text asks what the thing is.
+        return left
+    return [w for w in left if not (k := _request_kind(w)) or (kinds and k not in kinds)]
+
+
+def _procedure(f: Features) -> bool:
+    """Does ``f`` ask how to do something ("how do I", "what's the way to")?"""
+    return any(t in PROCEDURE_WORDS for t in f.tokens)
 
 
 SCALE_SYNONYM = 0.88

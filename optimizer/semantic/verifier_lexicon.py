@@ -138,6 +138,20 @@ FUNCTION = {
     "plz", "vs", "versus", "difference", "differences", "compare", "comparison", "different",
     "various",
 } | NEGATIONS
+# The verbs a request is framed with, by what they ask for: a text to be produced, a value to be
+# worked out, something to be told. A request may leave its verb out ("a haiku about rain",
+# "python lambda function", "the derivative of ln(x)") or use another of the same kind ("write" /
+# "create", "find" / "calculate"), but not one of another kind ("write" / "explain a SQL query").
+# "give", "make", "get" and "provide" frame any kind of request (FUNCTION words already).
+REQUEST_KINDS = {
+    "write": "produce", "create": "produce", "generate": "produce", "compose": "produce",
+    "draft": "produce", "find": "work out", "calculate": "work out", "compute": "work out",
+    "determine": "work out", "tell": "tell", "explain": "tell", "describe": "tell",
+    "show": "tell", "define": "tell", "list": "tell", "summarize": "tell", "summarise": "tell",
+}
+# Words that make a question ask how to do something, and the question words.
+PROCEDURE_WORDS = {"how", "way", "ways", "steps", "method", "methods", "procedure", "process"}
+WH_WORDS = {"what", "which", "who", "whom", "whose", "why", "when", "where", "how", "what's", "whats"}
 # "What is the best way to X" asks "how do I X": an adjective before "way" is part of the frame.
 WAY_ADJECTIVES = {"best", "good", "right", "proper", "recommended", "correct"}
 

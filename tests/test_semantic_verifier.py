@@ -339,3 +339,27 @@ def test_a_request_verb_left_out_or_of_the_same_kind_passes(a: str, b: str) -> N
 def test_a_request_verb_of_another_kind_is_refused(a: str, b: str) -> None:
     cos = cosine(a, b)
     assert not verify(b, a, cosine=cos).ok and not verify(a, b, cosine=cos).ok
+
+
+# Issue #12, the same class: a noun naming the means ("the command to", "a recipe") frames a
+# how-to question and may be left out against another how-to question or a bare phrase; against
+# "what is X" it is the thing asked about. An offer or an availability asks whether X exists.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("How do I list hidden files in Linux?", "What's the command to list hidden files in Linux?"),
+        ("How do I make a fruit smoothie without yogurt?", "fruit smoothie without yogurt recipe"),
+        ("Is there a free trial?", "Do you offer a free trial?"),
+    ],
+)
+def test_a_frame_noun_or_an_offer_left_out_passes(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos).ok and verify(a, b, cosine=cos).ok
+
+
+@pytest.mark.parametrize(
+    ("a", "b"), [("What is the recipe for hummus?", "What is hummus?"), ("What is the formula for glucose?", "What is glucose?")]
+)
+def test_a_frame_noun_against_what_is_is_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert not verify(b, a, cosine=cos).ok and not verify(a, b, cosine=cos).ok

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .verifier_entities import abbreviates
 from .verifier_features import Features, stem
-from .verifier_lexicon import FUNCTION, PARTICLES, PROCEDURE_WORDS, REQUEST_KINDS, WH_WORDS
+from .verifier_lexicon import FRAME_NOUNS, FUNCTION, PARTICLES, PROCEDURE_WORDS, REQUEST_KINDS, WH_WORDS
 from .wording import SYNONYM, WordSimilarity, word_similarity
 
 
@@ -100,12 +100,16 @@ def _request_kind(w: str) -> str:
 
 
 def _framing(left: list[str], f: Features, other: Features) -> list[str]:
-    """``left`` without the request verbs that only frame the request: the other text asks for
-    the same kind of thing with another verb, or with none ("write a haiku" / "a haiku")."""
+    """``left`` without the words that only frame the request: a request verb when the other
+    text asks for the same kind of thing with another verb, or with none ("write a haiku" / "a
+    haiku"); a noun naming the means ("the command to", ``FRAME_NOUNS``) when the other text
+    asks how too, or is a bare phrase."""
+    # "How do I create a virtual environment?" / "What is a virtual environment?": there the verb
+    # is what the question asks how to do, and the other text asks what the thing is.
+    asks_what = not _procedure(other) and any(t in WH_WORDS for t in other.tokens)
+    left = [w for w in left if w not in FRAME_NOUNS or asks_what]
     kinds = {k for t in other.tokens if (k := _request_kind(t))}
-    if not kinds and _procedure(f) and not _procedure(other) and any(t in WH_WORDS for t in other.tokens):
-        # "How do I create a virtual environment?" / "What is a virtual environment?": there the
-        # verb is what the question asks how to do, and the other text asks what the thing is.
+    if not kinds and _procedure(f) and asks_what:
         return left
     return [w for w in left if not (k := _request_kind(w)) or (kinds and k not in kinds)]
 

@@ -136,7 +136,7 @@ FUNCTION = {
     "definition", "between", "share", "ever", "all", "whether", "well", "thing", "things",
     "kind", "type", "taking", "making", "getting", "got", "needed", "needs", "wants", "pls",
     "plz", "vs", "versus", "difference", "differences", "compare", "comparison", "different",
-    "various",
+    "various", "available", "offer", "offers", "exist", "exists",
 } | NEGATIONS
 # The verbs a request is framed with, by what they ask for: a text to be produced, a value to be
 # worked out, something to be told. A request may leave its verb out ("a haiku about rain",
@@ -149,8 +149,14 @@ REQUEST_KINDS = {
     "determine": "work out", "tell": "tell", "explain": "tell", "describe": "tell",
     "show": "tell", "define": "tell", "list": "tell", "summarize": "tell", "summarise": "tell",
 }
+# Nouns that name the means of doing something: "what's the command to check the Node version",
+# "a simple vinaigrette recipe", "the syntax for switch in Go" ask how to do it. Unlike "way" (a
+# FUNCTION word) they can also be the thing asked about ("the formula for glucose", "the recipe
+# for hummus" are not "what is glucose", "what is hummus"), so they are left out only against
+# another how-to question or a bare phrase (``verifier_difference``).
+FRAME_NOUNS = {"command", "commands", "syntax", "recipe", "recipes", "formula", "instructions"}
 # Words that make a question ask how to do something, and the question words.
-PROCEDURE_WORDS = {"how", "way", "ways", "steps", "method", "methods", "procedure", "process"}
+PROCEDURE_WORDS = {"how", "way", "ways", "steps", "method", "methods", "procedure", "process"} | FRAME_NOUNS
 WH_WORDS = {"what", "which", "who", "whom", "whose", "why", "when", "where", "how", "what's", "whats"}
 # "What is the best way to X" asks "how do I X": an adjective before "way" is part of the frame.
 WAY_ADJECTIVES = {"best", "good", "right", "proper", "recommended", "correct"}

@@ -363,3 +363,17 @@ def test_a_frame_noun_or_an_offer_left_out_passes(a: str, b: str) -> None:
 def test_a_frame_noun_against_what_is_is_refused(a: str, b: str) -> None:
     cos = cosine(a, b)
     assert not verify(b, a, cosine=cos).ok and not verify(a, b, cosine=cos).ok
+
+
+# The attribute rule reads questions and requests (and the earlier turns that lead to one): a
+# statement rewritten word by word rewords its modifiers with everything else.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("The tool processes the entire folder at once and writes a short report.", "The tool handles the whole folder in one pass and writes a brief report."),
+        ("The library offers a simple interface for reading large log files.", "The library provides a straightforward interface for reading large log files."),
+    ],
+)
+def test_a_statement_reworded_keeps_its_modifiers_to_the_cosine(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos).ok and verify(a, b, cosine=cos).ok

@@ -54,7 +54,7 @@ the decision (``verify``) and the helpers other modules import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, differences, swapped_modifier
 from .verifier_entities import extra_entities
@@ -112,17 +112,22 @@ def verify(
         if len(q_turns) != len(c_turns):
             return Verdict(False, "context")
         for q_turn, c_turn in zip(q_turns[:-1], c_turns[:-1], strict=True):
-            if not _verify_text(q_turn, c_turn, words, None).ok:
+            if not _verify_text(q_turn, c_turn, words, None, turn=True).ok:
                 return Verdict(False, "context")
         return _verify_text(q_turns[-1], c_turns[-1], words, cosine)
     return _verify_text(query, candidate, words, cosine)
 
 
-def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosine: float | None) -> Verdict:
-    """``verify`` on one text (or on conversations whose earlier turns are the same)."""
+def _verify_text(
+    query: str, candidate: str, words: WordSimilarity | None, cosine: float | None, turn: bool = False
+) -> Verdict:
+    """``verify`` on one text (or on conversations whose earlier turns are the same). An earlier
+    ``turn`` ("I'm driving to the coast tomorrow.") is read as part of the question it leads to."""
     if query == candidate:
         return Verdict(True, "ok")
     q, c = features_of(query), features_of(candidate)
+    if turn:
+        q, c = replace(q, asks=True), replace(c, asks=True)
 
     if q.numbers != c.numbers:
         return Verdict(False, "numbers")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .verifier_entities import abbreviates
 from .verifier_features import Features, stem
-from .verifier_lexicon import FRAME_NOUNS, FUNCTION, PARTICLES, PROCEDURE_WORDS, REQUEST_KINDS, WH_WORDS
+from .verifier_lexicon import FRAME_NOUNS, FUNCTION, NOUN_PHRASE_OPENERS, PARTICLES, PROCEDURE_WORDS, REQUEST_KINDS, WH_WORDS
 from .wording import SYNONYM, WordSimilarity, word_similarity
 
 
@@ -161,18 +161,31 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
     library", "multi-stage build") is an idiom whose last piece alone says little, so it counts
     as no one word's modifier."""
     out: dict[str, set[str]] = {}
-    prev = ""
+    before, prev = "", ""
     prev_compound = False
     for tok in f.tokens:
         pieces = [p.strip("'’.") for p in tok.split("-")] if "-" in tok and not tok.startswith("-") else [tok]
         pieces = [p for p in pieces if p]
         for k, piece in enumerate(pieces):
             inside = k > 0  # the modifier is in the same compound ("soft-boiled")
-            if prev in left and piece[:1].isalpha() and piece not in FUNCTION and (inside or not prev_compound):
+            if (
+                prev in left
+                and piece[:1].isalpha()
+                and piece not in FUNCTION
+                and (inside or (not prev_compound and _opens_phrase(before)))
+            ):
                 out.setdefault(piece, set()).add(prev)
-            prev = piece
+            before, prev = prev, piece
         prev_compound = len(pieces) > 1
     return out
+
+
+def _opens_phrase(w: str) -> bool:
+    """Can a modifier follow ``w`` inside a noun phrase: a determiner or preposition ("a young
+    tree", "for brown rice"), a number, or another modifier ("the second largest")? After a
+    pronoun, "that", "and" or "to", the word is a verb instead ("that provides demos", "to store
+    and retrieve datasets"), and a verb swapped in a rewording is judged by the cosine."""
+    return w in NOUN_PHRASE_OPENERS or w[:1].isdigit() or (w[:1].isalpha() and w not in FUNCTION)
 
 
 def swapped_modifier(q: Features, c: Features, q_left: list[str], c_left: list[str]) -> bool:
@@ -184,7 +197,10 @@ def swapped_modifier(q: Features, c: Features, q_left: list[str], c_left: list[s
     attribute, an ordinal, a qualifier), and one was put in place of the other. That is an edit
     of the question, not a rewording, however the rest of the sentence was rephrased, so the
     sentence cosine does not get to judge it (``broad_rewording``)."""
-    if not q_left or not c_left:
+    # In a question or a request the words before the thing asked about select the answer. A
+    # statement rewritten word by word (a description: "the entire dataset" / "the whole
+    # dataset", "a specific version" / "a certain version") rewords them with everything else.
+    if not q_left or not c_left or not (q.asks or c.asks):
         return False
     in_c = _modified(c, set(c_left))
     if not in_c:

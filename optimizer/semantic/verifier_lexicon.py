@@ -155,6 +155,13 @@ REQUEST_KINDS = {
 # for hummus" are not "what is glucose", "what is hummus"), so they are left out only against
 # another how-to question or a bare phrase (``verifier_difference``).
 FRAME_NOUNS = {"command", "commands", "syntax", "recipe", "recipes", "formula", "instructions"}
+# Words after which a word is inside a noun phrase (a modifier, not a verb): determiners,
+# possessives and prepositions.
+NOUN_PHRASE_OPENERS = {
+    "a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "these", "those",
+    "some", "any", "each", "every", "another", "for", "of", "in", "on", "with", "at", "from",
+    "about", "into", "per", "by",
+}
 # Words that make a question ask how to do something, and the question words.
 PROCEDURE_WORDS = {"how", "way", "ways", "steps", "method", "methods", "procedure", "process"} | FRAME_NOUNS
 WH_WORDS = {"what", "which", "who", "whom", "whose", "why", "when", "where", "how", "what's", "whats"}

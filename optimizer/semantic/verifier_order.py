@@ -177,8 +177,11 @@ def _roles(f: Features) -> dict[str, str]:
         while j < len(toks) and toks[j] in _DETERMINERS:
             j += 1
         if j < len(toks) and toks[j][:1].isalpha() and toks[j] not in FUNCTION:
-            out.setdefault(stem(toks[j]), role)
-    return out
+            # A word reached both ways in one text ("from the main version ... to the main
+            # version") has no one role there.
+            w = stem(toks[j])
+            out[w] = role if out.get(w, role) == role else "both"
+    return {w: r for w, r in out.items() if r != "both"}
 
 
 def opposite_roles(q: Features, c: Features) -> bool:
@@ -187,7 +190,10 @@ def opposite_roles(q: Features, c: Features) -> bool:
     "an email to my manager" / "an email from my manager", "flights to Lisbon" / "flights from
     Lisbon", "copy files from the server" / "copy files to the server": the prepositions are
     function words, so the difference rule does not see them, but they say which way the
-    request goes."""
+    request goes. Questions and requests only: a statement reworded says "access to the
+    storage" for "accessed from the storage"."""
+    if not (q.asks or c.asks):
+        return False
     cr = _roles(c)
     return any(cr.get(w, role) != role for w, role in _roles(q).items())
 

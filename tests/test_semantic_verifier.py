@@ -234,6 +234,8 @@ ATTRIBUTE_SWAPS_IN_REWORDINGS = [
     ("How often should I feed an adult cat?", "How frequently do I need to feed a senior cat?"),
     ("How often should I service a manual car?", "How frequently should I service an automatic car?"),
     ("How do I start a small vegetable garden?", "How can I begin a raised vegetable garden?"),
+    # A compound before the word: each of its pieces is a modifier.
+    ("How do I write a multi-stage Dockerfile for a Go service?", "What's the way to create a simple Dockerfile for a Go service?"),
 ]
 
 

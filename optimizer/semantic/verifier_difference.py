@@ -9,9 +9,19 @@ broadly enough for the sentence cosine to judge (``broad_rewording``). See docs/
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .verifier_entities import abbreviates
 from .verifier_features import Features, stem
-from .verifier_lexicon import FRAME_NOUNS, FUNCTION, NOUN_PHRASE_OPENERS, PARTICLES, PROCEDURE_WORDS, REQUEST_KINDS, WH_WORDS
+from .verifier_lexicon import (
+    FRAME_NOUNS,
+    FUNCTION,
+    NOUN_PHRASE_OPENERS,
+    PARTICLES,
+    PROCEDURE_WORDS,
+    REQUEST_KINDS,
+    WH_WORDS,
+)
 from .wording import SYNONYM, WordSimilarity, word_similarity
 
 
@@ -94,6 +104,7 @@ def differences(
     return _framing(q_un, q, c), _framing(c_un, c, q), q_left, c_left
 
 
+@lru_cache(maxsize=20_000)
 def _request_kind(w: str) -> str:
     """The kind of request ``w`` frames (``REQUEST_KINDS``, any inflection), or ""."""
     return next((kind for verb, kind in REQUEST_KINDS.items() if _same_word(w, verb)), "")
@@ -156,27 +167,24 @@ def _prefix_swap(x: str, y: str) -> bool:
 def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
     """The words of ``f`` that come right after a word of ``left``, with those words.
 
-    Hyphenated words are split as ``_words`` reads them ("soft-boiled" -> "soft" + "boiled": the
-    "boiled" is modified by "soft"). A compound as a whole before a word ("state-of-the-art
-    library", "multi-stage build") is an idiom whose last piece alone says little, so it counts
-    as no one word's modifier."""
+    Hyphenated words are split as ``_words`` reads them: inside one ("soft-boiled") the piece
+    before modifies the next ("boiled" by "soft"); a compound before a word ("a multi-stage
+    Dockerfile") modifies it with each of its pieces."""
     out: dict[str, set[str]] = {}
-    before, prev = "", ""
-    prev_compound = False
+    before, prev = "", []  # the last piece of the token before the previous one; its pieces
     for tok in f.tokens:
         pieces = [p.strip("'’.") for p in tok.split("-")] if "-" in tok and not tok.startswith("-") else [tok]
         pieces = [p for p in pieces if p]
         for k, piece in enumerate(pieces):
-            inside = k > 0  # the modifier is in the same compound ("soft-boiled")
-            if (
-                prev in left
-                and piece[:1].isalpha()
-                and piece not in FUNCTION
-                and (inside or (not prev_compound and _opens_phrase(before)))
-            ):
-                out.setdefault(piece, set()).add(prev)
-            before, prev = prev, piece
-        prev_compound = len(pieces) > 1
+            if not piece[:1].isalpha() or piece in FUNCTION:
+                continue
+            if k > 0:
+                mods = {pieces[k - 1]} & left
+            else:
+                mods = set(prev) & left if _opens_phrase(before) else set()
+            if mods:
+                out.setdefault(piece, set()).update(mods)
+        before, prev = (prev[-1] if prev else ""), pieces
     return out
 
 

@@ -379,3 +379,12 @@ def test_a_frame_noun_against_what_is_is_refused(a: str, b: str) -> None:
 def test_a_statement_reworded_keeps_its_modifiers_to_the_cosine(a: str, b: str) -> None:
     cos = cosine(a, b)
     assert verify(b, a, cosine=cos).ok and verify(a, b, cosine=cos).ok
+
+
+# An abbreviation is short: "vegan" is not "vegetarian" for having its letters in order.
+def test_a_longer_word_with_anothers_letters_in_order_is_not_an_abbreviation() -> None:
+    a, b = "What can a vegetarian eat at a steakhouse?", "What can a vegan eat at a steakhouse?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "difference")
+    a, b = "I'm a vegetarian.\nWhat should I order at a steakhouse?", "I'm a vegan.\nWhat should I order at a steakhouse?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
+    assert verify("What is a JS closure?", "What is a JavaScript closure?").ok

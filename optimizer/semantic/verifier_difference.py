@@ -67,10 +67,13 @@ def _half_of_joined(w: str, f: Features, other: Features) -> bool:
 
 def _spelled_alike(w: str, f: Features) -> bool:
     """Is ``w`` in text ``f`` up to inflection, abbreviation, a typo or word splitting?"""
-    if any(_same_word(w, v) or abbreviates(w, v) or _typo(w, v) for v in f.words):
+    # An abbreviation is short ("js", "pkg", "repo"); a longer word whose letters come in order
+    # in another is a different word ("vegan" / "vegetarian"); a cut-off word ("config") is
+    # ``_same_word``.
+    if any(_same_word(w, v) or (len(w) <= 4 and abbreviates(w, v)) or _typo(w, v) for v in f.words):
         return True
     # An abbreviation may be a function word elsewhere ("Go" / "Golang").
-    if any(len(v) >= 2 and v[:1].isalpha() and abbreviates(v, w) for v in f.tokens):
+    if any(2 <= len(v) <= 4 and v[:1].isalpha() and abbreviates(v, w) for v in f.tokens):
         return True
     return w.replace("-", "").replace(".", "") in _joined(f)
 

@@ -388,3 +388,29 @@ def test_a_longer_word_with_anothers_letters_in_order_is_not_an_abbreviation() -
     a, b = "I'm a vegetarian.\nWhat should I order at a steakhouse?", "I'm a vegan.\nWhat should I order at a steakhouse?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
     assert verify("What is a JS closure?", "What is a JavaScript closure?").ok
+
+
+# Issue #12, attributes on one root: an inflection trades at most a one-letter ending ("write" /
+# "writing", "study" / "studies") or cuts a word off ("dicts" / "dictionaries"); two endings of
+# two letters or more are two words.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What is the fee for an internal bank transfer?", "What is the fee for an international bank transfer?"),
+        ("How do I tune an electric guitar?", "How do I tune an electronic guitar?"),
+        ("Is a generic drug as effective as the brand name?", "Is a general drug as effective as the brand name?"),
+    ],
+)
+def test_two_words_on_one_root_are_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "difference")
+    assert verify(a, b, cosine=cos) == Verdict(False, "difference")
+
+
+def test_inflections_and_cut_off_words_still_pass() -> None:
+    for a, b in [
+        ("How do I loop over two dictionaries in Python?", "How can I loop over two dicts in Python?"),
+        ("python decorator explanation", "What is a Python decorator?"),
+        ("Tips for writing a cover letter", "tips to write a cover letter"),
+    ]:
+        assert verify(b, a, cosine=cosine(a, b)).ok, (a, b)

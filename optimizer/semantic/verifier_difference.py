@@ -29,12 +29,18 @@ def _same_word(x: str, y: str) -> bool:
     """Inflections and spellings of one word: "include" / "included", "write" / "writing"."""
     if x == y or stem(x) == stem(y):
         return True
+    x, y = stem(x), stem(y)  # "dicts" is "dict" cut off from "dictionaries"
     common = 0
     for a, b in zip(x, y):
         if a != b:
             break
         common += 1
-    return common >= 4 and common >= min(len(x), len(y)) - 2
+    short, long_ = sorted((len(x) - common, len(y) - common))
+    # One word cut off ("config" / "configuration"), or an ending of at most one letter traded
+    # for an inflection ("write" / "writing", "study" / "studies"). Two endings of two letters
+    # or more are two words on one root ("internal" / "international", "generic" / "general",
+    # "electric" / "electronic").
+    return common >= 4 and (short == 0 or (short <= 1 and long_ <= 4))
 
 
 def _typo(x: str, y: str) -> bool:

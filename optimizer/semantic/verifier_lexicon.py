@@ -136,7 +136,7 @@ FUNCTION = {
     "definition", "between", "share", "ever", "all", "whether", "well", "thing", "things",
     "kind", "type", "taking", "making", "getting", "got", "needed", "needs", "wants", "pls",
     "plz", "vs", "versus", "difference", "differences", "compare", "comparison", "different",
-    "various", "available", "offer", "offers", "exist", "exists",
+    "various", "available", "offer", "offers", "exist", "exists", "explanation", "description",
 } | NEGATIONS
 # The verbs a request is framed with, by what they ask for: a text to be produced, a value to be
 # worked out, something to be told. A request may leave its verb out ("a haiku about rain",

@@ -414,3 +414,23 @@ def test_inflections_and_cut_off_words_still_pass() -> None:
         ("Tips for writing a cover letter", "tips to write a cover letter"),
     ]:
         assert verify(b, a, cosine=cosine(a, b)).ok, (a, b)
+
+
+# Issue #12: the whole of a thing or a part of it is a closed class, like the negations ("all",
+# "some" are function words to the difference rule).
+@pytest.mark.parametrize(
+    ("a", "b", "reason"),
+    [
+        ("Can I get all of my money back if I cancel?", "Can I get some of my money back if I cancel?", "quantifier"),
+        ("My roommate ate all of my leftovers.\nHow do I bring it up?", "My roommate ate some of my leftovers.\nHow do I bring it up?", "context"),
+    ],
+)
+def test_the_whole_and_a_part_are_refused(a: str, b: str, reason: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, reason)
+    assert verify(a, b, cosine=cos) == Verdict(False, reason)
+
+
+def test_two_words_for_the_whole_pass() -> None:
+    a, b = "Can I delete all files in a folder at once?", "Can I delete every file in a folder at once?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

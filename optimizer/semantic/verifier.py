@@ -11,6 +11,8 @@ numbers         the numbers differ (digits and number words one..twenty, "a doze
 units           the units or currencies differ (km vs miles, USD vs EUR, % ...)
 dates           month, weekday, relative day or year words differ (today vs tomorrow)
 negation        the sides hold different numbers of negation words (not, n't, never, without)
+quantifier      one side speaks of the whole (all, every, entire) and the other of a part
+                (some, part, few, several)
 entities        each side names something the other does not (France vs Germany), or
                 the candidate adds a named constraint the query lacks
 direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
@@ -59,7 +61,7 @@ from dataclasses import dataclass, replace
 from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, differences, swapped_modifier
 from .verifier_entities import extra_entities
 from .verifier_features import features_of, stem
-from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, UNIT_OF
+from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
 from .verifier_order import (
     coordinated,
     is_transposition,
@@ -140,6 +142,11 @@ def _verify_text(
     # "optional"): whether it does depends on the sentence, and refusing costs only a miss.
     if q.negations != c.negations:
         return Verdict(False, "negation")
+    # The whole of a thing or a part of it: a closed class, like the negations.
+    q_whole, c_whole = bool(WHOLE.intersection(q.tokens)), bool(WHOLE.intersection(c.tokens))
+    q_part, c_part = bool(PART.intersection(q.tokens)), bool(PART.intersection(c.tokens))
+    if (q_whole and c_part and not (q_part or c_whole)) or (c_whole and q_part and not (c_part or q_whole)):
+        return Verdict(False, "quantifier")
     if q.languages != c.languages:
         return Verdict(False, "language")
     if q.written_in != c.written_in and "?" not in (q.written_in, c.written_in):

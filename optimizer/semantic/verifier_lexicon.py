@@ -155,6 +155,9 @@ REQUEST_KINDS = {
 # for hummus" are not "what is glucose", "what is hummus"), so they are left out only against
 # another how-to question or a bare phrase (``verifier_difference``).
 FRAME_NOUNS = {"command", "commands", "syntax", "recipe", "recipes", "formula", "instructions"}
+# Quantifiers of the whole and of a part: "kept all of my deposit" / "kept some of my deposit".
+WHOLE = {"all", "every", "entire", "entirely", "whole", "completely", "fully"}
+PART = {"some", "part", "partly", "partial", "partially", "portion", "few", "several"}
 # Words after which a word is inside a noun phrase (a modifier, not a verb): determiners,
 # possessives and prepositions.
 NOUN_PHRASE_OPENERS = {

@@ -11,10 +11,15 @@ numbers         the numbers differ (digits and number words one..twenty, "a doze
 units           the units or currencies differ (km vs miles, USD vs EUR, % ...)
 dates           month, weekday, relative day or year words differ (today vs tomorrow)
 negation        the sides hold different numbers of negation words (not, n't, never, without)
+quantifier      one side speaks of the whole (all, every, entire) and the other of a part
+                (some, part, few, several)
 entities        each side names something the other does not (France vs Germany), or
                 the candidate adds a named constraint the query lacks
 direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
-                A before B vs B before A, dog bites man vs man bites dog)
+                A before B vs B before A, dog bites man vs man bites dog), or a shared
+                word is the goal on one side and the source on the other ("an email to my
+                manager" / "from my manager"), or a number both state belongs to another
+                unit or name ("9 am in London ... in Tokyo" / "in London ... 9 am in Tokyo")
 format          the requested output format differs (JSON, table, 3 bullet points, code,
                 a haiku, short vs long)
 language        a requested natural or programming language differs ("in French"), or the
@@ -28,6 +33,10 @@ difference      a content word on one side that nothing on the other side paraph
                 (inflection, abbreviation, typo, or a word the embedding places as
                 interchangeable at word level, ``wording.py``); a broad rewording is judged
                 by the two texts' cosine instead (``verifier_difference.broad_rewording``)
+attribute       inside a broad rewording, each side puts a different unexplained word right
+                before the same word ("young olive tree" / "mature olive tree"): an edit of
+                what is asked about, which the cosine does not judge
+                (``verifier_difference.swapped_modifier``)
 ==============  =========================================================================
 
 The rules are pure Python over regexes and a closed class of function words; the difference rule
@@ -47,13 +56,21 @@ the decision (``verify``) and the helpers other modules import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, differences
+from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, differences, swapped_modifier
 from .verifier_entities import extra_entities
 from .verifier_features import features_of, stem
-from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, UNIT_OF
-from .verifier_order import coordinated, is_transposition, ordered_pairs, reversed_per, reversed_relation
+from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
+from .verifier_order import (
+    coordinated,
+    is_transposition,
+    opposite_roles,
+    ordered_pairs,
+    rebound_number,
+    reversed_per,
+    reversed_relation,
+)
 from .wording import WordSimilarity
 
 __all__ = [
@@ -97,17 +114,22 @@ def verify(
         if len(q_turns) != len(c_turns):
             return Verdict(False, "context")
         for q_turn, c_turn in zip(q_turns[:-1], c_turns[:-1], strict=True):
-            if not _verify_text(q_turn, c_turn, words, None).ok:
+            if not _verify_text(q_turn, c_turn, words, None, turn=True).ok:
                 return Verdict(False, "context")
         return _verify_text(q_turns[-1], c_turns[-1], words, cosine)
     return _verify_text(query, candidate, words, cosine)
 
 
-def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosine: float | None) -> Verdict:
-    """``verify`` on one text (or on conversations whose earlier turns are the same)."""
+def _verify_text(
+    query: str, candidate: str, words: WordSimilarity | None, cosine: float | None, turn: bool = False
+) -> Verdict:
+    """``verify`` on one text (or on conversations whose earlier turns are the same). An earlier
+    ``turn`` ("I'm driving to the coast tomorrow.") is read as part of the question it leads to."""
     if query == candidate:
         return Verdict(True, "ok")
     q, c = features_of(query), features_of(candidate)
+    if turn:
+        q, c = replace(q, asks=True), replace(c, asks=True)
 
     if q.numbers != c.numbers:
         return Verdict(False, "numbers")
@@ -120,6 +142,11 @@ def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosin
     # "optional"): whether it does depends on the sentence, and refusing costs only a miss.
     if q.negations != c.negations:
         return Verdict(False, "negation")
+    # The whole of a thing or a part of it: a closed class, like the negations.
+    q_whole, c_whole = bool(WHOLE.intersection(q.tokens)), bool(WHOLE.intersection(c.tokens))
+    q_part, c_part = bool(PART.intersection(q.tokens)), bool(PART.intersection(c.tokens))
+    if (q_whole and c_part and not (q_part or c_whole)) or (c_whole and q_part and not (c_part or q_whole)):
+        return Verdict(False, "quantifier")
     if q.languages != c.languages:
         return Verdict(False, "language")
     if q.written_in != c.written_in and "?" not in (q.written_in, c.written_in):
@@ -178,7 +205,7 @@ def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosin
 
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
-    if reversed_relation(q, c) or reversed_per(q, c):
+    if reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c) or rebound_number(q, c):
         return Verdict(False, "direction")
 
     # The principle behind the rest: every content word one side has and the other lacks must be
@@ -190,6 +217,8 @@ def _verify_text(query: str, candidate: str, words: WordSimilarity | None, cosin
     # rephrased in four words with one synonym among them is still a rephrasing.
     if (q_left or c_left) and not broad_rewording(q_changed, c_changed, cosine):
         return Verdict(False, "difference")
+    if swapped_modifier(q, c, q_left, c_left):
+        return Verdict(False, "attribute")
 
     return Verdict(True, "ok")
 

@@ -9,9 +9,19 @@ broadly enough for the sentence cosine to judge (``broad_rewording``). See docs/
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .verifier_entities import abbreviates
 from .verifier_features import Features, stem
-from .verifier_lexicon import PARTICLES
+from .verifier_lexicon import (
+    FRAME_NOUNS,
+    FUNCTION,
+    NOUN_PHRASE_OPENERS,
+    PARTICLES,
+    PROCEDURE_WORDS,
+    REQUEST_KINDS,
+    WH_WORDS,
+)
 from .wording import SYNONYM, WordSimilarity, word_similarity
 
 
@@ -19,12 +29,18 @@ def _same_word(x: str, y: str) -> bool:
     """Inflections and spellings of one word: "include" / "included", "write" / "writing"."""
     if x == y or stem(x) == stem(y):
         return True
+    x, y = stem(x), stem(y)  # "dicts" is "dict" cut off from "dictionaries"
     common = 0
     for a, b in zip(x, y):
         if a != b:
             break
         common += 1
-    return common >= 4 and common >= min(len(x), len(y)) - 2
+    short, long_ = sorted((len(x) - common, len(y) - common))
+    # One word cut off ("config" / "configuration"), or an ending of at most one letter traded
+    # for an inflection ("write" / "writing", "study" / "studies"). Two endings of two letters
+    # or more are two words on one root ("internal" / "international", "generic" / "general",
+    # "electric" / "electronic").
+    return common >= 4 and (short == 0 or (short <= 1 and long_ <= 4))
 
 
 def _typo(x: str, y: str) -> bool:
@@ -57,10 +73,13 @@ def _half_of_joined(w: str, f: Features, other: Features) -> bool:
 
 def _spelled_alike(w: str, f: Features) -> bool:
     """Is ``w`` in text ``f`` up to inflection, abbreviation, a typo or word splitting?"""
-    if any(_same_word(w, v) or abbreviates(w, v) or _typo(w, v) for v in f.words):
+    # An abbreviation is short ("js", "pkg", "repo"); a longer word whose letters come in order
+    # in another is a different word ("vegan" / "vegetarian"); a cut-off word ("config") is
+    # ``_same_word``.
+    if any(_same_word(w, v) or (len(w) <= 4 and abbreviates(w, v)) or _typo(w, v) for v in f.words):
         return True
     # An abbreviation may be a function word elsewhere ("Go" / "Golang").
-    if any(len(v) >= 2 and v[:1].isalpha() and abbreviates(v, w) for v in f.tokens):
+    if any(2 <= len(v) <= 4 and v[:1].isalpha() and abbreviates(v, w) for v in f.tokens):
         return True
     return w.replace("-", "").replace(".", "") in _joined(f)
 
@@ -87,10 +106,60 @@ def differences(
         m = sim(left, other)
         return [
             w for w, row in zip(left, m, strict=True)
-            if not any(s >= SYNONYM and not _prefix_swap(w, v) for s, v in zip(row, other, strict=True))
+            if not any(s >= _bar(w, v) and not _prefix_swap(w, v) for s, v in zip(row, other, strict=True))
         ]
 
-    return unexplained(q_left, c_all), unexplained(c_left, q_all), q_left, c_left
+    q_un, c_un = unexplained(q_left, c_all), unexplained(c_left, q_all)
+    return _framing(q_un, q, c), _framing(c_un, c, q), q_left, c_left
+
+
+@lru_cache(maxsize=20_000)
+def _request_kind(w: str) -> str:
+    """The kind of request ``w`` frames (``REQUEST_KINDS``, any inflection), or ""."""
+    return next((kind for verb, kind in REQUEST_KINDS.items() if _same_word(w, verb)), "")
+
+
+def _framing(left: list[str], f: Features, other: Features) -> list[str]:
+    """``left`` without the words that only frame the request: a request verb when the other
+    text asks for the same kind of thing with another verb, or with none ("write a haiku" / "a
+    haiku"); a noun naming the means ("the command to", ``FRAME_NOUNS``) when the other text
+    asks how too, or is a bare phrase."""
+    # "How do I create a virtual environment?" / "What is a virtual environment?": there the verb
+    # is what the question asks how to do, and the other text asks what the thing is.
+    asks_what = not _procedure(other) and any(t in WH_WORDS for t in other.tokens)
+    left = [w for w in left if w not in FRAME_NOUNS or asks_what]
+    kinds = {k for t in other.tokens if (k := _request_kind(t))}
+    if not kinds and _procedure(f) and asks_what:
+        return left
+    return [w for w in left if not (k := _request_kind(w)) or (kinds and k not in kinds)]
+
+
+def _procedure(f: Features) -> bool:
+    """Does ``f`` ask how to do something ("how do I", "what's the way to")?"""
+    return any(t in PROCEDURE_WORDS for t in f.tokens)
+
+
+SCALE_SYNONYM = 0.88
+"""The word-level cosine two comparatives, or two superlatives, need to count as interchangeable.
+
+Two ends of one scale sit as close as ordinary synonyms on this model ("smaller" / "larger" 0.86,
+"older" / "younger" 0.86, "thinner" / "thicker" 0.82, "stronger" / "weaker" 0.82), while graded
+forms that mean the same sit higher ("bigger" / "larger" 0.93, "faster" / "quicker" 0.89): a
+comparison asks for one direction, so its words are held to the higher bar."""
+
+
+def _graded(w: str) -> str:
+    """The degree suffix of a comparative or superlative ("older" -> "er", "largest" -> "est")."""
+    for suffix in ("est", "er"):
+        if len(w) > len(suffix) + 2 and w.endswith(suffix):
+            return suffix
+    return ""
+
+
+def _bar(x: str, y: str) -> float:
+    """The word-level cosine at which ``x`` may stand in for ``y``."""
+    gx = _graded(x)
+    return SCALE_SYNONYM if gx and gx == _graded(y) else SYNONYM
 
 
 def _prefix_swap(x: str, y: str) -> bool:
@@ -102,6 +171,58 @@ def _prefix_swap(x: str, y: str) -> bool:
             break
         common += 1
     return x != y and common >= 4 and len(x) - common <= 4 and len(y) - common <= 4
+
+
+def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
+    """The words of ``f`` that come right after a word of ``left``, with those words.
+
+    Hyphenated words are split as ``_words`` reads them: inside one ("soft-boiled") the piece
+    before modifies the next ("boiled" by "soft"); a compound before a word ("a multi-stage
+    Dockerfile") modifies it with each of its pieces."""
+    out: dict[str, set[str]] = {}
+    before, prev = "", []  # the last piece of the token before the previous one; its pieces
+    for tok in f.tokens:
+        pieces = [p.strip("'’.") for p in tok.split("-")] if "-" in tok and not tok.startswith("-") else [tok]
+        pieces = [p for p in pieces if p]
+        for k, piece in enumerate(pieces):
+            if not piece[:1].isalpha() or piece in FUNCTION:
+                continue
+            if k > 0:
+                mods = {pieces[k - 1]} & left
+            else:
+                mods = set(prev) & left if _opens_phrase(before) else set()
+            if mods:
+                out.setdefault(piece, set()).update(mods)
+        before, prev = (prev[-1] if prev else ""), pieces
+    return out
+
+
+def _opens_phrase(w: str) -> bool:
+    """Can a modifier follow ``w`` inside a noun phrase: a determiner or preposition ("a young
+    tree", "for brown rice"), a number, or another modifier ("the second largest")? After a
+    pronoun, "that", "and" or "to", the word is a verb instead ("that provides demos", "to store
+    and retrieve datasets"), and a verb swapped in a rewording is judged by the cosine."""
+    return w in NOUN_PHRASE_OPENERS or w[:1].isdigit() or (w[:1].isalpha() and w not in FUNCTION)
+
+
+def swapped_modifier(q: Features, c: Features, q_left: list[str], c_left: list[str]) -> bool:
+    """Does each side put a different unexplained word right before the same word?
+
+    "a fresh ankle sprain" / "an old stiff ankle injury", "brown rice" / "white rice",
+    "the biggest stock market crash" / "the second largest stock market crash": the word both
+    sides hold is the thing asked about, the words before it are what is asked of it (an
+    attribute, an ordinal, a qualifier), and one was put in place of the other. That is an edit
+    of the question, not a rewording, however the rest of the sentence was rephrased, so the
+    sentence cosine does not get to judge it (``broad_rewording``)."""
+    # In a question or a request the words before the thing asked about select the answer. A
+    # statement rewritten word by word (a description: "the entire dataset" / "the whole
+    # dataset", "a specific version" / "a certain version") rewords them with everything else.
+    if not q_left or not c_left or not (q.asks or c.asks):
+        return False
+    in_c = _modified(c, set(c_left))
+    if not in_c:
+        return False
+    return any(any(_same_word(head, other) for other in in_c) for head in _modified(q, set(q_left)))
 
 
 BROAD_COSINE = 0.85

@@ -27,6 +27,7 @@ from .verifier_lexicon import (
     NUMERIC_ONLY_UNITS,
     QUANTITY_WORDS,
     RELATIVE_PERIOD,
+    REQUEST_KINDS,
     REQUEST_VERBS,
     ROMAN,
     SHORT,
@@ -88,6 +89,9 @@ class Features:
     content: tuple[str, ...]
     words: tuple[str, ...]
     quoted: frozenset[str]
+    asks: bool = False
+    """A question or a request ("?", or it opens with a question word or a request verb), not a
+    statement; an earlier turn of a conversation is read as part of its question."""
 
 
 _QUOTED_RE = re.compile(r"""(?:^|[\s(])['"‘“`]([^'"’”`]{1,80})['"’”`](?=$|[\s?.!,:;)])""")
@@ -264,4 +268,5 @@ def features_of(text: str) -> Features:
         content=content,
         words=tuple(_words(tokens)),
         quoted=_quoted(normalize(text)),
+        asks=question or bool(tokens and tokens[0] in REQUEST_KINDS),
     )

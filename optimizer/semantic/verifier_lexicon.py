@@ -136,8 +136,38 @@ FUNCTION = {
     "definition", "between", "share", "ever", "all", "whether", "well", "thing", "things",
     "kind", "type", "taking", "making", "getting", "got", "needed", "needs", "wants", "pls",
     "plz", "vs", "versus", "difference", "differences", "compare", "comparison", "different",
-    "various",
+    "various", "available", "offer", "offers", "exist", "exists", "explanation", "description",
 } | NEGATIONS
+# The verbs a request is framed with, by what they ask for: a text to be produced, a value to be
+# worked out, something to be told. A request may leave its verb out ("a haiku about rain",
+# "python lambda function", "the derivative of ln(x)") or use another of the same kind ("write" /
+# "create", "find" / "calculate"), but not one of another kind ("write" / "explain a SQL query").
+# "give", "make", "get" and "provide" frame any kind of request (FUNCTION words already).
+REQUEST_KINDS = {
+    "write": "produce", "create": "produce", "generate": "produce", "compose": "produce",
+    "draft": "produce", "find": "work out", "calculate": "work out", "compute": "work out",
+    "determine": "work out", "tell": "tell", "explain": "tell", "describe": "tell",
+    "show": "tell", "define": "tell", "list": "tell", "summarize": "tell", "summarise": "tell",
+}
+# Nouns that name the means of doing something: "what's the command to check the Node version",
+# "a simple vinaigrette recipe", "the syntax for switch in Go" ask how to do it. Unlike "way" (a
+# FUNCTION word) they can also be the thing asked about ("the formula for glucose", "the recipe
+# for hummus" are not "what is glucose", "what is hummus"), so they are left out only against
+# another how-to question or a bare phrase (``verifier_difference``).
+FRAME_NOUNS = {"command", "commands", "syntax", "recipe", "recipes", "formula", "instructions"}
+# Quantifiers of the whole and of a part: "kept all of my deposit" / "kept some of my deposit".
+WHOLE = {"all", "every", "entire", "entirely", "whole", "completely", "fully"}
+PART = {"some", "part", "partly", "partial", "partially", "portion", "few", "several"}
+# Words after which a word is inside a noun phrase (a modifier, not a verb): determiners,
+# possessives and prepositions.
+NOUN_PHRASE_OPENERS = {
+    "a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "these", "those",
+    "some", "any", "each", "every", "another", "for", "of", "in", "on", "with", "at", "from",
+    "about", "into", "per", "by",
+}
+# Words that make a question ask how to do something, and the question words.
+PROCEDURE_WORDS = {"how", "way", "ways", "steps", "method", "methods", "procedure", "process"} | FRAME_NOUNS
+WH_WORDS = {"what", "which", "who", "whom", "whose", "why", "when", "where", "how", "what's", "whats"}
 # "What is the best way to X" asks "how do I X": an adjective before "way" is part of the frame.
 WAY_ADJECTIVES = {"best", "good", "right", "proper", "recommended", "correct"}
 

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from .verifier_features import Features, stem
-from .verifier_lexicon import FROM_TO_RE, FUNCTION, KEY_CUES, STRONG_CUES, SYMMETRIC_LINKS, TRANSFER_VERBS, UNIT_OF
+from .verifier_lexicon import FROM_TO_RE, FUNCTION, GAZETTEER, KEY_CUES, STRONG_CUES, SYMMETRIC_LINKS, TRANSFER_VERBS, UNIT_OF
 
 
 def ordered_pairs(f: Features, shared: set[str], key: set[str]) -> set[tuple[str, str]]:
@@ -157,3 +157,74 @@ def coordinated(f: Features, x: str, y: str) -> bool:
             if other in window and any(w in ("and", "or", "&", "vs", "versus") for w in window[: window.index(other)]):
                 return True
     return False
+
+
+_SOURCE = {"from"}
+_GOAL = {"to", "into", "onto", "for", "toward", "towards"}
+_DETERMINERS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"}
+
+
+def _roles(f: Features) -> dict[str, str]:
+    """Content words reached by a preposition of source ("from my manager") or of goal ("to my
+    manager", "for my sister"), determiners skipped: word stem -> "source" or "goal"."""
+    out: dict[str, str] = {}
+    toks = list(f.tokens)
+    for i, t in enumerate(toks):
+        role = "source" if t in _SOURCE else "goal" if t in _GOAL else ""
+        if not role:
+            continue
+        j = i + 1
+        while j < len(toks) and toks[j] in _DETERMINERS:
+            j += 1
+        if j < len(toks) and toks[j][:1].isalpha() and toks[j] not in FUNCTION:
+            # A word reached both ways in one text ("from the main version ... to the main
+            # version") has no one role there.
+            w = stem(toks[j])
+            out[w] = role if out.get(w, role) == role else "both"
+    return {w: r for w, r in out.items() if r != "both"}
+
+
+def opposite_roles(q: Features, c: Features) -> bool:
+    """Is a word both sides hold the source on one side and the goal on the other?
+
+    "an email to my manager" / "an email from my manager", "flights to Lisbon" / "flights from
+    Lisbon", "copy files from the server" / "copy files to the server": the prepositions are
+    function words, so the difference rule does not see them, but they say which way the
+    request goes. Questions and requests only: a statement reworded says "access to the
+    storage" for "accessed from the storage"."""
+    if not (q.asks or c.asks):
+        return False
+    cr = _roles(c)
+    return any(cr.get(w, role) != role for w, role in _roles(q).items())
+
+
+def _number_bindings(f: Features, terms: set[str]) -> dict[str, str]:
+    """Each number of ``f`` -> the first of ``terms`` (units, names) within the next 4 tokens:
+    what the number is an amount or a time of ("20 kg", "9 am in London")."""
+    out: dict[str, str] = {}
+    toks = list(f.tokens)
+    for i, t in enumerate(toks):
+        if not t[:1].isdigit():
+            continue
+        for u in toks[i + 1 : i + 5]:
+            key = UNIT_OF.get(u) or stem(u)
+            if key in terms:
+                out.setdefault(t, key)
+                break
+    return out
+
+
+def rebound_number(q: Features, c: Features) -> bool:
+    """Does a number both sides state belong to a different unit or name on each side?
+
+    "When it's 9 am in London, what time is it in Tokyo?" / "What time is it in London when
+    it's 9 am in Tokyo?", "my suitcase is 20 kg: how many pounds?" / "a 20 lb suitcase: how many
+    kilograms?": the same numbers, units and names, but the amount is stated of the other one."""
+    def terms(f: Features) -> set[str]:
+        return {stem(e) for e in f.entities} | set(f.units) | {stem(t) for t in f.tokens if t in GAZETTEER}
+
+    shared = terms(q) & terms(c)
+    if not shared:
+        return False
+    cb = _number_bindings(c, shared)
+    return any(cb.get(n, term) != term for n, term in _number_bindings(q, shared).items())

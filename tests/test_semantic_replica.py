@@ -130,6 +130,38 @@ def test_the_candidates_of_a_lookup_are_read_in_one_query(monkeypatch: pytest.Mo
     assert len(calls) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_poll_reads_the_vectors_of_new_rows_only() -> None:
+    """The database poll re-reads a window that overlaps the last one: it used to fetch every row
+    of the window, vectors included, on every poll (thousands of rows a second per worker under
+    load, #14). Now only the rows the replica lacks come back, all of them, in any partition."""
+    tenant = Tenant.create("poll")
+    later = timezone.now() + timedelta(hours=1)
+    since = timezone.now() - timedelta(seconds=1)
+
+    made: list[int] = []
+
+    def entry(n: int, scope: str) -> int:
+        made.append(CacheEntry.objects.create(tenant=tenant, scope_hash=scope * 64, key_hash=f"{n:064d}",
+                                              model="gpt-4o-mini", request_text=f"q{n}", response={"choices": []},
+                                              expires_at=later, embedding=semantic_stage.to_bytes(unit(n))).pk)
+        return made[-1]
+
+    ids = [entry(n, "ab"[n % 2]) for n in range(5)]
+    key = semantic_stage.partition_key
+    try:
+        assert sorted(pk for pk, *_ in semantic_stage._new_rows(since)) == ids
+        semantic_stage.refresh_now()  # the replica has them now
+        assert semantic_stage._new_rows(since) == []
+        semantic_stage.index.remove(key(tenant.pk, "b" * 64), ids[1])  # one went missing (a purge raced)
+        newer = entry(5, "a")
+        rows = semantic_stage._new_rows(since)
+        assert sorted(pk for pk, *_ in rows) == [ids[1], newer]
+        assert all(semantic_stage.from_bytes(raw).shape == (DIM,) for *_, raw in rows)
+    finally:
+        semantic_stage.forget_entries(tenant.pk, made)
+
+
 def test_held_answer_copies_leave_memory_when_their_seconds_are_over(monkeypatch: pytest.MonkeyPatch) -> None:
     """A candidate's answer is held a few seconds; it used to stay resident until 10,000 newer
     copies pushed it out (tens of MB per worker, #14). Now the next copy kept drops the stale ones,

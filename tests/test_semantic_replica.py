@@ -157,7 +157,8 @@ def test_the_poll_reads_the_vectors_of_new_rows_only() -> None:
         newer = entry(5, "a")
         rows = semantic_stage._new_rows(since)
         assert sorted(pk for pk, *_ in rows) == [ids[1], newer]
-        assert all(semantic_stage.from_bytes(raw).shape == (DIM,) for *_, raw in rows)
+        assert all(semantic_stage.from_bytes(raw).shape == (DIM,) for _, _, _, raw, _, _ in rows)
+        assert sorted(question for *_, question, _ in rows) == ["q1", "q5"]  # held beside the vectors
     finally:
         semantic_stage.forget_entries(tenant.pk, made)
 
@@ -328,3 +329,56 @@ def test_another_worker_gets_a_new_entry_from_the_feed_and_drops_it_on_purge(
     time.sleep(0.1)  # the target for other workers
     answer, h = ask(kit, b, PARAPHRASE, no_store=True)
     assert h["x-leo-cache"] == "miss" and answer.startswith(tag(PARAPHRASE)), h["x-leo-cache"]
+
+
+def test_an_entry_whose_row_went_unannounced_is_never_served(
+        make_tenant: Callable[..., TenantKit], two_workers: tuple[LeoServer, LeoServer, Any]) -> None:
+    """With the feed, a worker verifies candidates against the questions it holds and reads a row
+    only to serve it (#14). A row deleted without a purge (so without a feed message) must then
+    be found gone when it is chosen: not served, and out of the replica."""
+    a, _, _ = two_workers
+    kit = make_tenant("Unannounced")
+    answer, h = ask(kit, a, ORIGINAL)
+    assert h["x-leo-cache"] == "miss"
+    wait_for_rows(CacheEntry, 1, tenant=kit.tenant)
+    answer, h = ask(kit, a, PARAPHRASE, no_store=True)
+    assert h["x-leo-cache"] == "semantic" and answer.startswith(tag(ORIGINAL))
+    CacheEntry.objects.filter(tenant=kit.tenant).delete()  # behind every worker's back
+    time.sleep(semantic_stage._CANDIDATE_TTL + 0.5)  # the worker's copy of the answer is over
+    for _ in range(2):
+        answer, h = ask(kit, a, PARAPHRASE, no_store=True)
+        assert h["x-leo-cache"] == "miss" and answer.startswith(tag(PARAPHRASE)), h["x-leo-cache"]
+    rows = wait_for_rows(RequestLog, 4, tenant=kit.tenant)
+    reasons = [next(s["reason"] for s in row.trail["stages"] if s["stage"] == "semantic")
+               for row in sorted(rows, key=lambda r: r.pk)[2:]]
+    assert reasons[0] == "gone" and reasons[1] != "gone", reasons  # then it had left the replica
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_feed_a_lookup_reads_rows_only_for_questions_it_does_not_hold(
+        settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    tenant = Tenant.create("held-questions")
+    later = timezone.now() + timedelta(hours=1)
+    held = [CacheEntry.objects.create(tenant=tenant, scope_hash="h" * 64, key_hash=f"{n:064d}", model="gpt-4o-mini",
+                                      request_text=f"question {n}", response={"choices": []}, expires_at=later,
+                                      embedding=semantic_stage.to_bytes(unit(n))).pk for n in range(3)]
+    key = semantic_stage.partition_key(tenant.pk, "h" * 64)
+    calls: list[list[int]] = []
+    fetch = semantic_stage._fetch
+    monkeypatch.setattr(semantic_stage, "_fetch", lambda t, ids: calls.append(list(ids)) or fetch(t, ids))
+    redis = _Redis(tmp_path)
+    monkeypatch.setattr(replica_feed, "_feed", None)  # this test's feed is not the process's
+    try:
+        semantic_stage.refresh_now()  # the poll brings the rows with their questions
+        near = [(pk, 0.9) for pk in held]
+        for url, reads in ((redis.url, []), ("", [held])):  # with the feed; without it
+            settings.REDIS_URL = url
+            candidates, _ = asyncio.run(semantic_stage._candidate_texts(tenant.pk, key, near))
+            assert [(pk, question) for pk, _, question in candidates] == [(pk, f"question {n}") for n, pk in enumerate(held)]
+            assert calls == reads
+            calls.clear()
+        semantic_stage.forget_entries(tenant.pk, held[:1])  # a purge: the question leaves with its entry
+        assert semantic_stage.texts.get(held[0]) is None and semantic_stage.texts.get(held[1]) == "question 1"
+    finally:
+        semantic_stage.forget_entries(tenant.pk, held)
+        redis.stop()

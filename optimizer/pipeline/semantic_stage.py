@@ -11,12 +11,10 @@ replica (`optimizer.semantic.VectorIndex`), kept current three ways:
 - within `LEO_SEMANTIC_POLL_SECONDS` (plus the overlap), from the database poll, the catch-up
   path for anything the feed missed (and the only path between processes without Redis).
 
-Deleted or expired entries leave the replica from the feed, when a lookup finds their row gone,
-and by a periodic sweep.
-
-The cosine threshold and the pair judge's floor come from the tenant's adaptive strictness (moved
-by `POST /v1/feedback`, see `optimizer.semantic.policy.AdaptiveStrictness` and `rule_at`) over
-its configured threshold; the margin and the wrong-answer bound come from its settings.
+Each entry's question is held beside its vector (`replica_texts`), so a lookup that misses reads
+no row when the feed is up. Deleted or expired entries leave the replica from the feed, when a
+lookup finds their row gone, and by a periodic sweep. The cosine threshold and the judge's floor
+come from the tenant's adaptive strictness (`strictness.rule_of`).
 """
 
 from __future__ import annotations
@@ -32,16 +30,18 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import connections
 from django.utils import timezone
 
 from leo_optima.core.db import release_connections, run_db
 
-from ..models import CacheEntry, Feedback, OptimizerSettings, RequestLog, Technique
-from ..semantic import AdaptiveStrictness, VectorIndex, conversation_text, get_embedder
+from ..models import CacheEntry
+from ..semantic import VectorIndex, conversation_text, get_embedder
 from ..semantic.judge import get_judge
-from ..semantic.policy import CANDIDATES, choose, rule_at
+from ..semantic.policy import CANDIDATES, Decision, choose
 from . import config, replica_feed
+from .replica_texts import Texts
+from .strictness import rule_of
 from .exact_cache import Cached
 from .ledger import Record
 from .plan import Plan
@@ -60,6 +60,7 @@ PROVISIONAL_BASE = 1 << 62
 PENDING_MAX_SECONDS = 60.0  # a row the writer has not settled by then is not served from memory
 
 index = VectorIndex()
+texts = Texts()  # each replica entry's question, so a lookup that misses reads no row
 _candidates: OrderedDict[tuple[int, int], tuple[Cached, float]] = OrderedDict()
 _CANDIDATE_TTL = 5.0
 _CANDIDATES_MAX = 10_000
@@ -73,7 +74,6 @@ _provisional_ids = itertools.count(PROVISIONAL_BASE)
 _refresher: threading.Thread | None = None
 _feed_thread: threading.Thread | None = None
 _refresher_lock = threading.Lock()
-_loaded = threading.Event()
 
 
 def to_bytes(vector: np.ndarray) -> bytes:
@@ -90,9 +90,16 @@ def partition_key(tenant_id: int, partition: str) -> str:
 
 # --- the replica --------------------------------------------------------------------------------
 
-def _add_rows(rows: list[tuple[int, int, str, bytes]]) -> int:
+Row = tuple[int, int, str, bytes, "str | None", "datetime | None"]
+"""(id, tenant, partition, vector, question, expiry): the last two are None from the feed."""
+ROW_FIELDS = ("pk", "tenant_id", "scope_hash", "embedding", "request_text", "expires_at")
+
+
+def _add_rows(rows: list[Row]) -> int:
     added = 0
-    for pk, tenant_id, scope_hash, raw in rows:
+    for pk, tenant_id, scope_hash, raw, text, expires_at in rows:
+        if text is not None and expires_at is not None:
+            texts.put(pk, text, expires_at.timestamp())
         key = partition_key(tenant_id, scope_hash)
         if (key, pk) in index:
             continue
@@ -101,14 +108,14 @@ def _add_rows(rows: list[tuple[int, int, str, bytes]]) -> int:
     return added
 
 
-def _live_rows(after_id: int = 0, limit: int = 5000) -> list[tuple[int, int, str, bytes]]:
+def _live_rows(after_id: int = 0, limit: int = 5000) -> list[Row]:
     qs = CacheEntry.objects.filter(embedding__isnull=False, expires_at__gt=timezone.now())
     if after_id:
         qs = qs.filter(pk__gt=after_id)
-    return list(qs.order_by("pk").values_list("pk", "tenant_id", "scope_hash", "embedding")[:limit])
+    return list(qs.order_by("pk").values_list(*ROW_FIELDS)[:limit])
 
 
-def _new_rows(since: Any) -> list[tuple[int, int, str, bytes]]:
+def _new_rows(since: Any) -> list[Row]:
     """The rows created since ``since`` that this replica lacks. The poll's window overlaps the
     last one, so most of its rows are here already: their ids are read first, and the vectors of
     the new ones only (a vector is 1.5 KB; re-reading every row of the window on every poll cost
@@ -116,10 +123,10 @@ def _new_rows(since: Any) -> list[tuple[int, int, str, bytes]]:
     recent = CacheEntry.objects.filter(embedding__isnull=False, expires_at__gt=timezone.now(), created_at__gte=since)
     new = [pk for pk, tenant_id, scope_hash in recent.values_list("pk", "tenant_id", "scope_hash")
            if (partition_key(tenant_id, scope_hash), pk) not in index]
-    rows: list[tuple[int, int, str, bytes]] = []
+    rows: list[Row] = []
     for start in range(0, len(new), NEW_ROWS_BATCH):
         chunk = CacheEntry.objects.filter(pk__in=new[start:start + NEW_ROWS_BATCH])
-        rows += chunk.values_list("pk", "tenant_id", "scope_hash", "embedding")
+        rows += chunk.values_list(*ROW_FIELDS)
     return rows
 
 
@@ -141,6 +148,7 @@ def _sweep() -> None:
                                      expires_at__gt=now - timedelta(seconds=SWEEP_SECONDS * 2))
     for pk, tenant_id, scope_hash in gone.values_list("pk", "tenant_id", "scope_hash"):
         index.remove(partition_key(tenant_id, scope_hash), pk)
+    index.remove_ids(texts.drop_expired())  # anything past its expiry the query above missed
 
 
 def _refresh_loop() -> None:
@@ -150,7 +158,6 @@ def _refresh_loop() -> None:
         log.exception("semantic index: initial load failed; continuing with incremental refresh")
     finally:
         connections.close_all()
-        _loaded.set()
     last_sweep = time.monotonic()
     since = timezone.now() - timedelta(seconds=OVERLAP_SECONDS)
     while True:
@@ -171,7 +178,7 @@ def _refresh_loop() -> None:
 
 def _apply(message: replica_feed.Message) -> None:
     if isinstance(message, replica_feed.Added):
-        _add_rows([(message.entry_id, message.tenant_id, message.partition, message.vector)])
+        _add_rows([(message.entry_id, message.tenant_id, message.partition, message.vector, None, None)])
     else:
         forget_entries(message.tenant_id, message.entry_ids)
 
@@ -220,14 +227,16 @@ def remember(tenant_id: int, partition: str, cached: Cached, vector: np.ndarray,
     entry_id = next(_provisional_ids)
     key = partition_key(tenant_id, partition)
     _pending[(tenant_id, entry_id)] = (cached, time.monotonic() + min(float(ttl), PENDING_MAX_SECONDS))
+    texts.put(entry_id, cached.request_text, time.time() + min(float(ttl), PENDING_MAX_SECONDS))
     index.add(key, entry_id, vector)
 
     def saved(row: CacheEntry) -> None:
-        if row.pk is not None:
-            index.rename(key, entry_id, row.pk)
+        if row.pk is not None:  # its question and answer are held under the row's id first
             _keep(tenant_id, row.pk, replace(cached, entry_id=row.pk), row.expires_at)
+            index.rename(key, entry_id, row.pk)
         else:
             index.remove(key, entry_id)
+        texts.drop([entry_id])
         _pending.pop((tenant_id, entry_id), None)
 
     return saved
@@ -247,6 +256,7 @@ def _fetch(tenant_id: int, entry_ids: list[int]) -> dict[int, tuple[Cached, date
 
 def _keep(tenant_id: int, entry_id: int, cached: Cached, expires_at: datetime) -> None:
     """Hold an entry's answer for a few seconds, never past its expiry."""
+    texts.put(entry_id, cached.request_text, expires_at.timestamp())
     left = (expires_at - timezone.now()).total_seconds()
     now = time.monotonic()
     key = (tenant_id, entry_id)
@@ -293,20 +303,8 @@ def forget_entries(tenant_id: int, entry_ids: list[int]) -> None:
     for entry_id in entry_ids:
         with _candidates_lock:
             _candidates.pop((tenant_id, entry_id), None)
+    texts.drop(entry_ids)
     index.remove_ids(entry_ids, prefix=partition_key(tenant_id, ""))
-
-
-def strictness_of(state: dict[str, Any] | None, bound: float) -> AdaptiveStrictness:
-    """The tenant's adaptive strictness from its saved state (fresh when there is none); the
-    wrong-answer bound is always the one in its settings now (held inside the open interval the
-    staircase needs, since the admin can store any float)."""
-    return AdaptiveStrictness.from_dict({**(state or {}), "bound": min(max(bound, 1e-4), 0.49)})
-
-
-def rule_of(cfg: config.TenantConfig) -> tuple[float, float]:
-    """``(cosine threshold, judge floor)`` for this tenant now."""
-    level = strictness_of(cfg.adaptive_state, cfg.max_wrong_rate).level
-    return rule_at(level, cfg.semantic_threshold)
 
 
 async def embed(messages: list[dict[str, Any]]) -> tuple[np.ndarray | None, str]:
@@ -315,6 +313,31 @@ async def embed(messages: list[dict[str, Any]]) -> tuple[np.ndarray | None, str]
     if not text:
         return None, ""
     return await get_embedder().aencode_one(text), text
+
+
+async def _candidate_texts(tenant_id: int, key: str, near: list[tuple[int, float]]
+                           ) -> tuple[list[tuple[int, float, str]], dict[int, Cached]]:
+    """The questions of the candidates `choose` will verify, ``(id, similarity, question)``, and
+    the answers read on the way; an entry whose row is gone leaves the replica and the list.
+
+    With the Redis feed a purge reaches this replica at once, so the questions it holds are
+    trusted: a miss reads no row, and the chosen entry's row is read to serve it. Without the
+    feed a purge elsewhere shows only as a missing row, so every candidate's row is read (one
+    query), lest a purged entry stand in for a live one."""
+    now = time.time()
+    trusted = replica_feed.get_feed() is not None
+    known = {entry_id: held for entry_id, _ in near if trusted and (held := texts.get(entry_id, now)) is not None}
+    unread = [entry_id for entry_id, _ in near if entry_id not in known and not texts.expired(entry_id, now)]
+    stored = await _candidates_of(tenant_id, unread) if unread else {}
+    candidates: list[tuple[int, float, str]] = []
+    for entry_id, similarity in near:
+        question = known.get(entry_id) or (stored[entry_id].request_text if entry_id in stored else None)
+        if question is None:
+            index.remove(key, entry_id)
+            texts.drop([entry_id])
+            continue
+        candidates.append((entry_id, similarity, question))
+    return candidates, stored
 
 
 async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, cfg: config.TenantConfig,
@@ -331,17 +354,8 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
     key = partition_key(tenant_id, partition)
     top = index.search(key, vector, k=CANDIDATES)
     threshold, min_probability = rule_of(cfg)
-    # Fetch the stored texts of the candidates that could matter (the ones `choose` will verify);
-    # an entry whose row is gone (purged, expired) leaves the replica and the list.
     near = [(entry_id, similarity) for entry_id, similarity in top if similarity >= threshold - cfg.semantic_margin]
-    stored = await _candidates_of(tenant_id, [entry_id for entry_id, _ in near]) if near else {}
-    candidates: list[tuple[int, float, str]] = []
-    for entry_id, similarity in near:
-        cached = stored.get(entry_id)
-        if cached is None:
-            index.remove(key, entry_id)
-            continue
-        candidates.append((entry_id, similarity, cached.request_text))
+    candidates, stored = await _candidate_texts(tenant_id, key, near)
     if not candidates and top:
         candidates = [(entry_id, similarity, "") for entry_id, similarity in top[:1]
                       if similarity < threshold - cfg.semantic_margin]
@@ -357,7 +371,13 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
 
     chosen, decision = choose(text, candidates, threshold, cfg.semantic_margin,
                               judge=judge, min_probability=min_probability, between=between)
-    candidate = stored.get(chosen) if chosen is not None else None
+    candidate = None
+    if decision.hit and chosen is not None:
+        candidate = stored.get(chosen) or (await _candidates_of(tenant_id, [chosen])).get(chosen)
+        if candidate is None:  # its row went meanwhile: a purge or expiry this replica had not seen
+            index.remove(key, chosen)
+            texts.drop([chosen])
+            decision = Decision(False, "gone", decision.similarity)
     similarity = round(decision.similarity, 4) if top else None
     verifier = decision.reason.split(":", 1)[1] if decision.reason.startswith("verifier:") else (
         "ok" if decision.hit else None)
@@ -378,30 +398,3 @@ async def lookup(call: Call, rec: Record, plan: Plan) -> Cached | None:
     last = rec.trail["stages"][-1] if rec.trail["stages"] else {}
     rec.similarity = last.get("similarity")
     return cached
-
-
-# --- feedback -----------------------------------------------------------------------------------
-
-def record_feedback(tenant_id: int, request_id: str, correct: bool) -> dict[str, Any] | None:
-    """Store a verdict on a served answer; a verdict on a semantic hit moves the tenant's strictness."""
-    log_row = RequestLog.objects.filter(tenant_id=tenant_id, request_id=request_id).first()
-    if log_row is None:
-        return None
-    with transaction.atomic():
-        Feedback.objects.update_or_create(request_log=log_row, defaults={"tenant_id": tenant_id, "correct": correct})
-        rule: dict[str, float] = {}
-        if log_row.technique == Technique.SEMANTIC:
-            settings_row = OptimizerSettings.objects.select_for_update().filter(tenant_id=tenant_id).first()
-            if settings_row is None:
-                settings_row = config.get_settings_row(tenant_id)
-            adaptive = strictness_of(settings_row.adaptive_state, settings_row.max_wrong_rate)
-            level = adaptive.record(correct)
-            settings_row.adaptive_state = adaptive.to_dict()
-            settings_row.save(update_fields=["adaptive_state", "updated_at"])
-            threshold, min_probability = rule_at(level, settings_row.semantic_threshold)
-            rule = {"semantic_strictness": round(level, 6), "semantic_threshold": round(threshold, 6),
-                    "semantic_min_probability": round(min_probability, 6)}
-    config.forget(tenant_id)
-    return {"request_id": request_id, "correct": correct, "technique": log_row.technique,
-            "semantic_strictness": None, "semantic_threshold": None, "semantic_min_probability": None,
-            **rule}

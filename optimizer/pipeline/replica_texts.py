@@ -8,6 +8,11 @@ longer messages are never looked up semantically) is held with its vector: it co
 the replica loads and polls and with the entries this worker stores. An entry that arrived without
 it (the Redis feed carries vectors only) gets it from its row at its first lookup. A question
 leaves with its entry, and at its entry's expiry, when it is no longer served.
+
+What this trades: a lookup used to find a deleted row at once; now a row deleted without a word to
+this worker (a purge in another worker without the Redis feed) is found when its entry is chosen,
+and is then not served, or at the next sweep (`semantic_replica._sweep`, every minute). Until then it
+can only make a lookup miss, never serve a wrong or purged answer.
 """
 
 from __future__ import annotations
@@ -61,6 +66,10 @@ class Texts:
             for entry_id in gone:
                 del self._by_id[entry_id]
         return gone
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return list(self._by_id)
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -54,7 +54,7 @@ _api = ApiASGIHandler()
 # racing between the warm-up thread and the first request could hand one of them a partially
 # initialised module.
 import leo_optima.urls  # noqa: E402,F401
-from optimizer.pipeline import semantic_stage  # noqa: E402
+from optimizer.pipeline import semantic_replica  # noqa: E402
 from optimizer.pipeline.writer import writer  # noqa: E402
 from optimizer.semantic import get_embedder  # noqa: E402
 
@@ -62,7 +62,7 @@ from optimizer.semantic import get_embedder  # noqa: E402
 def _warm_up() -> None:
     """Load the embedding model and the semantic index replica once per worker, at start."""
     get_embedder().warm_up()
-    semantic_stage.start_refresher()
+    semantic_replica.start_refresher()
 
 
 if settings.LEO_PRELOAD_EMBEDDER:

@@ -75,12 +75,12 @@ def _forget_here(rows: list[tuple[int, int, str]]) -> dict[int, list[int]]:
     by_tenant: dict[int, list[int]] = {}
     for pk, tenant_id, _ in rows:
         by_tenant.setdefault(tenant_id, []).append(pk)
-    # This worker's semantic stage keeps recently served entries for a few seconds: forget these
-    # (only if the stage is loaded here; importing it would load the embedding stack for nothing).
-    semantic_stage = sys.modules.get("optimizer.pipeline.semantic_stage")
-    if semantic_stage is not None:
+    # This worker's semantic replica holds these entries: forget them (only if the replica is
+    # loaded here; importing it would load the semantic stack for nothing).
+    replica = sys.modules.get("optimizer.pipeline.semantic_replica")
+    if replica is not None:
         for tenant_id, ids in by_tenant.items():
-            semantic_stage.forget_entries(tenant_id, ids)
+            replica.forget_entries(tenant_id, ids)
     return by_tenant
 
 

@@ -180,7 +180,7 @@ def test_a_clean_tenant_gets_less_strict() -> None:
 @pytest.mark.parametrize("bound", [0.0, 0.5, 3.0, -1.0])
 def test_any_stored_bound_gives_a_working_strictness(bound: float) -> None:
     """The admin can store any float as a tenant's bound; lookups must still get a rule."""
-    from optimizer.pipeline.semantic_stage import strictness_of
+    from optimizer.pipeline.strictness import strictness_of
 
     a = strictness_of({"axis": "judge-then-cosine", "level": 0.4}, bound)
     assert a.level == 0.4 and 0.0 < a.bound < 0.5

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from fake_upstream import answer_tag as _hex_tag
 from optimizer.models import CacheEntry, RequestLog
-from optimizer.pipeline import replica_feed, semantic_stage
+from optimizer.pipeline import replica_feed, semantic_replica, semantic_stage
 from optimizer.pipeline.exact_cache import Cached
 from optimizer.semantic import DIM, VectorIndex
 from tenants.models import Tenant
@@ -85,23 +85,23 @@ def _cached(text: str) -> Cached:
 @pytest.mark.asyncio
 async def test_a_remembered_entry_is_served_from_memory_then_by_its_row_id() -> None:
     tenant, partition, vector = 9_000_001, "part", unit(1)
-    saved = semantic_stage.remember(tenant, partition, _cached("q"), vector, ttl=3600)
-    key = semantic_stage.partition_key(tenant, partition)
-    [(provisional, _)] = semantic_stage.index.search(key, vector, k=1)
-    assert provisional >= semantic_stage.PROVISIONAL_BASE
-    assert (await semantic_stage._candidates_of(tenant, [provisional]))[provisional].request_text == "q"  # no row to ask
+    saved = semantic_replica.remember(tenant, partition, _cached("q"), vector, ttl=3600)
+    key = semantic_replica.partition_key(tenant, partition)
+    [(provisional, _)] = semantic_replica.index.search(key, vector, k=1)
+    assert provisional >= semantic_replica.PROVISIONAL_BASE
+    assert (await semantic_replica.candidates_of(tenant, [provisional]))[provisional].request_text == "q"  # no row to ask
 
     row = CacheEntry(pk=123_456_789, tenant_id=tenant, scope_hash=partition, expires_at=timezone.now()
                      + timedelta(hours=1))
     saved(row)  # the writer wrote it
-    assert semantic_stage.index.search(key, vector, k=2) == [(123_456_789, pytest.approx(1.0, abs=1e-5))]
-    assert (await semantic_stage._candidates_of(tenant, [123_456_789]))[123_456_789].entry_id == 123_456_789
-    assert (tenant, provisional) not in semantic_stage._pending
+    assert semantic_replica.index.search(key, vector, k=2) == [(123_456_789, pytest.approx(1.0, abs=1e-5))]
+    assert (await semantic_replica.candidates_of(tenant, [123_456_789]))[123_456_789].entry_id == 123_456_789
+    assert (tenant, provisional) not in semantic_replica._pending
 
     # Purged: it leaves the replica and the held copies.
-    semantic_stage.forget_entries(tenant, [123_456_789])
-    assert semantic_stage.index.search(key, vector, k=2) == []
-    assert (tenant, 123_456_789) not in semantic_stage._candidates
+    semantic_replica.forget_entries(tenant, [123_456_789])
+    assert semantic_replica.index.search(key, vector, k=2) == []
+    assert (tenant, 123_456_789) not in semantic_replica._candidates
 
 
 @pytest.mark.django_db(transaction=True)
@@ -119,15 +119,48 @@ def test_the_candidates_of_a_lookup_are_read_in_one_query(monkeypatch: pytest.Mo
     expired = entry(tenant, 3, timezone.now() - timedelta(seconds=1))
     theirs = entry(other, 4)
     calls: list[list[int]] = []
-    fetch = semantic_stage._fetch
-    monkeypatch.setattr(semantic_stage, "_fetch", lambda t, ids: calls.append(list(ids)) or fetch(t, ids))
+    fetch = semantic_replica._fetch
+    monkeypatch.setattr(semantic_replica, "_fetch", lambda t, ids: calls.append(list(ids)) or fetch(t, ids))
 
-    found = asyncio.run(semantic_stage._candidates_of(tenant.pk, [*mine, expired, theirs]))
+    found = asyncio.run(semantic_replica.candidates_of(tenant.pk, [*mine, expired, theirs]))
     assert sorted(found) == sorted(mine) and [found[pk].request_text for pk in mine] == ["q0", "q1", "q2"]
     assert calls == [[*mine, expired, theirs]]
     # Held for a few seconds: asked again, no query at all.
-    assert sorted(asyncio.run(semantic_stage._candidates_of(tenant.pk, mine))) == sorted(mine)
+    assert sorted(asyncio.run(semantic_replica.candidates_of(tenant.pk, mine))) == sorted(mine)
     assert len(calls) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_poll_reads_the_vectors_of_new_rows_only() -> None:
+    """The database poll re-reads a window that overlaps the last one: it used to fetch every row
+    of the window, vectors included, on every poll (thousands of rows a second per worker under
+    load, #14). Now only the rows the replica lacks come back, all of them, in any partition."""
+    tenant = Tenant.create("poll")
+    later = timezone.now() + timedelta(hours=1)
+    since = timezone.now() - timedelta(seconds=1)
+
+    made: list[int] = []
+
+    def entry(n: int, scope: str) -> int:
+        made.append(CacheEntry.objects.create(tenant=tenant, scope_hash=scope * 64, key_hash=f"{n:064d}",
+                                              model="gpt-4o-mini", request_text=f"q{n}", response={"choices": []},
+                                              expires_at=later, embedding=semantic_replica.to_bytes(unit(n))).pk)
+        return made[-1]
+
+    ids = [entry(n, "ab"[n % 2]) for n in range(5)]
+    key = semantic_replica.partition_key
+    try:
+        assert sorted(pk for pk, *_ in semantic_replica._new_rows(since)) == ids
+        semantic_replica.refresh_now()  # the replica has them now
+        assert semantic_replica._new_rows(since) == []
+        semantic_replica.index.remove(key(tenant.pk, "b" * 64), ids[1])  # one went missing (a purge raced)
+        newer = entry(5, "a")
+        rows = semantic_replica._new_rows(since)
+        assert sorted(pk for pk, *_ in rows) == [ids[1], newer]
+        assert all(semantic_replica.from_bytes(raw).shape == (DIM,) for _, _, _, raw, _, _ in rows)
+        assert sorted(question for *_, question, _ in rows) == ["q1", "q5"]  # held beside the vectors
+    finally:
+        semantic_replica.forget_entries(tenant.pk, made)
 
 
 def test_held_answer_copies_leave_memory_when_their_seconds_are_over(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,33 +168,33 @@ def test_held_answer_copies_leave_memory_when_their_seconds_are_over(monkeypatch
     copies pushed it out (tens of MB per worker, #14). Now the next copy kept drops the stale ones,
     and the cap still holds."""
     tenant = 9_000_010
-    monkeypatch.setattr(semantic_stage, "_candidates", type(semantic_stage._candidates)())
-    semantic_stage._keep(tenant, 1, _cached("soon"), timezone.now() + timedelta(milliseconds=20))
-    semantic_stage._keep(tenant, 2, _cached("later"), timezone.now() + timedelta(hours=1))
+    monkeypatch.setattr(semantic_replica, "_candidates", type(semantic_replica._candidates)())
+    semantic_replica._keep(tenant, 1, _cached("soon"), timezone.now() + timedelta(milliseconds=20))
+    semantic_replica._keep(tenant, 2, _cached("later"), timezone.now() + timedelta(hours=1))
     time.sleep(0.05)
-    semantic_stage._keep(tenant, 3, _cached("new"), timezone.now() + timedelta(hours=1))
-    assert list(semantic_stage._candidates) == [(tenant, 2), (tenant, 3)]
+    semantic_replica._keep(tenant, 3, _cached("new"), timezone.now() + timedelta(hours=1))
+    assert list(semantic_replica._candidates) == [(tenant, 2), (tenant, 3)]
 
-    monkeypatch.setattr(semantic_stage, "_CANDIDATES_MAX", 3)
+    monkeypatch.setattr(semantic_replica, "_CANDIDATES_MAX", 3)
     for entry_id in range(4, 9):
-        semantic_stage._keep(tenant, entry_id, _cached(f"q{entry_id}"), timezone.now() + timedelta(hours=1))
-    assert list(semantic_stage._candidates) == [(tenant, 6), (tenant, 7), (tenant, 8)]
+        semantic_replica._keep(tenant, entry_id, _cached(f"q{entry_id}"), timezone.now() + timedelta(hours=1))
+    assert list(semantic_replica._candidates) == [(tenant, 6), (tenant, 7), (tenant, 8)]
 
 
 def test_a_dropped_row_takes_its_provisional_entry_with_it() -> None:
     tenant, vector = 9_000_002, unit(2)
-    saved = semantic_stage.remember(tenant, "part", _cached("q"), vector, ttl=3600)
+    saved = semantic_replica.remember(tenant, "part", _cached("q"), vector, ttl=3600)
     saved(CacheEntry(pk=None, tenant_id=tenant, scope_hash="part"))
-    assert semantic_stage.index.search(semantic_stage.partition_key(tenant, "part"), vector, k=1) == []
-    assert not [k for k in semantic_stage._pending if k[0] == tenant]
+    assert semantic_replica.index.search(semantic_replica.partition_key(tenant, "part"), vector, k=1) == []
+    assert not [k for k in semantic_replica._pending if k[0] == tenant]
 
 
 @pytest.mark.asyncio
 async def test_a_provisional_entry_is_never_served_past_its_ttl() -> None:
     tenant, vector = 9_000_003, unit(3)
-    semantic_stage.remember(tenant, "part", _cached("q"), vector, ttl=0)
-    [(provisional, _)] = semantic_stage.index.search(semantic_stage.partition_key(tenant, "part"), vector, k=1)
-    assert await semantic_stage._candidates_of(tenant, [provisional]) == {}
+    semantic_replica.remember(tenant, "part", _cached("q"), vector, ttl=0)
+    [(provisional, _)] = semantic_replica.index.search(semantic_replica.partition_key(tenant, "part"), vector, k=1)
+    assert await semantic_replica.candidates_of(tenant, [provisional]) == {}
 
 
 def test_feed_messages_round_trip() -> None:
@@ -296,3 +329,59 @@ def test_another_worker_gets_a_new_entry_from_the_feed_and_drops_it_on_purge(
     time.sleep(0.1)  # the target for other workers
     answer, h = ask(kit, b, PARAPHRASE, no_store=True)
     assert h["x-leo-cache"] == "miss" and answer.startswith(tag(PARAPHRASE)), h["x-leo-cache"]
+
+
+def test_an_entry_whose_row_went_unannounced_is_never_served(
+        make_tenant: Callable[..., TenantKit], two_workers: tuple[LeoServer, LeoServer, Any]) -> None:
+    """With the feed, a worker verifies candidates against the questions it holds and reads a row
+    only to serve it (#14). A row deleted without a purge (so without a feed message) must then
+    be found gone when it is chosen: not served, and out of the replica."""
+    a, _, _ = two_workers
+    kit = make_tenant("Unannounced")
+    answer, h = ask(kit, a, ORIGINAL)
+    assert h["x-leo-cache"] == "miss"
+    wait_for_rows(CacheEntry, 1, tenant=kit.tenant)
+    answer, h = ask(kit, a, PARAPHRASE, no_store=True)
+    assert h["x-leo-cache"] == "semantic" and answer.startswith(tag(ORIGINAL))
+    CacheEntry.objects.filter(tenant=kit.tenant).delete()  # behind every worker's back
+    time.sleep(semantic_replica._CANDIDATE_TTL + 0.5)  # the worker's copy of the answer is over
+    for _ in range(2):
+        answer, h = ask(kit, a, PARAPHRASE, no_store=True)
+        assert h["x-leo-cache"] == "miss" and answer.startswith(tag(PARAPHRASE)), h["x-leo-cache"]
+    rows = wait_for_rows(RequestLog, 4, tenant=kit.tenant)
+    reasons = [next(s["reason"] for s in row.trail["stages"] if s["stage"] == "semantic")
+               for row in sorted(rows, key=lambda r: r.pk)[2:]]
+    assert reasons[0] == "gone" and reasons[1] != "gone", reasons  # then it had left the replica
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lookup_reads_rows_only_for_questions_it_does_not_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates are verified against the questions the replica holds: a miss reads no row (#14).
+    An entry that came without its question (the feed carries vectors only) is read once."""
+    tenant = Tenant.create("held-questions")
+    later = timezone.now() + timedelta(hours=1)
+    made = [CacheEntry.objects.create(tenant=tenant, scope_hash="h" * 64, key_hash=f"{n:064d}", model="gpt-4o-mini",
+                                      request_text=f"question {n}", response={"choices": []}, expires_at=later,
+                                      embedding=semantic_replica.to_bytes(unit(n))).pk for n in range(4)]
+    key = semantic_replica.partition_key(tenant.pk, "h" * 64)
+    calls: list[list[int]] = []
+    fetch = semantic_replica._fetch
+    monkeypatch.setattr(semantic_replica, "_fetch", lambda t, ids: calls.append(list(ids)) or fetch(t, ids))
+    try:
+        semantic_replica.refresh_now()  # the poll brings three rows with their questions...
+        semantic_replica.forget_entries(tenant.pk, made[3:])
+        semantic_replica._add_rows([(made[3], tenant.pk, "h" * 64, semantic_replica.to_bytes(unit(3)), None, None)])
+        near = [(pk, 0.9) for pk in made]  # ... and the feed one without
+        for reads in ([made[3:]], []):  # then it is held too
+            candidates, _ = asyncio.run(semantic_stage._candidate_texts(tenant.pk, key, near))
+            assert [(pk, question) for pk, _, question in candidates] == [(pk, f"question {n}") for n, pk in enumerate(made)]
+            assert calls == reads
+            calls.clear()
+        semantic_replica.forget_entries(tenant.pk, made[:1])  # a purge: the question leaves with its entry
+        assert semantic_replica.texts.get(made[0]) is None and semantic_replica.texts.get(made[1]) == "question 1"
+        CacheEntry.objects.filter(pk=made[1]).delete()  # a purge this worker was not told of
+        semantic_replica._sweep()
+        assert semantic_replica.texts.get(made[1]) is None and (key, made[1]) not in semantic_replica.index
+        assert semantic_replica.texts.get(made[2]) == "question 2" and (key, made[2]) in semantic_replica.index
+    finally:
+        semantic_replica.forget_entries(tenant.pk, made)

@@ -22,7 +22,7 @@ from leo_optima.core.db import run_db
 from tenants.auth import AuthError, Principal, authenticate, client_ip
 
 from .. import analytics, cache_admin
-from ..pipeline import run, semantic_stage
+from ..pipeline import run, strictness
 from ..pipeline.types import Call, ProxyError, Reply
 from ..providers.registry import allowed_models
 from . import parsing, schema
@@ -192,7 +192,7 @@ class FeedbackView(ProxyView):
         # The ledger is written behind (tens of milliseconds): feedback sent right after the answer
         # may arrive before its row, so look again for a moment before saying it does not exist.
         for _ in range(FEEDBACK_WAIT_STEPS):
-            result = await run_db(semantic_stage.record_feedback, principal.tenant_id,
+            result = await run_db(strictness.record_feedback, principal.tenant_id,
                                   ser.validated_data["request_id"], ser.validated_data["correct"])
             if result is not None or not ser.validated_data["request_id"].startswith("req_"):
                 break

@@ -32,7 +32,7 @@ from tenants import quotas
 
 from ..models import Technique
 from ..pricing import Price, count_tokens
-from . import exact_cache, semantic_stage, singleflight
+from . import exact_cache, semantic_replica, semantic_stage, singleflight
 from .admission import completion_allowance, prompt_text, reserve_more
 from .canonical import canonicalize
 from .decompose import Decomposition, compose, split
@@ -113,7 +113,7 @@ async def try_decompose(call: Call, rec: Record, plan: Plan, price: Price, reser
             stored = Cached(response=response, prompt_tokens=p, completion_tokens=c,
                             request_text=text or canon.last_user, key_hash=canon.key)
             await exact_cache.put(call.principal.tenant_id, stored, plan.ttl)
-            embedding = semantic_stage.to_bytes(vector) if vector is not None else None
+            embedding = semantic_replica.to_bytes(vector) if vector is not None else None
             exact_cache.record_entry(call.principal.tenant_id, stored,
                                      scope_hash=canon.partition if embedding else canon.scope,
                                      model=rec.model, namespace=call.options.namespace, ttl=plan.ttl,

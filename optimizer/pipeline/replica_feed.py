@@ -1,19 +1,19 @@
 """Fan-out of semantic index changes to every worker: one Redis stream, read by each worker.
 
-Each web worker keeps its own replica of the semantic index (`semantic_stage`). A worker that
+Each web worker keeps its own replica of the semantic index (`semantic_replica`). A worker that
 stores an entry puts it in its own replica at once; the others learn of it here. When the
 write-behind writer has written the entry's row (so it has its id), it publishes
 ``add (id, tenant, partition, vector)``; a purge or eviction publishes ``del (tenant, ids)``.
 Every worker's feed thread applies what it reads to its replica.
 
 The feed only makes replication fast; the database stays the source of truth and the poll in
-`semantic_stage` stays the catch-up path: a message lost (Redis down, a worker restarting, the
+`semantic_replica` stays the catch-up path: a message lost (Redis down, a worker restarting, the
 stream trimmed past a slow reader) only means waiting for the poll, and a lookup still checks an
 entry's row before serving it. Without `REDIS_URL` there is no feed: one process has nothing to
 tell, and the management commands' purges reach a server only through the database.
 
 This module only moves messages (a sync Redis client, for the writer's and the feed's threads);
-`semantic_stage` decides what they do to the replica.
+`semantic_replica` decides what they do to the replica.
 """
 
 from __future__ import annotations

@@ -1,298 +1,28 @@
 """The semantic cache stage: embed the conversation, search this tenant's partition, verify, decide.
 
-The database (`CacheEntry.embedding`) is the source of truth. Each worker keeps an in-process
-replica (`optimizer.semantic.VectorIndex`), kept current three ways:
-
-- at once, by the worker that stores an entry (`remember`): its row is written behind, so it
-  enters the replica under a provisional id, with its answer in memory, and takes its row's id
-  when the writer has written it (`_pending`);
-- within milliseconds, in every other worker, from the Redis feed (`replica_feed`): new entries
-  once their rows are written, and the ids a purge or eviction deleted;
-- within `LEO_SEMANTIC_POLL_SECONDS` (plus the overlap), from the database poll, the catch-up
-  path for anything the feed missed (and the only path between processes without Redis).
-
-Deleted or expired entries leave the replica from the feed, when a lookup finds their row gone,
-and by a periodic sweep.
-
-The cosine threshold and the pair judge's floor come from the tenant's adaptive strictness (moved
-by `POST /v1/feedback`, see `optimizer.semantic.policy.AdaptiveStrictness` and `rule_at`) over
-its configured threshold; the margin and the wrong-answer bound come from its settings.
+The partition is searched in this worker's replica (`semantic_replica`): the nearest entries'
+questions are verified against the query there, and the chosen entry's answer is read to serve
+it. The cosine threshold and the judge's floor come from the tenant's adaptive strictness
+(`strictness.rule_of`); the margin from its settings.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
-import threading
 import time
-from collections import OrderedDict
-from dataclasses import replace
-from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from django.conf import settings
-from django.db import connections, transaction
-from django.utils import timezone
 
-from leo_optima.core.db import release_connections, run_db
-
-from ..models import CacheEntry, Feedback, OptimizerSettings, RequestLog, Technique
-from ..semantic import AdaptiveStrictness, VectorIndex, conversation_text, get_embedder
+from ..semantic import conversation_text, get_embedder
 from ..semantic.judge import get_judge
-from ..semantic.policy import CANDIDATES, choose, rule_at
-from . import config, replica_feed
+from ..semantic.policy import CANDIDATES, Decision, choose
+from . import config
 from .exact_cache import Cached
 from .ledger import Record
 from .plan import Plan
+from .semantic_replica import candidates_of, index, partition_key, start_refresher, texts
+from .strictness import rule_of
 from .types import Call
-from .writer import OnSaved
-
-log = logging.getLogger(__name__)
-
-OVERLAP_SECONDS = 5.0  # re-read a window, since concurrent commits can land out of id order
-SWEEP_SECONDS = 60.0
-FEED_BLOCK_MS = 1000
-# Provisional ids of entries stored here whose rows are not written yet: far above any row id, so
-# they never collide with one (and stay valid keys for both index forms).
-PROVISIONAL_BASE = 1 << 62
-PENDING_MAX_SECONDS = 60.0  # a row the writer has not settled by then is not served from memory
-
-index = VectorIndex()
-_candidates: OrderedDict[tuple[int, int], tuple[Cached, float]] = OrderedDict()
-_CANDIDATE_TTL = 5.0
-_CANDIDATES_MAX = 10_000
-# Held while the copies are trimmed or forgotten: the replica feed's thread forgets purged entries
-# while the event loop keeps new ones.
-_candidates_lock = threading.Lock()
-# (tenant, provisional id) -> (the answer, monotonic deadline): entries stored by this worker
-# whose rows the writer has not written yet.
-_pending: dict[tuple[int, int], tuple[Cached, float]] = {}
-_provisional_ids = itertools.count(PROVISIONAL_BASE)
-_refresher: threading.Thread | None = None
-_feed_thread: threading.Thread | None = None
-_refresher_lock = threading.Lock()
-_loaded = threading.Event()
-
-
-def to_bytes(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype=np.float32).tobytes()
-
-
-def from_bytes(raw: bytes) -> np.ndarray:
-    return np.frombuffer(bytes(raw), dtype=np.float32)
-
-
-def partition_key(tenant_id: int, partition: str) -> str:
-    return f"{tenant_id}:{partition}"
-
-
-# --- the replica --------------------------------------------------------------------------------
-
-def _add_rows(rows: list[tuple[int, int, str, bytes]]) -> int:
-    added = 0
-    for pk, tenant_id, scope_hash, raw in rows:
-        key = partition_key(tenant_id, scope_hash)
-        if (key, pk) in index:
-            continue
-        index.add(key, pk, from_bytes(raw))
-        added += 1
-    return added
-
-
-def _live_rows(since: Any | None, after_id: int = 0, limit: int = 5000) -> list[tuple[int, int, str, bytes]]:
-    qs = CacheEntry.objects.filter(embedding__isnull=False, expires_at__gt=timezone.now())
-    if since is not None:
-        qs = qs.filter(created_at__gte=since)
-    if after_id:
-        qs = qs.filter(pk__gt=after_id)
-    return list(qs.order_by("pk").values_list("pk", "tenant_id", "scope_hash", "embedding")[:limit])
-
-
-def load_all() -> int:
-    """Fill the replica from the database (at worker start)."""
-    total, after = 0, 0
-    while True:
-        rows = _live_rows(None, after)
-        if not rows:
-            break
-        total += _add_rows(rows)
-        after = rows[-1][0]
-    return total
-
-
-def _sweep() -> None:
-    now = timezone.now()
-    gone = CacheEntry.objects.filter(embedding__isnull=False, expires_at__lte=now,
-                                     expires_at__gt=now - timedelta(seconds=SWEEP_SECONDS * 2))
-    for pk, tenant_id, scope_hash in gone.values_list("pk", "tenant_id", "scope_hash"):
-        index.remove(partition_key(tenant_id, scope_hash), pk)
-
-
-def _refresh_loop() -> None:
-    try:
-        load_all()
-    except Exception:
-        log.exception("semantic index: initial load failed; continuing with incremental refresh")
-    finally:
-        connections.close_all()
-        _loaded.set()
-    last_sweep = time.monotonic()
-    since = timezone.now() - timedelta(seconds=OVERLAP_SECONDS)
-    while True:
-        time.sleep(settings.LEO_SEMANTIC_POLL_SECONDS)
-        try:
-            poll_started = timezone.now()
-            _add_rows(_live_rows(since))
-            since = poll_started - timedelta(seconds=OVERLAP_SECONDS)
-            if time.monotonic() - last_sweep > SWEEP_SECONDS:
-                _sweep()
-                last_sweep = time.monotonic()
-        except Exception:  # the database restarting: keep serving what we have, retry next round
-            log.warning("semantic index refresh failed", exc_info=True)
-            connections.close_all()
-        finally:
-            release_connections()
-
-
-def _apply(message: replica_feed.Message) -> None:
-    if isinstance(message, replica_feed.Added):
-        _add_rows([(message.entry_id, message.tenant_id, message.partition, message.vector)])
-    else:
-        forget_entries(message.tenant_id, message.entry_ids)
-
-
-def _feed_loop(feed: replica_feed.Feed) -> None:
-    reader = feed.reader(FEED_BLOCK_MS)
-    while True:
-        try:
-            messages = reader.read()
-        except replica_feed.FeedUnavailable as exc:  # the poll covers the gap; retry shortly
-            log.warning("semantic feed unavailable (%s); relying on the database poll", exc)
-            time.sleep(1.0)
-            continue
-        for message in messages:
-            try:
-                _apply(message)
-            except Exception:  # one bad message (a vector of the wrong size) must not stop the feed
-                log.exception("semantic feed: could not apply a message")
-
-
-def start_refresher() -> None:
-    """Start this worker's replica threads (idempotent): the database poll, and the Redis feed."""
-    global _refresher, _feed_thread
-    if _refresher is not None and _refresher.is_alive():
-        return
-    with _refresher_lock:
-        if _refresher is None or not _refresher.is_alive():
-            feed = replica_feed.get_feed()
-            if feed is not None and (_feed_thread is None or not _feed_thread.is_alive()):
-                # Subscribed before the initial load, so nothing written meanwhile is missed.
-                _feed_thread = threading.Thread(target=_feed_loop, args=(feed,), name="leo-semantic-feed",
-                                                daemon=True)
-                _feed_thread.start()
-            _refresher = threading.Thread(target=_refresh_loop, name="leo-semantic-refresh", daemon=True)
-            _refresher.start()
-
-
-def remember(tenant_id: int, partition: str, cached: Cached, vector: np.ndarray, ttl: int) -> OnSaved:
-    """Make an entry this worker has just stored searchable here at once; returns the callback
-    for its row's write (`exact_cache.record_entry(..., on_saved=...)`).
-
-    The row is written behind, so its id is not known yet: the vector enters the replica under a
-    provisional id and the answer waits in `_pending`. When the row is written, the entry takes
-    the row's id (in one step: no search sees it missing or twice) and becomes an ordinary entry,
-    checked against its row like any other; when the row is dropped, the entry leaves."""
-    entry_id = next(_provisional_ids)
-    key = partition_key(tenant_id, partition)
-    _pending[(tenant_id, entry_id)] = (cached, time.monotonic() + min(float(ttl), PENDING_MAX_SECONDS))
-    index.add(key, entry_id, vector)
-
-    def saved(row: CacheEntry) -> None:
-        if row.pk is not None:
-            index.rename(key, entry_id, row.pk)
-            _keep(tenant_id, row.pk, replace(cached, entry_id=row.pk), row.expires_at)
-        else:
-            index.remove(key, entry_id)
-        _pending.pop((tenant_id, entry_id), None)
-
-    return saved
-
-
-def refresh_now() -> int:
-    """Synchronously pull recent entries (tests and benchmarks; the refresher does this itself)."""
-    return _add_rows(_live_rows(timezone.now() - timedelta(seconds=OVERLAP_SECONDS * 4)))
-
-
-# --- lookup -------------------------------------------------------------------------------------
-
-def _fetch(tenant_id: int, entry_ids: list[int]) -> dict[int, tuple[Cached, datetime]]:
-    rows = CacheEntry.objects.filter(pk__in=entry_ids, tenant_id=tenant_id, expires_at__gt=timezone.now())
-    return {row.pk: (Cached.from_entry(row), row.expires_at) for row in rows}
-
-
-def _keep(tenant_id: int, entry_id: int, cached: Cached, expires_at: datetime) -> None:
-    """Hold an entry's answer for a few seconds, never past its expiry."""
-    left = (expires_at - timezone.now()).total_seconds()
-    now = time.monotonic()
-    key = (tenant_id, entry_id)
-    with _candidates_lock:
-        _candidates[key] = (cached, now + min(_CANDIDATE_TTL, left))
-        _candidates.move_to_end(key)
-        # Oldest first: drop the copies whose few seconds are over (they would otherwise stay
-        # resident, answers and all, until 10,000 newer ones pushed them out), and any beyond the cap.
-        while _candidates:
-            _, until = next(iter(_candidates.values()))
-            if until > now and len(_candidates) <= _CANDIDATES_MAX:
-                break
-            _candidates.popitem(last=False)
-
-
-async def _candidates_of(tenant_id: int, entry_ids: list[int]) -> dict[int, Cached]:
-    """The stored entries behind these replica ids that still exist: from this worker's pending
-    entries and recent copies, and the rest in one query (not one round trip per candidate)."""
-    now = time.monotonic()
-    found: dict[int, Cached] = {}
-    missing: list[int] = []
-    for entry_id in entry_ids:
-        if entry_id >= PROVISIONAL_BASE:  # stored here, row not written yet: no row to ask
-            pending = _pending.get((tenant_id, entry_id))
-            if pending is not None and pending[1] > now:
-                found[entry_id] = pending[0]
-            continue
-        hit = _candidates.get((tenant_id, entry_id))
-        if hit is not None and hit[1] > now:
-            found[entry_id] = hit[0]
-        else:
-            missing.append(entry_id)
-    if missing:
-        for entry_id, (cached, expires_at) in (await run_db(_fetch, tenant_id, missing)).items():
-            _keep(tenant_id, entry_id, cached, expires_at)
-            found[entry_id] = cached
-    return found
-
-
-def forget_entries(tenant_id: int, entry_ids: list[int]) -> None:
-    """Purged or evicted entries leave this worker's replica and its copies of their answers.
-    The purge publishes them on the feed, so every worker does this at once; without the feed,
-    another worker holds a copy for at most `_CANDIDATE_TTL` seconds, then finds the row gone."""
-    for entry_id in entry_ids:
-        with _candidates_lock:
-            _candidates.pop((tenant_id, entry_id), None)
-    index.remove_ids(entry_ids, prefix=partition_key(tenant_id, ""))
-
-
-def strictness_of(state: dict[str, Any] | None, bound: float) -> AdaptiveStrictness:
-    """The tenant's adaptive strictness from its saved state (fresh when there is none); the
-    wrong-answer bound is always the one in its settings now (held inside the open interval the
-    staircase needs, since the admin can store any float)."""
-    return AdaptiveStrictness.from_dict({**(state or {}), "bound": min(max(bound, 1e-4), 0.49)})
-
-
-def rule_of(cfg: config.TenantConfig) -> tuple[float, float]:
-    """``(cosine threshold, judge floor)`` for this tenant now."""
-    level = strictness_of(cfg.adaptive_state, cfg.max_wrong_rate).level
-    return rule_at(level, cfg.semantic_threshold)
 
 
 async def embed(messages: list[dict[str, Any]]) -> tuple[np.ndarray | None, str]:
@@ -301,6 +31,28 @@ async def embed(messages: list[dict[str, Any]]) -> tuple[np.ndarray | None, str]
     if not text:
         return None, ""
     return await get_embedder().aencode_one(text), text
+
+
+async def _candidate_texts(tenant_id: int, key: str, near: list[tuple[int, float]]
+                           ) -> tuple[list[tuple[int, float, str]], dict[int, Cached]]:
+    """The questions of the candidates `choose` will verify, ``(id, similarity, question)``, and
+    the answers read on the way; an entry whose row is gone leaves the replica and the list.
+
+    The questions held in memory are used as they are (a miss reads no row); the chosen entry's
+    row is read when it is served, so a deleted one is never served (`replica_texts`)."""
+    now = time.time()
+    known = {entry_id: held for entry_id, _ in near if (held := texts.get(entry_id, now)) is not None}
+    unread = [entry_id for entry_id, _ in near if entry_id not in known and not texts.expired(entry_id, now)]
+    stored = await candidates_of(tenant_id, unread) if unread else {}
+    candidates: list[tuple[int, float, str]] = []
+    for entry_id, similarity in near:
+        question = known.get(entry_id) or (stored[entry_id].request_text if entry_id in stored else None)
+        if question is None:
+            index.remove(key, entry_id)
+            texts.drop([entry_id])
+            continue
+        candidates.append((entry_id, similarity, question))
+    return candidates, stored
 
 
 async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, cfg: config.TenantConfig,
@@ -317,17 +69,8 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
     key = partition_key(tenant_id, partition)
     top = index.search(key, vector, k=CANDIDATES)
     threshold, min_probability = rule_of(cfg)
-    # Fetch the stored texts of the candidates that could matter (the ones `choose` will verify);
-    # an entry whose row is gone (purged, expired) leaves the replica and the list.
     near = [(entry_id, similarity) for entry_id, similarity in top if similarity >= threshold - cfg.semantic_margin]
-    stored = await _candidates_of(tenant_id, [entry_id for entry_id, _ in near]) if near else {}
-    candidates: list[tuple[int, float, str]] = []
-    for entry_id, similarity in near:
-        cached = stored.get(entry_id)
-        if cached is None:
-            index.remove(key, entry_id)
-            continue
-        candidates.append((entry_id, similarity, cached.request_text))
+    candidates, stored = await _candidate_texts(tenant_id, key, near)
     if not candidates and top:
         candidates = [(entry_id, similarity, "") for entry_id, similarity in top[:1]
                       if similarity < threshold - cfg.semantic_margin]
@@ -343,7 +86,13 @@ async def find(tenant_id: int, messages: list[dict[str, Any]], partition: str, c
 
     chosen, decision = choose(text, candidates, threshold, cfg.semantic_margin,
                               judge=judge, min_probability=min_probability, between=between)
-    candidate = stored.get(chosen) if chosen is not None else None
+    candidate = None
+    if decision.hit and chosen is not None:
+        candidate = stored.get(chosen) or (await candidates_of(tenant_id, [chosen])).get(chosen)
+        if candidate is None:  # its row went meanwhile: a purge or expiry this replica had not seen
+            index.remove(key, chosen)
+            texts.drop([chosen])
+            decision = Decision(False, "gone", decision.similarity)
     similarity = round(decision.similarity, 4) if top else None
     verifier = decision.reason.split(":", 1)[1] if decision.reason.startswith("verifier:") else (
         "ok" if decision.hit else None)
@@ -364,30 +113,3 @@ async def lookup(call: Call, rec: Record, plan: Plan) -> Cached | None:
     last = rec.trail["stages"][-1] if rec.trail["stages"] else {}
     rec.similarity = last.get("similarity")
     return cached
-
-
-# --- feedback -----------------------------------------------------------------------------------
-
-def record_feedback(tenant_id: int, request_id: str, correct: bool) -> dict[str, Any] | None:
-    """Store a verdict on a served answer; a verdict on a semantic hit moves the tenant's strictness."""
-    log_row = RequestLog.objects.filter(tenant_id=tenant_id, request_id=request_id).first()
-    if log_row is None:
-        return None
-    with transaction.atomic():
-        Feedback.objects.update_or_create(request_log=log_row, defaults={"tenant_id": tenant_id, "correct": correct})
-        rule: dict[str, float] = {}
-        if log_row.technique == Technique.SEMANTIC:
-            settings_row = OptimizerSettings.objects.select_for_update().filter(tenant_id=tenant_id).first()
-            if settings_row is None:
-                settings_row = config.get_settings_row(tenant_id)
-            adaptive = strictness_of(settings_row.adaptive_state, settings_row.max_wrong_rate)
-            level = adaptive.record(correct)
-            settings_row.adaptive_state = adaptive.to_dict()
-            settings_row.save(update_fields=["adaptive_state", "updated_at"])
-            threshold, min_probability = rule_at(level, settings_row.semantic_threshold)
-            rule = {"semantic_strictness": round(level, 6), "semantic_threshold": round(threshold, 6),
-                    "semantic_min_probability": round(min_probability, 6)}
-    config.forget(tenant_id)
-    return {"request_id": request_id, "correct": correct, "technique": log_row.technique,
-            "semantic_strictness": None, "semantic_threshold": None, "semantic_min_probability": None,
-            **rule}

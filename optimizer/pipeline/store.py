@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import exact_cache, semantic_stage, singleflight
+from . import exact_cache, semantic_replica, semantic_stage, singleflight
 from .admission import prompt_text
 from .exact_cache import Cached
 from .plan import Plan
@@ -31,9 +31,9 @@ async def store(call: Call, plan: Plan, response: dict[str, Any]) -> None:
     embedding = None
     on_saved = None
     if plan.semantic_scope and plan.embedding is not None:
-        embedding = semantic_stage.to_bytes(plan.embedding)
+        embedding = semantic_replica.to_bytes(plan.embedding)
         # Searchable in this worker from now on, before its row is written.
-        on_saved = semantic_stage.remember(tenant_id, plan.canon.partition, cached, plan.embedding, plan.ttl)
+        on_saved = semantic_replica.remember(tenant_id, plan.canon.partition, cached, plan.embedding, plan.ttl)
     exact_cache.record_entry(tenant_id, cached, scope_hash=plan.canon.partition if embedding else plan.canon.scope,
                              model=str(call.body.get("model")), namespace=call.options.namespace, ttl=plan.ttl,
                              embedding=embedding, on_saved=on_saved)

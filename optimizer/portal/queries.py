@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from optimizer.analytics import CACHE_TECHNIQUES
 from optimizer.models import CacheEntry, Feedback, OptimizerSettings, RequestBody, RequestLog, month_start
-from optimizer.pipeline.semantic_stage import strictness_of
+from optimizer.pipeline.strictness import strictness_of
 from optimizer.semantic.policy import rule_at
 from tenants.models import ApiKey, Tenant
 

@@ -23,7 +23,7 @@ from optimizer import analytics, cache_admin
 from optimizer.analytics import CACHE_TECHNIQUES
 from optimizer.models import CacheEntry, Feedback, RequestBody, RequestLog
 from optimizer.pipeline import config
-from optimizer.pipeline.semantic_stage import record_feedback
+from optimizer.pipeline.strictness import record_feedback
 from optimizer.pipeline.writer import writer
 from tenants.models import AuditEvent
 from tenants.portal import portal_view, render_portal

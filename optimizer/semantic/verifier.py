@@ -56,9 +56,19 @@ the decision (``verify``) and the helpers other modules import.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, differences, swapped_modifier
+import numpy as np
+
+from .verifier_difference import (
+    BROAD_COSINE,
+    WIDE_COSINE,
+    broad_rewording,
+    differences,
+    inflection_bases,
+    swapped_modifier,
+)
 from .verifier_entities import extra_entities
 from .verifier_features import features_of, stem
 from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
@@ -71,7 +81,7 @@ from .verifier_order import (
     reversed_per,
     reversed_relation,
 )
-from .wording import WordSimilarity
+from .wording import WordSimilarity, word_similarity
 
 __all__ = [
     "BROAD_COSINE",
@@ -113,11 +123,33 @@ def verify(
     if q_turns[:-1] != c_turns[:-1]:
         if len(q_turns) != len(c_turns):
             return Verdict(False, "context")
+        turn_words = _near_identical(words or word_similarity)
         for q_turn, c_turn in zip(q_turns[:-1], c_turns[:-1], strict=True):
-            if not _verify_text(q_turn, c_turn, words, None, turn=True).ok:
+            if not _verify_text(q_turn, c_turn, turn_words, None, turn=True).ok:
                 return Verdict(False, "context")
         return _verify_text(q_turns[-1], c_turns[-1], words, cosine)
     return _verify_text(query, candidate, words, cosine)
+
+
+TURN_SYNONYM = 0.90
+"""The word-level cosine a word of an earlier turn needs to stand in for another.
+
+An earlier turn is compared without a sentence cosine, so a word swapped in it is judged by the
+word vectors alone, and converse or sibling roles sit as high there as synonyms ("husband" /
+"wife" 0.86, "tenant" / "landlord" 0.81, "hardcover" / "paperback" 0.78): in a question they are
+usually caught by the sentence around them, in a turn nothing else is. So a turn's word passes
+only as a near-identity ("grandma" / "grandmother" 0.93), besides inflections and spellings."""
+
+
+def _near_identical(words: WordSimilarity) -> WordSimilarity:
+    """``words`` with every cosine under ``TURN_SYNONYM`` set to 0, except between two forms of
+    one word ("living" / "live", "running" / "runs")."""
+    def sim(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        m = np.asarray(words(a, b), dtype=float)
+        same = np.array([[bool(inflection_bases(x) & inflection_bases(y)) for y in b] for x in a], dtype=bool)
+        return np.where((m >= TURN_SYNONYM) | same.reshape(m.shape), m, 0.0)
+
+    return sim
 
 
 def _verify_text(

@@ -210,6 +210,8 @@ REVERSED_CONVERSIONS = [
     ("How many rupees do I get for a dinar?", "How many dinars do I get for a rupee?"),
     ("How many hogsheads are in a tun?", "A hogshead is how many tuns?"),
     ("A sack of oats is how many pounds?", "How many sacks of oats in a pound?"),
+    # The same units in the same roles, but their attributes traded.
+    ("How many grams of raw rice make a cup of cooked?", "How many grams of cooked rice make a cup of raw?"),
 ]
 SAME_CONVERSIONS = [
     ("How many cups are in a liter?", "How many cups make a liter?"),
@@ -218,6 +220,12 @@ SAME_CONVERSIONS = [
     ("How do I convert a string to a byte slice in Go?", "In Go, how can I convert a string into a byte slice?"),
     ("In Go, how do I convert a byte slice to a string?", "What's the way to convert a byte slice into a string in Go?"),
     ("How many pecks of apples are in a bushel?", "How many pecks of apples make a bushel?"),
+    # Between two texts that ask the same (asked, given) pair, "how many", "per" and the verbs
+    # of amount only frame the question, and its two units may trade places in the phrasing.
+    ("How many pecks of apples per bushel?", "How many pecks of apples are in a bushel?"),
+    ("A sack of oats is how many pounds?", "How many pounds does a sack of oats weigh?"),
+    ("tiles per box", "How many tiles are in a box?"),
+    ("How many tiles fit in a box?", "How many tiles per box?"),
 ]
 
 

@@ -73,13 +73,17 @@ from .verifier_entities import extra_entities
 from .verifier_features import features_of, stem
 from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
 from .verifier_order import (
+    CONVERSION_FRAME,
     coordinated,
     is_transposition,
     opposite_roles,
     ordered_pairs,
+    per_heads,
     rebound_number,
     reversed_per,
     reversed_relation,
+    same_per,
+    unit_key,
 )
 from .wording import WordSimilarity, word_similarity
 
@@ -221,11 +225,18 @@ def _verify_text(
         return Verdict(False, "direction")
     q_seq = list(dict.fromkeys(t for t in q.content if t in shared))
     c_seq = list(dict.fromkeys(t for t in c.content if t in shared))
+    # Both ask the same unit question, read by its links ("how many grams of flour in a cup" /
+    # "a cup of flour is how many grams"): the order of its words is the phrasing's, not the
+    # direction's, and "how many", "per", "weigh" only frame it.
+    conversion = same_per(q, c)
     # Only for short texts: in long ones two shared words trade places by chance.
     if 3 <= len(q_seq) <= 7 and is_transposition(q_seq, c_seq):
         diff = [i for i, (x, y) in enumerate(zip(q_seq, c_seq, strict=True)) if x != y]
         x, y = q_seq[diff[0]], q_seq[diff[1]]
-        if not (coordinated(q, x, y) or coordinated(c, x, y)):
+        # The two units of the same unit question may trade places; their attributes may not
+        # ("teaspoons of dried basil ... of fresh" / "of fresh basil ... of dried").
+        heads = per_heads(q) if conversion else set()
+        if not (coordinated(q, x, y) or coordinated(c, x, y) or {unit_key(x), unit_key(y)} <= heads):
             return Verdict(False, "direction")
 
     # A quoted phrase is the object of the question: it must be the same on both sides, or
@@ -245,6 +256,9 @@ def _verify_text(
     # embedding places as interchangeable). Opposites, ordinals, attributes, recipients, added
     # qualifiers and added sub-requests are not, whatever the word.
     q_left, c_left, q_changed, c_changed = differences(q, c, words)
+    if conversion:
+        q_left = [w for w in q_left if w not in CONVERSION_FRAME]
+        c_left = [w for w in c_left if w not in CONVERSION_FRAME]
     # How broad the rewording is counts every changed word, synonyms included: a sentence
     # rephrased in four words with one synonym among them is still a rephrasing.
     if (q_left or c_left) and not broad_rewording(q_changed, c_changed, cosine):

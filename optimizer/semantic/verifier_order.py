@@ -153,6 +153,28 @@ def per_relations(f: Features) -> set[tuple[str, str]]:
     return out
 
 
+CONVERSION_FRAME = frozenset(_AMOUNT_VERBS | {"many", "much", "per", "contain", "contains", "weigh", "weighs"})
+"""Words that only frame a unit question ("how many", "per", "make up", "weigh", "is worth"):
+between two texts that ask the same (asked, given) pair they are not content (``same_per``)."""
+
+
+def same_per(q: Features, c: Features) -> bool:
+    """Do both texts ask the same unit question ("how many grams of flour in a cup" / "a cup of
+    flour is how many grams" / "grams of flour per cup")?"""
+    qr = per_relations(q)
+    return bool(qr) and qr == per_relations(c)
+
+
+def per_heads(f: Features) -> set[str]:
+    """The keys of the units a unit question relates ("cup", "g"); compare with ``unit_key``."""
+    return {k for pair in per_relations(f) for k in pair}
+
+
+def unit_key(word: str) -> str:
+    """A word's key as ``per_relations`` names it (its unit, else its singular)."""
+    return _key(word)
+
+
 def reversed_per(q: Features, c: Features) -> bool:
     """Is one text's "how many A per B" the other's "how many B per A"?"""
     cp = per_relations(c)

@@ -153,9 +153,13 @@ def per_relations(f: Features) -> set[tuple[str, str]]:
     return out
 
 
-CONVERSION_FRAME = frozenset(_AMOUNT_VERBS | {"many", "much", "per", "contain", "contains", "weigh", "weighs"})
+CONVERSION_FRAME = frozenset({
+    "many", "much", "per", "there", "up", "worth", "make", "makes", "equal", "equals", "fit", "fits",
+    "hold", "holds", "weigh", "weighs", "contain", "contains",
+})
 """Words that only frame a unit question ("how many", "per", "make up", "weigh", "is worth"):
-between two texts that ask the same (asked, given) pair they are not content (``same_per``)."""
+between two texts that ask the same (asked, given) pair they are not content (``same_per``).
+Not "get", "give", "buy": which side of an exchange one is on changes the rate."""
 
 
 def same_per(q: Features, c: Features) -> bool:

@@ -56,22 +56,36 @@ the decision (``verify``) and the helpers other modules import.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from .verifier_difference import BROAD_COSINE, WIDE_COSINE, broad_rewording, differences, swapped_modifier
+import numpy as np
+
+from .verifier_difference import (
+    BROAD_COSINE,
+    WIDE_COSINE,
+    broad_rewording,
+    differences,
+    inflection_bases,
+    swapped_modifier,
+)
 from .verifier_entities import extra_entities
 from .verifier_features import features_of, stem
 from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
 from .verifier_order import (
+    CONVERSION_FRAME,
     coordinated,
     is_transposition,
     opposite_roles,
     ordered_pairs,
+    per_heads,
     rebound_number,
     reversed_per,
     reversed_relation,
+    same_per,
+    unit_key,
 )
-from .wording import WordSimilarity
+from .wording import WordSimilarity, word_similarity
 
 __all__ = [
     "BROAD_COSINE",
@@ -113,11 +127,33 @@ def verify(
     if q_turns[:-1] != c_turns[:-1]:
         if len(q_turns) != len(c_turns):
             return Verdict(False, "context")
+        turn_words = _near_identical(words or word_similarity)
         for q_turn, c_turn in zip(q_turns[:-1], c_turns[:-1], strict=True):
-            if not _verify_text(q_turn, c_turn, words, None, turn=True).ok:
+            if not _verify_text(q_turn, c_turn, turn_words, None, turn=True).ok:
                 return Verdict(False, "context")
         return _verify_text(q_turns[-1], c_turns[-1], words, cosine)
     return _verify_text(query, candidate, words, cosine)
+
+
+TURN_SYNONYM = 0.90
+"""The word-level cosine a word of an earlier turn needs to stand in for another.
+
+An earlier turn is compared without a sentence cosine, so a word swapped in it is judged by the
+word vectors alone, and converse or sibling roles sit as high there as synonyms ("husband" /
+"wife" 0.86, "tenant" / "landlord" 0.81, "hardcover" / "paperback" 0.78): in a question they are
+usually caught by the sentence around them, in a turn nothing else is. So a turn's word passes
+only as a near-identity ("grandma" / "grandmother" 0.93), besides inflections and spellings."""
+
+
+def _near_identical(words: WordSimilarity) -> WordSimilarity:
+    """``words`` with every cosine under ``TURN_SYNONYM`` set to 0, except between two forms of
+    one word ("living" / "live", "running" / "runs")."""
+    def sim(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        m = np.asarray(words(a, b), dtype=float)
+        same = np.array([[bool(inflection_bases(x) & inflection_bases(y)) for y in b] for x in a], dtype=bool)
+        return np.where((m >= TURN_SYNONYM) | same.reshape(m.shape), m, 0.0)
+
+    return sim
 
 
 def _verify_text(
@@ -189,11 +225,18 @@ def _verify_text(
         return Verdict(False, "direction")
     q_seq = list(dict.fromkeys(t for t in q.content if t in shared))
     c_seq = list(dict.fromkeys(t for t in c.content if t in shared))
+    # Both ask the same unit question, read by its links ("how many grams of flour in a cup" /
+    # "a cup of flour is how many grams"): the order of its words is the phrasing's, not the
+    # direction's, and "how many", "per", "weigh" only frame it.
+    conversion = same_per(q, c)
     # Only for short texts: in long ones two shared words trade places by chance.
     if 3 <= len(q_seq) <= 7 and is_transposition(q_seq, c_seq):
         diff = [i for i, (x, y) in enumerate(zip(q_seq, c_seq, strict=True)) if x != y]
         x, y = q_seq[diff[0]], q_seq[diff[1]]
-        if not (coordinated(q, x, y) or coordinated(c, x, y)):
+        # The two units of the same unit question may trade places; their attributes may not
+        # ("teaspoons of dried basil ... of fresh" / "of fresh basil ... of dried").
+        heads = per_heads(q) if conversion else set()
+        if not (coordinated(q, x, y) or coordinated(c, x, y) or {unit_key(x), unit_key(y)} <= heads):
             return Verdict(False, "direction")
 
     # A quoted phrase is the object of the question: it must be the same on both sides, or
@@ -213,6 +256,9 @@ def _verify_text(
     # embedding places as interchangeable). Opposites, ordinals, attributes, recipients, added
     # qualifiers and added sub-requests are not, whatever the word.
     q_left, c_left, q_changed, c_changed = differences(q, c, words)
+    if conversion:
+        q_left = [w for w in q_left if w not in CONVERSION_FRAME]
+        c_left = [w for w in c_left if w not in CONVERSION_FRAME]
     # How broad the rewording is counts every changed word, synonyms included: a sentence
     # rephrased in four words with one synonym among them is still a rephrasing.
     if (q_left or c_left) and not broad_rewording(q_changed, c_changed, cosine):

@@ -25,6 +25,20 @@ from .verifier_lexicon import (
 from .wording import SYNONYM, WordSimilarity, word_similarity
 
 
+def inflection_bases(w: str) -> set[str]:
+    """The words ``w`` may be an inflection of: "living" -> live, "running" -> run, "runs" -> run.
+    ``stem`` leaves words of up to six letters whole, so short verbs' forms never meet there;
+    the word vectors put them at 0.8-0.9, which the earlier turns' stricter bar refuses."""
+    out = {w}
+    for suffix in ("ing", "ed", "es", "s"):
+        if w.endswith(suffix) and not w.endswith("ss") and len(w) - len(suffix) >= 3:
+            base = w[: -len(suffix)]
+            out |= {base, base + "e"}
+            if len(base) >= 4 and base[-1] == base[-2]:  # "running" -> "run"
+                out.add(base[:-1])
+    return out
+
+
 def _same_word(x: str, y: str) -> bool:
     """Inflections and spellings of one word: "include" / "included", "write" / "writing"."""
     if x == y or stem(x) == stem(y):

@@ -144,6 +144,12 @@ def _numbers(tokens: list[str]) -> set[str]:
                 if not (nxt in UNIT_OF or (tok in ("half", "quarter", "double") and nxt in ("a", "an"))):
                     continue
             out.add(NUMBER_WORDS[tok])
+        elif "-" in tok and (count := tok.split("-", 1)[0]) in NUMBER_WORDS:
+            # A count inside a compound ("one-handed" / "two-handed", "three-phase"): the word
+            # embedding puts such compounds side by side, but the count is the attribute asked
+            # about. Ordinals and halves make idioms instead ("second-hand", "half-baked").
+            if count not in WEAK_NUMBER_WORDS or count == "one":
+                out.add(NUMBER_WORDS[count])
     return out
 
 

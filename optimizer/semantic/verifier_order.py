@@ -37,57 +37,146 @@ def ordered_pairs(f: Features, shared: set[str], key: set[str]) -> set[tuple[str
 
 
 _ARTICLES = {"a", "an", "one", "1", "per", "each"}
-_PER_LINKS = {"in", "make", "makes", "equal", "equals", "=", "fit", "to"}
+# Quantifiers that open the noun phrase of a stated amount ("in a cup", "for one euro", "per 100 km").
+_OPENERS = _ARTICLES | {"the", "every", "single"}
+# What joins the asked quantity to the given one: prepositions of measure, and the closed class
+# of verbs that state an amount ("make", "equal", "fit", "hold", "weigh", "contain", "get",
+# "buy", "yield", "give", "take", "need", "use", "go").
+_PER_LINKS = {"in", "make", "makes", "equal", "equals", "=", "fit", "to", "per", "for", "into", "inside"}
+_AMOUNT_VERBS = {
+    "make", "makes", "equal", "equals", "fit", "fits", "hold", "holds", "weigh", "weighs",
+    "contain", "contains", "get", "gets", "buy", "buys", "yield", "yields", "give", "gives",
+    "go", "goes", "there", "up", "worth", "be", "is", "are", "do", "does", "will", "would",
+    "can", "could", "i", "you", "we",
+}
+_IS_LINKS = {"is", "are", "equals", "equal", "=", "makes", "make", "gives", "buys", "s"}
 
 
-def _head(tokens: list[str]) -> str:
-    """The key of a quantity's noun: its unit, else the stem of its last word ("square feet" ->
-    foot, "tablespoons" -> tbsp)."""
-    words = [t for t in tokens if t[:1].isalpha() and t not in FUNCTION]
-    return (UNIT_OF.get(words[-1]) or stem(words[-1])) if words else ""
+def _key(word: str) -> str:
+    """A unit's key, else the word's singular ("leagues" / "league", "kibibytes" / "kibibyte",
+    "inches" / "inch"): ``stem`` cuts "league" and "leagues" to different stems."""
+    unit = UNIT_OF.get(word)
+    if unit:
+        return unit
+    if len(word) > 4 and word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif len(word) > 4 and word.endswith(("ches", "shes", "xes", "sses")):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    return UNIT_OF.get(word) or word
 
 
-def _noun_after(toks: list[str], i: int) -> list[str]:
-    """The words of the noun phrase starting at ``toks[i]`` (at most 3, up to a function word)."""
-    out: list[str] = []
-    for t in toks[i : i + 3]:
-        if not t[:1].isalpha() or t in _PER_LINKS or (t in FUNCTION and t not in UNIT_OF):
-            break
-        out.append(t)
-    return out
+def _noun(word: str) -> bool:
+    return word[:1].isalpha() and (word in UNIT_OF or word not in FUNCTION) and word not in _PER_LINKS
+
+
+def _head_at(toks: list[str], i: int) -> tuple[str, int]:
+    """(key of the noun phrase starting at ``toks[i]``, index after it). The head is the last
+    word before "of" ("degrees of latitude" -> degree, "a cup of flour" -> cup) or before the
+    first word that is not a noun ("cubic yards in" -> yard); at most 4 words."""
+    words: list[str] = []
+    j = i
+    while j < len(toks) and len(words) < 4 and _noun(toks[j]) and toks[j] not in _AMOUNT_VERBS:
+        words.append(toks[j])
+        j += 1
+    end = j
+    if j < len(toks) and toks[j] == "of":  # skip the "of" complement
+        j += 1
+        while j < len(toks) and j - end < 4 and _noun(toks[j]) and toks[j] not in _AMOUNT_VERBS:
+            j += 1
+    return (_key(words[-1]) if words else "", j)
+
+
+def _head_before(toks: list[str], i: int) -> str:
+    """Key of the noun phrase that ends at ``toks[i]`` (read backwards, an "of" complement
+    skipped: "a cup of flour" -> cup)."""
+    j = i
+    words: list[str] = []
+    while j >= 0 and (_noun(toks[j]) or toks[j] == "of") and toks[j] not in _AMOUNT_VERBS and len(words) < 6:
+        words.append(toks[j])
+        j -= 1
+    words.reverse()
+    if "of" in words:
+        words = words[: words.index("of")]
+    return _key(words[-1]) if words else ""
 
 
 def per_relations(f: Features) -> set[tuple[str, str]]:
-    """("how many" A, per B) pairs of a unit question: "how many cups are in a liter", "how many
-    cups make a liter", "one liter is how many cups", "cups in a liter" all give (cup, l)."""
+    """(asked A, given B) pairs of a unit question: "how many cups are in a liter", "how many
+    cups make a liter", "one liter is how many cups", "how many cups per liter", "how many
+    grams does a cup of flour weigh", "cups in a liter" all give (cup, l)."""
     toks = list(f.tokens)
     out: set[tuple[str, str]] = set()
+
+    def add(a: str, b: str) -> None:
+        if a and b and a != b:
+            out.add((a, b))
+
     for i, t in enumerate(toks):
         if t not in ("many", "much") or i == 0 or toks[i - 1] not in ("how", "many"):
             continue
-        # "how many A [are] [there] LINK a B"
-        for j in range(i + 1, min(len(toks), i + 6)):
-            if toks[j] in _PER_LINKS and j + 1 < len(toks) and toks[j + 1] in _ARTICLES:
-                a, b = _head(toks[i + 1 : j]), _head(_noun_after(toks, j + 2))
-                if a and b and a != b:
-                    out.add((a, b))
+        a, j = _head_at(toks, i + 1)
+        if a:
+            # "how many A [are|do I get|does] LINK|a B": what follows A up to the given amount
+            # must be links and amount verbs only, else A is not measured against B.
+            for k in range(j, min(len(toks), j + 6)):
+                u = toks[k]
+                if u in _OPENERS or u[:1].isdigit():
+                    n = k + 1
+                    while n < len(toks) and toks[n][:1].isdigit():
+                        n += 1
+                    add(a, _head_at(toks, n)[0])
+                    break
+                if _noun(u) and u not in _AMOUNT_VERBS:
+                    if toks[k - 1] in _PER_LINKS:  # "per bar", "in liters"
+                        add(a, _head_at(toks, k)[0])
+                    break
+                if u not in _PER_LINKS and u not in _AMOUNT_VERBS and u not in FUNCTION:
+                    break
+        # "[a] B is|equals|makes how many A"
+        if i >= 3 and toks[i - 1] == "how" and toks[i - 2] in _IS_LINKS:
+            add(a, _head_before(toks, i - 3))
+    # The terse form, a whole text: "cups in a liter", "cups per liter" (but "3 acres in
+    # hectares" asks for hectares: without an amount after "in", the unit after it is the one asked).
+    if len(toks) <= 7 and "many" not in toks and "much" not in toks:
+        for link in ("in", "per"):
+            if link in toks[1:]:
+                j = toks.index(link, 1)
+                n = j + 1
+                if link == "in" and not (n < len(toks) and (toks[n] in _OPENERS or toks[n][:1].isdigit())):
+                    break
+                while n < len(toks) and (toks[n] in _OPENERS or toks[n][:1].isdigit()):
+                    n += 1
+                add(_head_before(toks, j - 1), _head_at(toks, n)[0])
                 break
-        # "a B [is|equals|=|makes] how many A"
-        for j in range(max(0, i - 6), i - 1):
-            if toks[j] in _ARTICLES:
-                b = _head(_noun_after(toks, j + 1))
-                a = _head(_noun_after(toks, i + 1))
-                if a and b and a != b:
-                    out.add((a, b))
-                break
-    # The terse form, a whole text: "cups in a liter".
-    if len(toks) <= 6 and "in" in toks:
-        j = toks.index("in")
-        if j + 1 < len(toks) and toks[j + 1] in _ARTICLES and "many" not in toks:
-            a, b = _head(toks[:j]), _head(_noun_after(toks, j + 2))
-            if a and b and a != b:
-                out.add((a, b))
     return out
+
+
+CONVERSION_FRAME = frozenset({
+    "many", "much", "per", "there", "up", "worth", "make", "makes", "equal", "equals", "fit", "fits",
+    "hold", "holds", "weigh", "weighs", "contain", "contains",
+})
+"""Words that only frame a unit question ("how many", "per", "make up", "weigh", "is worth"):
+between two texts that ask the same (asked, given) pair they are not content (``same_per``).
+Not "get", "give", "buy": which side of an exchange one is on changes the rate."""
+
+
+def same_per(q: Features, c: Features) -> bool:
+    """Do both texts ask the same unit question ("how many grams of flour in a cup" / "a cup of
+    flour is how many grams" / "grams of flour per cup")?"""
+    qr = per_relations(q)
+    return bool(qr) and qr == per_relations(c)
+
+
+def per_heads(f: Features) -> set[str]:
+    """The keys of the units a unit question relates ("cup", "g"); compare with ``unit_key``."""
+    return {k for pair in per_relations(f) for k in pair}
+
+
+def unit_key(word: str) -> str:
+    """A word's key as ``per_relations`` names it (its unit, else its singular)."""
+    return _key(word)
 
 
 def reversed_per(q: Features, c: Features) -> bool:

@@ -5,6 +5,7 @@ Run from the repository root::
     python -m tests.bench.cache_trust --half test            # the figures to report
     python -m tests.bench.cache_trust --half tuning          # the only half to tune on
     python -m tests.bench.cache_trust --half tuning --part lookalikes --json /tmp/trust.json
+    python -m tests.bench.cache_trust --data tests/bench/data/trust_dev.jsonl   # the dev set, whole
     python -m tests.bench.cache_trust --part existing        # the repository's older sets, live
 
 The set is ``tests/bench/data/trust_eval.jsonl`` (format and split rule in
@@ -581,7 +582,8 @@ def _ci(d: dict[str, Any]) -> str:
 
 
 def print_report(r: dict[str, Any]) -> None:
-    print(f"\nTrust benchmark, {r['half']} half of {DATA.name} ({r['records']} records), "
+    which = f"{r['half']} half of {DATA.name}" if r.get("data", DATA.name) == DATA.name else r["data"]
+    print(f"\nTrust benchmark, {which} ({r['records']} records), "
           f"{r['seconds']:.0f} s, server: {r['database']}\n")
     print(f"{'measurement':44} {'rate  [95% CI]  (k/n)':>36}")
     if "lookalikes" in r:
@@ -639,12 +641,14 @@ def progress(message: str) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     half = None if args.half == "both" else args.half
-    records = load_records(half)
+    # Another set in the same format (``--data``, e.g. trust_dev.jsonl) is read whole: no split.
+    records = load_records(None, args.data) if args.data else load_records(half)
     parts = args.part or list(PARTS)
     workdir = Path(tempfile.mkdtemp(prefix="leo-trust-"))
-    progress(f"{len(records)} records ({args.half}); starting the database, fake upstream and LEO server")
+    progress(f"{len(records)} records ({args.data.name if args.data else args.half}); starting the database, fake upstream and LEO server")
     live = Live(workdir)
-    report: dict[str, Any] = {"half": args.half, "records": len(records),
+    report: dict[str, Any] = {"half": "all" if args.data else args.half, "records": len(records),
+                              "data": (args.data or DATA).name,
                               "database": "PostgreSQL" if "postgres" in os.environ.get("DATABASE_URL", "")
                               else "SQLite"}
     try:
@@ -652,7 +656,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = {"semantic_threshold": args.semantic_threshold} if args.semantic_threshold is not None else {}
         tenant_id, key = live.tenant("bench-trust", routing=False, **settings)
         run_id = uuid.uuid4().hex[:8]
-        examples = args.half == "tuning" or args.show_test_examples
+        examples = args.half == "tuning" or args.show_test_examples or bool(args.data)
 
         async def drive() -> None:
             client = Client(live.url, key)
@@ -702,6 +706,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--show-test-examples", action="store_true",
                         help="list failing records of the test half too (not for whoever tunes the verifier)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--data", type=Path, help="another set in the same format, read whole (default: the halves of trust_eval.jsonl)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (database, server log)")
     args = parser.parse_args(argv)
     report = run(args)

@@ -145,10 +145,11 @@ def _sweep() -> None:
     index.remove_ids(texts.drop_expired())  # anything past its expiry the query above missed
     # Rows deleted without a word to this worker (a purge elsewhere without the feed, a feed
     # message missed): their entries leave here. Held before the query, so none is new since.
-    held = {pk for pk in texts.ids() if pk < PROVISIONAL_BASE}
-    if held:
-        live = set(CacheEntry.objects.filter(pk__gte=min(held)).values_list("pk", flat=True))
-        _forget_everywhere(held - live)
+    held = sorted(pk for pk in texts.ids() if pk < PROVISIONAL_BASE)
+    live: set[int] = set()
+    for start in range(0, len(held), NEW_ROWS_BATCH):
+        live.update(CacheEntry.objects.filter(pk__in=held[start:start + NEW_ROWS_BATCH]).values_list("pk", flat=True))
+    _forget_everywhere(set(held) - live)
 
 
 def _forget_everywhere(entry_ids: set[int]) -> None:

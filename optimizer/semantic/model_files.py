@@ -146,15 +146,18 @@ def _atomic_target(path: str) -> Iterator[str]:
             os.unlink(tmp)
 
 
-def _export_onnx(model_path: str, path: str) -> None:
-    """Export the pooled, normalised model to ``path`` with torch (build time only)."""
+def _export_onnx(model_path: str, path: str, attn_implementation: str | None = None) -> None:
+    """Export the pooled, normalised model to ``path`` with torch (build time only).
+    ``attn_implementation="eager"`` exports attention as plain ops that onnxruntime's BERT
+    optimizer can fuse (tests/bench/embed_latency.py); the default is the library's."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     # The exporter's dependencies are heavy and needed by this build step alone, never by a worker.
     import torch
     from sentence_transformers import SentenceTransformer
 
-    st_model = SentenceTransformer(model_path, device="cpu")
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    st_model = SentenceTransformer(model_path, device="cpu", model_kwargs=kwargs or None)
     transformer = st_model[0].auto_model
 
     class MeanPooled(torch.nn.Module):

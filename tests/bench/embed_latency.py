@@ -33,14 +33,13 @@ import os
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 import onnxruntime as ort
 
 from optimizer.semantic import Embedder
-from optimizer.semantic.model_files import build, load_tokenizer, model_dir, model_inputs
+from optimizer.semantic.model_files import _export_onnx, build, load_tokenizer, model_dir, model_inputs
 from tests.bench.embed_batching import eval_texts
 
 Run = Callable[[str], np.ndarray]
@@ -58,35 +57,12 @@ def session(path: str, threads: int, spin: bool = True) -> ort.InferenceSession:
 
 def fused_model(model_path: str, work: str) -> str:
     """Export with eager attention, fuse with onnxruntime's BERT optimizer, quantize as `current`."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import onnx
-    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
-    from sentence_transformers import SentenceTransformer
-
-    st_model = SentenceTransformer(model_path, device="cpu", model_kwargs={"attn_implementation": "eager"})
-    transformer = st_model[0].auto_model
-
-    class MeanPooled(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.transformer = transformer
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
     exported, fused, quantized = (os.path.join(work, name) for name in ("eager.onnx", "fused.onnx", "fused-int8.onnx"))
-    sample = st_model.tokenizer(["a sample sentence to trace"], return_tensors="pt")
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(MeanPooled().eval(), (sample["input_ids"], sample["attention_mask"]), exported,
-                          input_names=["input_ids", "attention_mask"], output_names=["embedding"],
-                          dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                                        "embedding": {0: "batch"}}, opset_version=17, dynamo=False)
+    _export_onnx(model_path, exported, attn_implementation="eager")
     optimized = optimize_model(exported, model_type="bert", num_heads=12, hidden_size=384, opt_level=0)
     print("fused operators:", {k: v for k, v in optimized.get_fused_operator_statistics().items() if v})
     optimized.save_model_to_file(fused)

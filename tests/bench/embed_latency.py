@@ -32,7 +32,8 @@ Printed: median ms per text for each row; its agreement over ``--agreement-texts
 ``tests/bench/data`` (hard negatives, paraphrases and the trust dev set, both sides of each pair;
 never the frozen ``trust_eval.jsonl``): min, 1st percentile and mean cosine against the fp32
 export and against ``before``. Then what happens outside the graph (tokenizing and the input
-arrays; ``run`` against IOBinding) and, from an event loop, the default's direct call against
+arrays; ``run`` against IOBinding), residual + layer norm alone as onnxruntime's fused kernel and
+as the three nodes it replaces, and, from an event loop, the default's direct call against
 ``Embedder.aencode_one`` (the micro-batcher's thread hop included).
 """
 
@@ -51,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from tokenizers import Tokenizer
 
 from optimizer.semantic import Embedder
 from optimizer.semantic.model_files import (
@@ -84,7 +86,7 @@ def agreement_texts(n: int) -> list[str]:
     return texts[::step][:n]
 
 
-def session(path: str, threads: int = 1, *, spin: bool = True, level: Level = Level.ORT_ENABLE_ALL,
+def session(path: str | bytes, threads: int = 1, *, spin: bool = True, level: Level = Level.ORT_ENABLE_ALL,
             disabled: tuple[str, ...] = UNFUSED_AT_RUNTIME, memory: bool = True,
             save_to: str | None = None) -> ort.InferenceSession:
     opts = ort.SessionOptions()
@@ -216,14 +218,17 @@ def main() -> None:
     print(f"\n{'outside the graph':26} {'ms/text':>8}")
     for name, ms in outside.items():
         print(f"{name:26} {ms:8.3f}")
+    print(f"\n{'one node, 12 tokens':30} {'us/call':>8}")
+    for name, us in _skip_layer_norm_alone().items():
+        print(f"{name:30} {us:8.1f}")
     print(f"\n{'from an event loop':26} {'ms/text':>8}")
     print(f"{'direct call':26} {direct:8.3f}\n{'through the batcher':26} {hopped:8.3f}")
 
 
-def _outside_the_graph(tokenizer: object, s: ort.InferenceSession, texts: list[str]) -> dict[str, float]:
+def _outside_the_graph(tokenizer: Tokenizer, s: ort.InferenceSession, texts: list[str]) -> dict[str, float]:
     """Median ms of tokenizing into the input arrays, and of the default's call by ``run`` and by
     IOBinding (inputs bound from numpy, the output left for onnxruntime to allocate)."""
-    feeds = [model_inputs(tokenizer, [t]) for t in texts]  # type: ignore[arg-type]
+    feeds = [model_inputs(tokenizer, [t]) for t in texts]
 
     def median_ms(fn: Callable[[int], object]) -> float:
         spent = []
@@ -242,10 +247,44 @@ def _outside_the_graph(tokenizer: object, s: ort.InferenceSession, texts: list[s
         return binding.copy_outputs_to_cpu()[0]
 
     return {
-        "tokenize + arrays": median_ms(lambda i: model_inputs(tokenizer, [texts[i]])),  # type: ignore[arg-type]
+        "tokenize + arrays": median_ms(lambda i: model_inputs(tokenizer, [texts[i]])),
         "session.run": median_ms(lambda i: s.run(None, feeds[i])),
         "run_with_iobinding": median_ms(bound),
     }
+
+
+def _skip_layer_norm_alone(tokens: int = 12, hidden: int = 384, calls: int = 3000) -> dict[str, float]:
+    """Median us of one call of a graph holding only residual + bias + layer norm on
+    ``tokens`` x ``hidden`` floats: as SkipLayerNormalization, and as Add, Add, LayerNormalization
+    (what ``UNFUSED_AT_RUNTIME`` keeps). Session overhead included in both."""
+    from onnx import NodeProto, TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    params = [numpy_helper.from_array(rng.standard_normal(hidden).astype(np.float32), name)
+              for name in ("gamma", "beta", "bias")]
+
+    def graph(nodes: list[NodeProto]) -> bytes:
+        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, "seq", hidden]) for n in ("x", "skip", "y")]
+        model = helper.make_model(helper.make_graph(nodes, "g", io[:2], io[2:], params),
+                                  opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+        model.ir_version = 8
+        return model.SerializeToString()
+
+    fused = graph([helper.make_node("SkipLayerNormalization", ["x", "skip", "gamma", "beta", "bias"], ["y"],
+                                    domain="com.microsoft", epsilon=1e-12)])
+    apart = graph([helper.make_node("Add", ["x", "bias"], ["xb"]), helper.make_node("Add", ["xb", "skip"], ["s"]),
+                   helper.make_node("LayerNormalization", ["s", "gamma", "beta"], ["y"], axis=-1, epsilon=1e-12)])
+    feeds = {name: rng.standard_normal((1, tokens, hidden)).astype(np.float32) for name in ("x", "skip")}
+    out = {}
+    for name, model in (("SkipLayerNormalization", fused), ("Add, Add, LayerNormalization", apart)):
+        s = session(model, level=Level.ORT_DISABLE_ALL, disabled=())
+        spent = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            s.run(None, feeds)
+            spent.append((time.perf_counter() - started) * 1e6)
+        out[name] = statistics.median(spent[calls // 10:])
+    return out
 
 
 async def _through_batcher(texts: list[str]) -> tuple[float, float]:

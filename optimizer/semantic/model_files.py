@@ -19,9 +19,10 @@ Precisions (``LEO_EMBED_PRECISION``; figures in docs/semantic_cache.md, from
   per short text costs what ``int8-static`` costs per text in batches of 16. Its graph is its own
   export with eager attention, fused by onnxruntime's BERT optimizer (``_fuse_bert``: one
   QAttention per layer, bias + GELU in one) before quantization, and every session runs without
-  ``UNFUSED_AT_RUNTIME``: 1.74 ms per short text against 2.36 for the plain export quantized the
-  same way and run with onnxruntime's defaults (the former default), with the same agreement
-  with fp32 (500 texts: min cosine 0.98689 both, mean 0.99453 / 0.99452).
+  ``UNFUSED_AT_RUNTIME``: 1.38 ms per short text against 1.84 (1.74 against 2.36 in another run)
+  for the plain export quantized the same way and run with onnxruntime's defaults (the former
+  default), with the same agreement with fp32 (500 texts: min cosine 0.98689 both, mean 0.99453 /
+  0.99452) and the same cache quality figures.
 - ``int8-static``: weights int8 per channel, activations int8 with fixed scales calibrated once
   on ``data/calibration.txt`` (generic sentences written for this, in none of the evaluation
   sets). Fixed scales make a text's vector a function of the text alone, so a micro-batch runs

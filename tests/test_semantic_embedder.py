@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from optimizer.semantic import DIM, Embedder, conversation_text, get_embedder
 from optimizer.semantic.model_files import default_precision
 from optimizer.semantic.embedder import PRECISIONS, PRIOR_TURN_CHARS, PRIOR_USER_TURNS, model_dir
-from optimizer.semantic.model_files import model_inputs
+from optimizer.semantic.model_files import build, model_inputs, onnx_path, open_session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -272,7 +273,22 @@ def test_a_missing_model_file_is_built_in_a_child_process(tmp_path, monkeypatch)
     emb = Embedder(cache_size=0)
     v = emb.encode(["built on demand"])
     assert v.shape == (1, DIM)
-    assert sorted(p.suffix for p in tmp_path.glob("*.onnx")) == [".onnx", ".onnx"]
+    # int8-dynamic comes from an export of its own (eager attention), not from the fp32 file.
+    assert [p.name for p in tmp_path.glob("*.onnx")] == [Path(onnx_path(model_dir(), emb.precision)).name]
+
+
+def test_the_default_graph_is_fused_but_keeps_residual_and_layer_norm_apart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """One quantized attention node per layer; residual + layer norm never fused, in the file nor
+    by onnxruntime at load (its SkipLayerNormalization kernel is the slower one here)."""
+    import onnx
+
+    path = build(precision="int8-dynamic")
+    ops = Counter(node.op_type for node in onnx.load(path).graph.node)
+    assert ops["QAttention"] == 6 and ops["BiasGelu"] == 6 and ops["LayerNormalization"] == 13, ops
+    open_session(path, 1, optimized_copy=str(tmp_path / "as-loaded.onnx"))
+    loaded = Counter(node.op_type for node in onnx.load(tmp_path / "as-loaded.onnx").graph.node)
+    assert loaded["QAttention"] == 6 and loaded["LayerNormalization"] == 13, loaded
+    assert not {"SkipLayerNormalization", "EmbedLayerNormalization"} & set(ops | loaded)
 
 
 def test_a_closed_event_loop_does_not_stop_the_batcher() -> None:

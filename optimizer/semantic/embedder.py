@@ -25,7 +25,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from .batcher import MicroBatcher
@@ -41,6 +40,7 @@ from .model_files import (
     model_dir,
     model_inputs,
     onnx_path,
+    open_session,
 )
 
 __all__ = [
@@ -173,13 +173,8 @@ class Embedder:
                 if self._session is None:
                     path = self._model_path or model_dir()
                     tokenizer = load_tokenizer(path)
-                    opts = ort.SessionOptions()
-                    opts.intra_op_num_threads = self._threads
-                    opts.inter_op_num_threads = 1
-                    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                     self._tokenizer = tokenizer
-                    self._session = ort.InferenceSession(ensure_built(path, self.precision), opts,
-                                                         providers=["CPUExecutionProvider"])
+                    self._session = open_session(ensure_built(path, self.precision), self._threads)
         assert self._tokenizer is not None
         return self._session, self._tokenizer
 

@@ -68,10 +68,11 @@ from .verifier_difference import (
     differences,
     inflection_bases,
     swapped_modifier,
+    swapped_party,
 )
 from .verifier_entities import extra_entities
-from .verifier_features import features_of, stem
-from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
+from .verifier_features import Features, features_of, stem
+from .verifier_lexicon import COMPASS, COMPASS_FORM, GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
 from .verifier_order import (
     CONVERSION_FRAME,
     coordinated,
@@ -205,11 +206,16 @@ def _verify_text(
     if (q_extra or c_extra) and min(len(q.tokens), len(c.tokens)) <= 14:
         return Verdict(False, "entities")
 
-    # "safe" vs "unsafe", "legal" vs "illegal": a negating prefix on one side.
+    # "safe" vs "unsafe", "legal" vs "illegal": a negating prefix on one side, whatever the
+    # other side's inflection ("illegal" / "legally", "unsafe" / "safely").
     for w in set(q.tokens) ^ set(c.tokens):
         base = next((w[len(pre):] for pre in NEG_PREFIXES if w.startswith(pre)), None)
-        if base and len(base) >= 4 and base in (c.tokens if w in q.tokens else q.tokens):
+        if base and len(base) >= 4 and any(t == base or stem(t) == base for t in (c.tokens if w in q.tokens else q.tokens)):
             return Verdict(False, "qualifier")
+    # Compass points are a closed class, like months: "the east side" / "the west side" ask
+    # about different sides, though the word vectors place the two as close as synonyms (0.79).
+    if _bearings(q) != _bearings(c):
+        return Verdict(False, "bearing")
 
     # Direction and order: the shared terms around "to"/"before"/"than" are swapped, or the
     # shared content words are the same sequence with two of them exchanged.
@@ -265,8 +271,20 @@ def _verify_text(
         return Verdict(False, "difference")
     if swapped_modifier(q, c, q_left, c_left):
         return Verdict(False, "attribute")
+    if swapped_party(q, c, words, TURN_SYNONYM):
+        return Verdict(False, "recipient")
 
     return Verdict(True, "ok")
+
+
+def _bearings(f: Features) -> frozenset[str]:
+    """The compass points ``f`` names ("east", "north-western" -> north, west)."""
+    out: set[str] = set()
+    for tok in f.tokens:
+        for piece in tok.split("-"):
+            if COMPASS_FORM.fullmatch(piece):
+                out.update(point for point in COMPASS if point in piece)
+    return frozenset(out)
 
 
 def lexical_overlap(a: str, b: str) -> float:

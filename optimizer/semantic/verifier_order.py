@@ -186,6 +186,9 @@ def reversed_per(q: Features, c: Features) -> bool:
 
 
 
+_DETERMINERS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"}
+
+
 def reversed_relation(q: Features, c: Features) -> bool:
     """Do two content words that both sides hold once trade places around the same link?"""
     def positions(f: Features) -> dict[str, int]:
@@ -214,8 +217,11 @@ def reversed_relation(q: Features, c: Features) -> bool:
                 continue
             # The link is the function words between the two ("in a", "to", "to a"): "yen to
             # British pounds" / "pounds to Japanese yen" swap around "to" whatever else is there.
-            link_q = [t for t in q.tokens[qa + 1 : qb] if t in FUNCTION]
-            link_c = [t for t in c.tokens[ca + 1 : cb] if t in FUNCTION]
+            # Determiners belong to the noun after them, not to the link: "what does a teacher
+            # need to tell parents" / "what do parents need to tell the teacher" share the link
+            # "need to tell".
+            link_q = [t for t in q.tokens[qa + 1 : qb] if t in FUNCTION and t not in _DETERMINERS]
+            link_c = [t for t in c.tokens[ca + 1 : cb] if t in FUNCTION and t not in _DETERMINERS]
             if link_q == link_c and link_q and not set(link_q) <= SYMMETRIC_LINKS:
                 return True
     return False
@@ -250,7 +256,6 @@ def coordinated(f: Features, x: str, y: str) -> bool:
 
 _SOURCE = {"from"}
 _GOAL = {"to", "into", "onto", "for", "toward", "towards"}
-_DETERMINERS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"}
 
 
 def _roles(f: Features) -> dict[str, str]:
@@ -271,6 +276,25 @@ def _roles(f: Features) -> dict[str, str]:
             w = stem(toks[j])
             out[w] = role if out.get(w, role) == role else "both"
     return {w: r for w, r in out.items() if r != "both"}
+
+
+def parties(f: Features) -> set[tuple[str, str]]:
+    """(role, word) for each noun phrase a preposition of source or goal opens with a determiner
+    or possessive ("to my landlord" -> ("goal", "landlord"), "from the seller", "for our
+    tenant"): the party a request is addressed to, made for or comes from. Without a determiner
+    the word after "to" is most often a verb ("ways to soundproof"), not a party."""
+    out: set[tuple[str, str]] = set()
+    toks = list(f.tokens)
+    for i, t in enumerate(toks):
+        role = "source" if t in _SOURCE else "goal" if t in _GOAL else ""
+        if not role:
+            continue
+        j = i + 1
+        while j < len(toks) and toks[j] in _DETERMINERS:
+            j += 1
+        if j > i + 1 and j < len(toks) and toks[j][:1].isalpha() and toks[j] not in FUNCTION:
+            out.add((role, toks[j]))
+    return out
 
 
 def opposite_roles(q: Features, c: Features) -> bool:

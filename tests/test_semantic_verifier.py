@@ -590,3 +590,18 @@ def test_a_determiner_is_not_part_of_the_link_between_two_parties() -> None:
     cos = cosine(a, b)
     assert verify(b, a, cosine=cos) == Verdict(False, "direction")
     assert verify(a, b, cosine=cos) == Verdict(False, "direction")
+
+
+# The attribute rule, extended (trust_dev2 probing): inside a broad rewording, each side may put
+# its attribute on another of the things both name ("beginner guitar ... kids" / "guitar ...
+# advanced children"): the question was edited, not reworded, however high the cosine.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What's the best beginner guitar for kids?", "Which guitar would you recommend for advanced children?"),
+        ("Which is a good starter camera for teenagers?", "What camera would you suggest for professional teens?"),
+    ],
+)
+def test_attributes_put_on_other_shared_things_are_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "attribute")

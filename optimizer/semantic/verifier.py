@@ -16,7 +16,8 @@ quantifier      one side speaks of the whole (all, every, entire) and the other 
 entities        each side names something the other does not (France vs Germany), or
                 the candidate adds a named constraint the query lacks
 direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
-                A before B vs B before A, dog bites man vs man bites dog), or a shared
+                A before B vs B before A, dog bites man vs man bites dog, the seller pays
+                the buyer's costs vs the buyer pays the seller's), or a shared
                 word is the goal on one side and the source on the other ("an email to my
                 manager" / "from my manager"), or a number both state belongs to another
                 unit or name ("9 am in London ... in Tokyo" / "in London ... 9 am in Tokyo")
@@ -27,16 +28,20 @@ language        a requested natural or programming language differs ("in French"
 compound        one is a compound question and the other one part of it
 question        the questions ask for different kinds of answer (why / when / where / who /
                 how many / yes-no)
-qualifier       a negating prefix on one side only (safe / unsafe)
+qualifier       a negating prefix on one side only (safe / unsafe, illegal / legally)
 quoted          the quoted phrases differ (compared literally)
 difference      a content word on one side that nothing on the other side paraphrases
                 (inflection, abbreviation, typo, or a word the embedding places as
                 interchangeable at word level, ``wording.py``); a broad rewording is judged
                 by the two texts' cosine instead (``verifier_difference.broad_rewording``)
 attribute       inside a broad rewording, each side puts a different unexplained word right
-                before the same word ("young olive tree" / "mature olive tree"): an edit of
-                what is asked about, which the cosine does not judge
+                before the same word ("young olive tree" / "mature olive tree"), or before
+                words both sides name ("beginner guitar for kids" / "guitar for advanced
+                children"): an edit of what is asked about, which the cosine does not judge
                 (``verifier_difference.swapped_modifier``)
+recipient       a request's party ("to my landlord", "for my wife") is another word on the
+                other side, unless a form of it or a near-identity (``swapped_party``)
+bearing         the compass points named differ (east / west)
 ==============  =========================================================================
 
 The rules are pure Python over regexes and a closed class of function words; the difference rule

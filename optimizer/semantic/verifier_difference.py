@@ -243,7 +243,8 @@ def _opens_phrase(w: str) -> bool:
 
 
 def swapped_modifier(q: Features, c: Features, q_left: list[str], c_left: list[str]) -> bool:
-    """Does each side put a different unexplained word right before the same word?
+    """Does each side put a different unexplained word right before the same word, or before
+    words the other side names too?
 
     "a fresh ankle sprain" / "an old stiff ankle injury", "brown rice" / "white rice",
     "the biggest stock market crash" / "the second largest stock market crash": the word both
@@ -259,7 +260,14 @@ def swapped_modifier(q: Features, c: Features, q_left: list[str], c_left: list[s
     in_c = _modified(c, set(c_left))
     if not in_c:
         return False
-    return any(any(_same_word(head, other) for other in in_c) for head in _modified(q, set(q_left)))
+    in_q = _modified(q, set(q_left))
+    if any(any(_same_word(head, other) for other in in_c) for head in in_q):
+        return True
+    # Each side may also put its attribute on another of the things both name: "the best beginner
+    # guitar for kids" / "a guitar for advanced children" (the guitar and the children are on
+    # both sides, "children" as a synonym of "kids"). A head that is not among the unexplained
+    # words is one the other side names too.
+    return any(h not in q_left for h in in_q) and any(h not in c_left for h in in_c)
 
 
 def swapped_party(q: Features, c: Features, words: WordSimilarity | None, bar: float) -> bool:

@@ -605,3 +605,14 @@ def test_a_determiner_is_not_part_of_the_link_between_two_parties() -> None:
 def test_attributes_put_on_other_shared_things_are_refused(a: str, b: str) -> None:
     cos = cosine(a, b)
     assert verify(b, a, cosine=cos) == Verdict(False, "attribute")
+
+
+# An attribute put after its noun in a relative clause ("a lemon tree that is fully grown") is
+# read as one put before it ("a young lemon tree"); the same attribute moved there is a rewording.
+def test_an_attribute_in_a_relative_clause_is_an_attribute() -> None:
+    a, b = "How often should I water a young lemon tree?", "How frequently does a lemon tree that is fully grown need watering?"
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "attribute")
+    assert verify(a, b, cosine=cos) == Verdict(False, "attribute")
+    a, b = "How do I clean a leather jacket that is stained?", "What is the way to clean a stained leather jacket?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

@@ -231,6 +231,38 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
             if mods:
                 out.setdefault(piece, set()).update(mods)
         before, prev = (prev[-1] if prev else ""), pieces
+    for head, mods in _described(f, left).items():
+        out.setdefault(head, set()).update(mods)
+    return out
+
+
+_RELATIVE = {"that", "which", "who"}
+_BE = {"is", "are", "was", "were"}
+_RELATIVE_BE = {"that's", "thats", "who's", "which's"}
+
+
+def _described(f: Features, left: set[str]) -> dict[str, set[str]]:
+    """Words of ``left`` that a relative clause says a noun is: "a steak that's thin", "a lemon
+    tree that is fully grown", "a pizza that has been thawed" (noun -> {"thin"}, ...). Such a
+    clause is an attribute put after its noun instead of before it."""
+    out: dict[str, set[str]] = {}
+    toks = list(f.tokens)
+    for i, tok in enumerate(toks[1:], 1):
+        if tok in _RELATIVE_BE:
+            j = i + 1
+        elif tok in _RELATIVE and i + 1 < len(toks) and toks[i + 1] in _BE | {"has", "have", "had"}:
+            j = i + 2
+        else:
+            continue
+        head = toks[i - 1]
+        if not head[:1].isalpha() or head in FUNCTION:
+            continue
+        while j < len(toks) and toks[j] in FUNCTION and j - i <= 3:  # "been", "still"
+            j += 1
+        said = toks[j : j + 2] if j < len(toks) and toks[j].endswith("ly") else toks[j : j + 1]
+        mods = set(said) & left
+        if mods:
+            out.setdefault(head, set()).update(mods)
     return out
 
 

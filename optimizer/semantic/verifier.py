@@ -86,6 +86,7 @@ from .verifier_order import (
     ordered_pairs,
     per_heads,
     rebound_number,
+    related_symmetrically,
     reversed_per,
     reversed_relation,
     same_per,
@@ -247,7 +248,8 @@ def _verify_text(
         # The two units of the same unit question may trade places; their attributes may not
         # ("teaspoons of dried basil ... of fresh" / "of fresh basil ... of dried").
         heads = per_heads(q) if conversion else set()
-        if not (coordinated(q, x, y) or coordinated(c, x, y) or {unit_key(x), unit_key(y)} <= heads):
+        symmetric = related_symmetrically(q, x, y) and related_symmetrically(c, x, y)
+        if not (coordinated(q, x, y) or coordinated(c, x, y) or symmetric or {unit_key(x), unit_key(y)} <= heads):
             return Verdict(False, "direction")
 
     # A quoted phrase is the object of the question: it must be the same on both sides, or

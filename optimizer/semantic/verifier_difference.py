@@ -254,15 +254,18 @@ def _described(f: Features, left: set[str]) -> dict[str, set[str]]:
             j = i + 2
         else:
             continue
-        head = toks[i - 1]
-        if not head[:1].isalpha() or head in FUNCTION:
-            continue
+        # The clause describes the whole noun phrase before it ("lemon tree"), each of its words.
+        phrase = []
+        k = i - 1
+        while k >= 0 and len(phrase) < 3 and toks[k][:1].isalpha() and toks[k] not in FUNCTION:
+            phrase.append(toks[k])
+            k -= 1
         while j < len(toks) and toks[j] in FUNCTION and j - i <= 3:  # "been", "still"
             j += 1
         said = toks[j : j + 2] if j < len(toks) and toks[j].endswith("ly") else toks[j : j + 1]
         mods = set(said) & left
-        if mods:
-            out.setdefault(head, set()).update(mods)
+        for word in phrase if mods else ():
+            out.setdefault(word, set()).update(mods)
     return out
 
 
@@ -299,7 +302,27 @@ def swapped_modifier(q: Features, c: Features, q_left: list[str], c_left: list[s
     # guitar for kids" / "a guitar for advanced children" (the guitar and the children are on
     # both sides, "children" as a synonym of "kids"). A head that is not among the unexplained
     # words is one the other side names too.
-    return any(h not in q_left for h in in_q) and any(h not in c_left for h in in_c)
+    # Only on a phrase's head, its last word: in "the good Indian romantic novels" "good" sits on
+    # "Indian" as one of a stack of modifiers, which a rewording reorders ("the best romantic
+    # novel by an Indian author").
+    q_heads, c_heads = _heads(q), _heads(c)
+    return any(h not in q_left and h in q_heads for h in in_q) and any(
+        h not in c_left and h in c_heads for h in in_c
+    )
+
+
+def _heads(f: Features) -> set[str]:
+    """The words of ``f`` that end a run of content words: a noun phrase's head ("guitar" in
+    "the best beginner guitar for kids")."""
+    toks = list(f.tokens)
+    out: set[str] = set()
+    for i, tok in enumerate(toks):
+        if not tok[:1].isalpha() or tok in FUNCTION:
+            continue
+        nxt = toks[i + 1] if i + 1 < len(toks) else ""
+        if not nxt[:1].isalpha() or nxt in FUNCTION:
+            out.add(tok.split("-")[-1].strip("'’."))
+    return out
 
 
 def swapped_party(q: Features, c: Features, words: WordSimilarity | None, bar: float) -> bool:
@@ -312,7 +335,9 @@ def swapped_party(q: Features, c: Features, words: WordSimilarity | None, bar: f
     "husband" / "wife" 0.86), while the sentence cosine of a whole request hardly moves with
     them. So in a party's place a word passes only as another form of the same word or at
     ``bar``, the near-identity that earlier turns are held to ("kids" / "children" 0.91)."""
-    if not (q.asks or c.asks):
+    # Both must ask: a statement that opens with "when" is read as asking, and a statement
+    # reworded carries its prepositions' objects along with everything else.
+    if not (q.asks and c.asks):
         return False
     qp, cp = parties(q), parties(c)
     q_only = [(r, w) for r, w in qp if not any(r == r2 and _same_word(w, v) for r2, v in cp)]

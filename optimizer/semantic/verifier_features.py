@@ -60,8 +60,8 @@ def _tokens(text: str) -> list[str]:
         # A possessive is a link between two nouns, like "of": "the seller pays the buyer's
         # costs" holds the words "seller" and "buyer", so a swap of the two is seen as one
         # ("the buyer pays the seller's costs"). Contractions of function words stay whole
-        # ("it's", "what's": the closed classes list them).
-        if tok.endswith("'s") and len(tok) > 3 and tok not in FUNCTION and tok not in STOP:
+        # ("it's", "who's", "let's": "is" or "us", not a possessive).
+        if tok.endswith("'s") and len(tok) > 3 and tok[:-2] not in FUNCTION and tok[:-2] not in STOP:
             out += [tok[:-2], "'s"]
         else:
             out.append(tok)

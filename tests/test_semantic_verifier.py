@@ -498,3 +498,141 @@ def test_forms_of_one_word_in_an_earlier_turn_pass() -> None:
     ]:
         assert verify(b, a, cosine=cosine(a, b)).ok, (a, b)
         assert verify(a, b, cosine=cosine(a, b)).ok, (a, b)
+
+
+# Issue #12, roles (trust_dev2): a possessive is a link between two nouns, like "of", so two
+# parties that trade places around it are a swap of direction; so are two that trade places
+# around the same verb when only a determiner differs between them.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Does the landlord pay the tenant's moving costs?", "Does the tenant pay the landlord's moving costs?"),
+        ("Should the coach tell the players about the new tactics?", "Should players tell the coach about the new tactics?"),
+        ("What must an agent send a client after a viewing?", "What must a client send the agent after a viewing?"),
+    ],
+)
+def test_parties_that_trade_places_are_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "direction")
+    assert verify(a, b, cosine=cos) == Verdict(False, "direction")
+
+
+def test_a_possessive_reworded_in_form_passes() -> None:
+    for a, b in [
+        ("How do I check my car's oil level?", "how can i check my car's oil level"),
+        ("What is a good name for my sister's puppy?", "What's a good name for my sister's puppy?"),
+    ]:
+        assert verify(b, a, cosine=cosine(a, b)).ok, (a, b)
+
+
+# The one who acts ("-er", "-or") and the one acted on ("-ee") on one stem are two parties, not
+# a typo or an inflection of one word.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("How much notice must an employer give?", "How much notice must an employee give?"),
+        ("Who pays the lessor's legal fees?", "Who pays the lessee's legal fees?"),
+        ("What rights do trainers have?", "What rights do trainees have?"),
+    ],
+)
+def test_agent_and_patient_nouns_are_different_parties(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert not verify(b, a, cosine=cos).ok
+    assert not verify(a, b, cosine=cos).ok
+
+
+def test_a_negating_prefix_is_seen_across_inflections() -> None:
+    a, b = "Can I legally park on the pavement?", "Is it illegal to park on the pavement?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "qualifier")
+    a, b = "Can I safely eat raw cookie dough?", "Is raw cookie dough unsafe to eat?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "qualifier")
+
+
+# Compass points are a closed class, like the months: the word vectors place "east" and "west"
+# as close as synonyms (0.79).
+def test_compass_points_must_agree() -> None:
+    a, b = "Is the north face of the mountain harder to climb?", "Is the south face of the mountain harder to climb?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    a, b = "Which rooms get sun in an east-facing house?", "Which rooms get sun in a west facing house?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    a, b = "When can I see the northern lights in Norway?", "when can i see the Northern Lights in Norway"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# The party a request is addressed to, made for or comes from ("to my landlord", "for the
+# seller"): converse and sibling roles sit as high as synonyms on the word vectors, so there a
+# word passes only as a near-identity, like a word of an earlier turn.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Write a thank-you note to my landlord.", "Write a thank-you note to my tenant."),
+        ("Draft a short apology to our buyer about the delay.", "Draft a short apology to our seller about the delay."),
+        ("Write a short toast for my husband.", "Write a short toast for my wife."),
+    ],
+)
+def test_a_party_swapped_for_a_close_role_is_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert not verify(b, a, cosine=cos).ok
+    assert not verify(a, b, cosine=cos).ok
+
+
+def test_a_party_reworded_as_a_near_identity_passes() -> None:
+    for a, b in [
+        ("Write a birthday poem for my kids.", "Write a birthday poem for my children."),
+        ("How do I write to my landlord about a leak?", "How should I write to my landlord about a leak?"),
+    ]:
+        cos = cosine(a, b)
+        assert verify(b, a, cosine=cos).ok, (a, b)
+
+
+def test_a_determiner_is_not_part_of_the_link_between_two_parties() -> None:
+    a, b = "What does a nurse need to tell patients before surgery?", "What do patients need to tell the nurse before surgery?"
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "direction")
+    assert verify(a, b, cosine=cos) == Verdict(False, "direction")
+
+
+# The attribute rule, extended (trust_dev2 probing): inside a broad rewording, each side may put
+# its attribute on another of the things both name ("beginner guitar ... kids" / "guitar ...
+# advanced children"): the question was edited, not reworded, however high the cosine.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What's the best beginner guitar for kids?", "Which guitar would you recommend for advanced children?"),
+        ("Which is a good starter camera for teenagers?", "What camera would you suggest for professional teens?"),
+    ],
+)
+def test_attributes_put_on_other_shared_things_are_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "attribute")
+
+
+# An attribute put after its noun in a relative clause ("a lemon tree that is fully grown") is
+# read as one put before it ("a young lemon tree"); the same attribute moved there is a rewording.
+def test_an_attribute_in_a_relative_clause_is_an_attribute() -> None:
+    a, b = "How often should I water a young lemon tree?", "How frequently does a lemon tree that is fully grown need watering?"
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "attribute")
+    assert verify(a, b, cosine=cos) == Verdict(False, "attribute")
+    a, b = "How do I clean a leather jacket that is stained?", "What is the way to clean a stained leather jacket?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# What the role rules above leave alone (QQP and GPTCache pairs that must keep passing).
+def test_a_symmetric_relation_may_name_its_two_sides_in_either_order() -> None:
+    a, b = "What is Canada's relationship with Mexico?", "What is Mexico's relationship with Canada?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_contraction_of_a_function_word_is_not_a_possessive() -> None:
+    a, b = "Who's your favourite jazz pianist?", "Who is your favourite jazz pianist?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_partys_head_is_the_last_noun_of_its_phrase() -> None:
+    a, b = "What equipment is needed for a low-budget film?", "What equipment is needed for a low budget film?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+    # Statements reword the objects of their prepositions with everything else.
+    a = "When the flag is set, all parameters are removed from the URL prior to caching the file."
+    b = "The flag, when set, strips all parameters from the URL before caching the file."
+    assert verify(b, a, cosine=cosine(a, b)).reason != "recipient"

@@ -16,7 +16,8 @@ quantifier      one side speaks of the whole (all, every, entire) and the other 
 entities        each side names something the other does not (France vs Germany), or
                 the candidate adds a named constraint the query lacks
 direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
-                A before B vs B before A, dog bites man vs man bites dog), or a shared
+                A before B vs B before A, dog bites man vs man bites dog, the seller pays
+                the buyer's costs vs the buyer pays the seller's), or a shared
                 word is the goal on one side and the source on the other ("an email to my
                 manager" / "from my manager"), or a number both state belongs to another
                 unit or name ("9 am in London ... in Tokyo" / "in London ... 9 am in Tokyo")
@@ -27,16 +28,20 @@ language        a requested natural or programming language differs ("in French"
 compound        one is a compound question and the other one part of it
 question        the questions ask for different kinds of answer (why / when / where / who /
                 how many / yes-no)
-qualifier       a negating prefix on one side only (safe / unsafe)
+qualifier       a negating prefix on one side only (safe / unsafe, illegal / legally)
 quoted          the quoted phrases differ (compared literally)
 difference      a content word on one side that nothing on the other side paraphrases
                 (inflection, abbreviation, typo, or a word the embedding places as
                 interchangeable at word level, ``wording.py``); a broad rewording is judged
                 by the two texts' cosine instead (``verifier_difference.broad_rewording``)
 attribute       inside a broad rewording, each side puts a different unexplained word right
-                before the same word ("young olive tree" / "mature olive tree"): an edit of
-                what is asked about, which the cosine does not judge
+                before the same word ("young olive tree" / "mature olive tree"), or before
+                words both sides name ("beginner guitar for kids" / "guitar for advanced
+                children"): an edit of what is asked about, which the cosine does not judge
                 (``verifier_difference.swapped_modifier``)
+recipient       a request's party ("to my landlord", "for my wife") is another word on the
+                other side, unless a form of it or a near-identity (``swapped_party``)
+bearing         the compass points named differ (east / west)
 ==============  =========================================================================
 
 The rules are pure Python over regexes and a closed class of function words; the difference rule
@@ -68,10 +73,11 @@ from .verifier_difference import (
     differences,
     inflection_bases,
     swapped_modifier,
+    swapped_party,
 )
 from .verifier_entities import extra_entities
-from .verifier_features import features_of, stem
-from .verifier_lexicon import GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
+from .verifier_features import Features, features_of, stem
+from .verifier_lexicon import COMPASS, COMPASS_FORM, GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
 from .verifier_order import (
     CONVERSION_FRAME,
     coordinated,
@@ -80,6 +86,7 @@ from .verifier_order import (
     ordered_pairs,
     per_heads,
     rebound_number,
+    related_symmetrically,
     reversed_per,
     reversed_relation,
     same_per,
@@ -205,11 +212,16 @@ def _verify_text(
     if (q_extra or c_extra) and min(len(q.tokens), len(c.tokens)) <= 14:
         return Verdict(False, "entities")
 
-    # "safe" vs "unsafe", "legal" vs "illegal": a negating prefix on one side.
+    # "safe" vs "unsafe", "legal" vs "illegal": a negating prefix on one side, whatever the
+    # other side's inflection ("illegal" / "legally", "unsafe" / "safely").
     for w in set(q.tokens) ^ set(c.tokens):
         base = next((w[len(pre):] for pre in NEG_PREFIXES if w.startswith(pre)), None)
-        if base and len(base) >= 4 and base in (c.tokens if w in q.tokens else q.tokens):
+        if base and len(base) >= 4 and any(t == base or stem(t) == base for t in (c.tokens if w in q.tokens else q.tokens)):
             return Verdict(False, "qualifier")
+    # Compass points are a closed class, like months: "the east side" / "the west side" ask
+    # about different sides, though the word vectors place the two as close as synonyms (0.79).
+    if _bearings(q) != _bearings(c):
+        return Verdict(False, "bearing")
 
     # Direction and order: the shared terms around "to"/"before"/"than" are swapped, or the
     # shared content words are the same sequence with two of them exchanged.
@@ -236,7 +248,8 @@ def _verify_text(
         # The two units of the same unit question may trade places; their attributes may not
         # ("teaspoons of dried basil ... of fresh" / "of fresh basil ... of dried").
         heads = per_heads(q) if conversion else set()
-        if not (coordinated(q, x, y) or coordinated(c, x, y) or {unit_key(x), unit_key(y)} <= heads):
+        symmetric = related_symmetrically(q, x, y) and related_symmetrically(c, x, y)
+        if not (coordinated(q, x, y) or coordinated(c, x, y) or symmetric or {unit_key(x), unit_key(y)} <= heads):
             return Verdict(False, "direction")
 
     # A quoted phrase is the object of the question: it must be the same on both sides, or
@@ -265,8 +278,20 @@ def _verify_text(
         return Verdict(False, "difference")
     if swapped_modifier(q, c, q_left, c_left):
         return Verdict(False, "attribute")
+    if swapped_party(q, c, words, TURN_SYNONYM):
+        return Verdict(False, "recipient")
 
     return Verdict(True, "ok")
+
+
+def _bearings(f: Features) -> frozenset[str]:
+    """The compass points ``f`` names ("east", "north-western" -> north, west)."""
+    out: set[str] = set()
+    for tok in f.tokens:
+        for piece in tok.split("-"):
+            if COMPASS_FORM.fullmatch(piece):
+                out.update(point for point in COMPASS if point in piece)
+    return frozenset(out)
 
 
 def lexical_overlap(a: str, b: str) -> float:

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from .verifier_entities import abbreviates
 from .verifier_features import Features, stem
+from .verifier_order import parties
 from .verifier_lexicon import (
     FRAME_NOUNS,
     FUNCTION,
@@ -57,6 +58,24 @@ def _same_word(x: str, y: str) -> bool:
     return common >= 4 and (short == 0 or (short <= 1 and long_ <= 4))
 
 
+_PATIENT_ENDINGS = ("ee", "ees")
+_AGENT_ENDINGS = ("er", "ers", "or", "ors")
+
+
+def _converse_roles(x: str, y: str) -> bool:
+    """The two parties of one act, named on one stem: the one who acts ("-er", "-or") and the
+    one acted on ("-ee"): "employer" / "employee", "lessor" / "lessee", "payer" / "payee",
+    "trainer" / "trainee". They differ by one letter, and the word vectors place them close, but
+    a question about one is not a question about the other."""
+    for a, b in ((x, y), (y, x)):
+        for pe in _PATIENT_ENDINGS:
+            if a.endswith(pe) and len(a) - len(pe) >= 3:
+                root = a[: -len(pe)]
+                if any(b == root + ae for ae in _AGENT_ENDINGS):
+                    return True
+    return False
+
+
 def _typo(x: str, y: str) -> bool:
     """One misspelling of a long word ("permanantly" / "permanently"): one edit, same first
     letter, seven letters or more. Shorter words one edit apart, or longer ones two apart, are
@@ -90,7 +109,10 @@ def _spelled_alike(w: str, f: Features) -> bool:
     # An abbreviation is short ("js", "pkg", "repo"); a longer word whose letters come in order
     # in another is a different word ("vegan" / "vegetarian"); a cut-off word ("config") is
     # ``_same_word``.
-    if any(_same_word(w, v) or (len(w) <= 4 and abbreviates(w, v)) or _typo(w, v) for v in f.words):
+    if any(
+        not _converse_roles(w, v) and (_same_word(w, v) or (len(w) <= 4 and abbreviates(w, v)) or _typo(w, v))
+        for v in f.words
+    ):
         return True
     # An abbreviation may be a function word elsewhere ("Go" / "Golang").
     if any(2 <= len(v) <= 4 and v[:1].isalpha() and abbreviates(v, w) for v in f.tokens):
@@ -120,7 +142,8 @@ def differences(
         m = sim(left, other)
         return [
             w for w, row in zip(left, m, strict=True)
-            if not any(s >= _bar(w, v) and not _prefix_swap(w, v) for s, v in zip(row, other, strict=True))
+            if not any(s >= _bar(w, v) and not _prefix_swap(w, v) and not _converse_roles(w, v)
+                       for s, v in zip(row, other, strict=True))
         ]
 
     q_un, c_un = unexplained(q_left, c_all), unexplained(c_left, q_all)
@@ -208,6 +231,41 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
             if mods:
                 out.setdefault(piece, set()).update(mods)
         before, prev = (prev[-1] if prev else ""), pieces
+    for head, mods in _described(f, left).items():
+        out.setdefault(head, set()).update(mods)
+    return out
+
+
+_RELATIVE = {"that", "which", "who"}
+_BE = {"is", "are", "was", "were"}
+_RELATIVE_BE = {"that's", "thats", "who's", "which's"}
+
+
+def _described(f: Features, left: set[str]) -> dict[str, set[str]]:
+    """Words of ``left`` that a relative clause says a noun is: "a steak that's thin", "a lemon
+    tree that is fully grown", "a pizza that has been thawed" (noun -> {"thin"}, ...). Such a
+    clause is an attribute put after its noun instead of before it."""
+    out: dict[str, set[str]] = {}
+    toks = list(f.tokens)
+    for i, tok in enumerate(toks[1:], 1):
+        if tok in _RELATIVE_BE:
+            j = i + 1
+        elif tok in _RELATIVE and i + 1 < len(toks) and toks[i + 1] in _BE | {"has", "have", "had"}:
+            j = i + 2
+        else:
+            continue
+        # The clause describes the whole noun phrase before it ("lemon tree"), each of its words.
+        phrase = []
+        k = i - 1
+        while k >= 0 and len(phrase) < 3 and toks[k][:1].isalpha() and toks[k] not in FUNCTION:
+            phrase.append(toks[k])
+            k -= 1
+        while j < len(toks) and toks[j] in FUNCTION and j - i <= 3:  # "been", "still"
+            j += 1
+        said = toks[j : j + 2] if j < len(toks) and toks[j].endswith("ly") else toks[j : j + 1]
+        mods = set(said) & left
+        for word in phrase if mods else ():
+            out.setdefault(word, set()).update(mods)
     return out
 
 
@@ -220,7 +278,8 @@ def _opens_phrase(w: str) -> bool:
 
 
 def swapped_modifier(q: Features, c: Features, q_left: list[str], c_left: list[str]) -> bool:
-    """Does each side put a different unexplained word right before the same word?
+    """Does each side put a different unexplained word right before the same word, or before
+    words the other side names too?
 
     "a fresh ankle sprain" / "an old stiff ankle injury", "brown rice" / "white rice",
     "the biggest stock market crash" / "the second largest stock market crash": the word both
@@ -236,7 +295,62 @@ def swapped_modifier(q: Features, c: Features, q_left: list[str], c_left: list[s
     in_c = _modified(c, set(c_left))
     if not in_c:
         return False
-    return any(any(_same_word(head, other) for other in in_c) for head in _modified(q, set(q_left)))
+    in_q = _modified(q, set(q_left))
+    if any(any(_same_word(head, other) for other in in_c) for head in in_q):
+        return True
+    # Each side may also put its attribute on another of the things both name: "the best beginner
+    # guitar for kids" / "a guitar for advanced children" (the guitar and the children are on
+    # both sides, "children" as a synonym of "kids"). A head that is not among the unexplained
+    # words is one the other side names too.
+    # Only on a phrase's head, its last word: in "the good Indian romantic novels" "good" sits on
+    # "Indian" as one of a stack of modifiers, which a rewording reorders ("the best romantic
+    # novel by an Indian author").
+    q_heads, c_heads = _heads(q), _heads(c)
+    return any(h not in q_left and h in q_heads for h in in_q) and any(
+        h not in c_left and h in c_heads for h in in_c
+    )
+
+
+def _heads(f: Features) -> set[str]:
+    """The words of ``f`` that end a run of content words: a noun phrase's head ("guitar" in
+    "the best beginner guitar for kids")."""
+    toks = list(f.tokens)
+    out: set[str] = set()
+    for i, tok in enumerate(toks):
+        if not tok[:1].isalpha() or tok in FUNCTION:
+            continue
+        nxt = toks[i + 1] if i + 1 < len(toks) else ""
+        if not nxt[:1].isalpha() or nxt in FUNCTION:
+            out.add(tok.split("-")[-1].strip("'’."))
+    return out
+
+
+def swapped_party(q: Features, c: Features, words: WordSimilarity | None, bar: float) -> bool:
+    """Is the party of a request (``verifier_order.parties``: "to my landlord", "for the
+    seller") another one on the other side, though the word vectors may place the two as close
+    as synonyms?
+
+    Who an email goes to, or whom a thing is for, is named by role nouns, and converse or
+    sibling roles sit as high as synonyms on the word vectors ("landlord" / "tenant" 0.81,
+    "husband" / "wife" 0.86), while the sentence cosine of a whole request hardly moves with
+    them. So in a party's place a word passes only as another form of the same word or at
+    ``bar``, the near-identity that earlier turns are held to ("kids" / "children" 0.91)."""
+    # Both must ask: a statement that opens with "when" is read as asking, and a statement
+    # reworded carries its prepositions' objects along with everything else.
+    if not (q.asks and c.asks):
+        return False
+    qp, cp = parties(q), parties(c)
+    q_only = [(r, w) for r, w in qp if not any(r == r2 and _same_word(w, v) for r2, v in cp)]
+    c_only = [(r, w) for r, w in cp if not any(r == r2 and _same_word(w, v) for r2, v in qp)]
+    pairs = [(w, v) for r, w in q_only for r2, v in c_only if r == r2]
+    if not pairs:
+        return False
+    sim = words or word_similarity
+    q_words = list(dict.fromkeys(w for w, _ in pairs))
+    c_words = list(dict.fromkeys(v for _, v in pairs))
+    m = sim(q_words, c_words)
+    # Each party of one side must have a near-identical counterpart on the other.
+    return any(max(m[i]) < bar for i in range(len(q_words)))
 
 
 BROAD_COSINE = 0.85

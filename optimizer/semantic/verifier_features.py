@@ -55,7 +55,17 @@ def _tokens(text: str) -> list[str]:
     # Join contractions so "doesn't" reads as one negation word.
     t = re.sub(r"\b(\w+)n't\b", r"\1nt", t)
     t = t.replace("can not", "cannot")
-    return TOKEN_RE.findall(t)
+    out: list[str] = []
+    for tok in TOKEN_RE.findall(t):
+        # A possessive is a link between two nouns, like "of": "the seller pays the buyer's
+        # costs" holds the words "seller" and "buyer", so a swap of the two is seen as one
+        # ("the buyer pays the seller's costs"). Contractions of function words stay whole
+        # ("it's", "who's", "let's": "is" or "us", not a possessive).
+        if tok.endswith("'s") and len(tok) > 3 and tok[:-2] not in FUNCTION and tok[:-2] not in STOP:
+            out += [tok[:-2], "'s"]
+        else:
+            out.append(tok)
+    return out
 
 
 def stem(w: str) -> str:

@@ -155,6 +155,10 @@ REQUEST_KINDS = {
 # for hummus" are not "what is glucose", "what is hummus"), so they are left out only against
 # another how-to question or a bare phrase (``verifier_difference``).
 FRAME_NOUNS = {"command", "commands", "syntax", "recipe", "recipes", "formula", "instructions"}
+# The compass points, a closed class like the months: "east", "eastern", "eastward(s)",
+# "northeast", "north-western" (``verifier._bearings`` reads each point a word holds).
+COMPASS = ("north", "south", "east", "west")
+COMPASS_FORM = re.compile(r"(?:north|south)?(?:east|west)?(?:north|south)?(?:ern|erly|ward|wards|erner|erners)?")
 # Quantifiers of the whole and of a part: "kept all of my deposit" / "kept some of my deposit".
 WHOLE = {"all", "every", "entire", "entirely", "whole", "completely", "fully"}
 PART = {"some", "part", "partly", "partial", "partially", "portion", "few", "several"}

@@ -5,7 +5,17 @@
 from __future__ import annotations
 
 from .verifier_features import Features, stem
-from .verifier_lexicon import FROM_TO_RE, FUNCTION, GAZETTEER, KEY_CUES, STRONG_CUES, SYMMETRIC_LINKS, TRANSFER_VERBS, UNIT_OF
+from .verifier_lexicon import (
+    FROM_TO_RE,
+    FUNCTION,
+    GAZETTEER,
+    KEY_CUES,
+    STOP,
+    STRONG_CUES,
+    SYMMETRIC_LINKS,
+    TRANSFER_VERBS,
+    UNIT_OF,
+)
 
 
 def ordered_pairs(f: Features, shared: set[str], key: set[str]) -> set[tuple[str, str]]:
@@ -186,6 +196,18 @@ def reversed_per(q: Features, c: Features) -> bool:
 
 
 
+_DETERMINERS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"}
+
+
+def _link(between: tuple[str, ...]) -> list[str]:
+    """The function words between two content words, without the determiners that open the
+    second one's noun phrase ("need to tell the" -> need, to, tell)."""
+    span = list(between)
+    while span and span[-1] in _DETERMINERS:
+        span.pop()
+    return [t for t in span if t in FUNCTION]
+
+
 def reversed_relation(q: Features, c: Features) -> bool:
     """Do two content words that both sides hold once trade places around the same link?"""
     def positions(f: Features) -> dict[str, int]:
@@ -214,8 +236,11 @@ def reversed_relation(q: Features, c: Features) -> bool:
                 continue
             # The link is the function words between the two ("in a", "to", "to a"): "yen to
             # British pounds" / "pounds to Japanese yen" swap around "to" whatever else is there.
-            link_q = [t for t in q.tokens[qa + 1 : qb] if t in FUNCTION]
-            link_c = [t for t in c.tokens[ca + 1 : cb] if t in FUNCTION]
+            # The determiner of the second word belongs to it, not to the link: "what does a
+            # teacher need to tell parents" / "what do parents need to tell the teacher" share
+            # the link "need to tell".
+            link_q = _link(q.tokens[qa + 1 : qb])
+            link_c = _link(c.tokens[ca + 1 : cb])
             if link_q == link_c and link_q and not set(link_q) <= SYMMETRIC_LINKS:
                 return True
     return False
@@ -248,9 +273,18 @@ def coordinated(f: Features, x: str, y: str) -> bool:
     return False
 
 
+def related_symmetrically(f: Features, x: str, y: str) -> bool:
+    """Is a symmetric link ("with", "and", "vs") between x and y in text f, within five words
+    ("Bangladesh's relationship with India")? Then the two trading places is no swap of roles."""
+    toks = [stem(t) for t in f.tokens]
+    if x not in toks or y not in toks:
+        return False
+    i, j = sorted((toks.index(x), toks.index(y)))
+    return j - i <= 5 and any(t in SYMMETRIC_LINKS for t in toks[i + 1 : j])
+
+
 _SOURCE = {"from"}
 _GOAL = {"to", "into", "onto", "for", "toward", "towards"}
-_DETERMINERS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"}
 
 
 def _roles(f: Features) -> dict[str, str]:
@@ -271,6 +305,32 @@ def _roles(f: Features) -> dict[str, str]:
             w = stem(toks[j])
             out[w] = role if out.get(w, role) == role else "both"
     return {w: r for w, r in out.items() if r != "both"}
+
+
+def parties(f: Features) -> set[tuple[str, str]]:
+    """(role, word) for each noun phrase a preposition of source or goal opens with a determiner
+    or possessive ("to my landlord" -> ("goal", "landlord"), "from the seller", "for our
+    tenant"): the party a request is addressed to, made for or comes from. Without a determiner
+    the word after "to" is most often a verb ("ways to soundproof"), not a party."""
+    out: set[tuple[str, str]] = set()
+    toks = list(f.tokens)
+    for i, t in enumerate(toks):
+        role = "source" if t in _SOURCE else "goal" if t in _GOAL else ""
+        if not role:
+            continue
+        j = i + 1
+        while j < len(toks) and toks[j] in _DETERMINERS:
+            j += 1
+        if j == i + 1:
+            continue
+        # The party is the phrase's head, its last noun ("for a low-budget film" -> film, "to my
+        # tenant's flat" -> tenant); a pronoun ("from the ones used before") names no party.
+        k = j
+        while k < len(toks) and k - j < 4 and toks[k][:1].isalpha() and toks[k] not in FUNCTION | STRONG_CUES:
+            k += 1
+        if k > j and toks[k - 1] not in STOP:
+            out.add((role, toks[k - 1]))
+    return out
 
 
 def opposite_roles(q: Features, c: Features) -> bool:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from .verifier_features import Features, stem
 from .verifier_lexicon import (
     FROM_TO_RE,
@@ -287,11 +289,9 @@ _SOURCE = {"from"}
 _GOAL = {"to", "into", "onto", "for", "toward", "towards"}
 
 
-def _roles(f: Features) -> dict[str, str]:
-    """Content words reached by a preposition of source ("from my manager") or of goal ("to my
-    manager", "for my sister"), determiners skipped: word stem -> "source" or "goal"."""
-    out: dict[str, str] = {}
-    toks = list(f.tokens)
+def _directed(toks: list[str]) -> Iterator[tuple[str, int, int]]:
+    """(role, i, j) for each preposition of source or goal at ``toks[i]``, ``j`` the index of the
+    first token after the determiners that follow it."""
     for i, t in enumerate(toks):
         role = "source" if t in _SOURCE else "goal" if t in _GOAL else ""
         if not role:
@@ -299,6 +299,15 @@ def _roles(f: Features) -> dict[str, str]:
         j = i + 1
         while j < len(toks) and toks[j] in _DETERMINERS:
             j += 1
+        yield role, i, j
+
+
+def _roles(f: Features) -> dict[str, str]:
+    """Content words reached by a preposition of source ("from my manager") or of goal ("to my
+    manager", "for my sister"), determiners skipped: word stem -> "source" or "goal"."""
+    out: dict[str, str] = {}
+    toks = list(f.tokens)
+    for role, _, j in _directed(toks):
         if j < len(toks) and toks[j][:1].isalpha() and toks[j] not in FUNCTION:
             # A word reached both ways in one text ("from the main version ... to the main
             # version") has no one role there.
@@ -314,13 +323,7 @@ def parties(f: Features) -> set[tuple[str, str]]:
     the word after "to" is most often a verb ("ways to soundproof"), not a party."""
     out: set[tuple[str, str]] = set()
     toks = list(f.tokens)
-    for i, t in enumerate(toks):
-        role = "source" if t in _SOURCE else "goal" if t in _GOAL else ""
-        if not role:
-            continue
-        j = i + 1
-        while j < len(toks) and toks[j] in _DETERMINERS:
-            j += 1
+    for role, i, j in _directed(toks):
         if j == i + 1:
             continue
         # The party is the phrase's head, its last noun ("for a low-budget film" -> film, "to my

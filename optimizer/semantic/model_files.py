@@ -69,6 +69,8 @@ BUILD_TIMEOUT_SECONDS = 600
 # Bump when the dynamic recipe (``_fuse_bert`` and ``_quantize_dynamic``) changes, so machines
 # rebuild instead of reusing the old file.
 DYNAMIC_RECIPE = "eager-export-bert-fused-attention-biasgelu-not-skiplayernorm-int8-matmul-attention-gather-v1"
+DYNAMIC_OPS = ("MatMul", "Attention", "Gather")
+"""What int8-dynamic quantizes: the Q/K/V, output and feed-forward products and the embedding tables."""
 UNFUSED_AT_RUNTIME = ("SkipLayerNormFusion",)
 """onnxruntime graph optimizers every session runs without. Its SkipLayerNormalization CPU kernel
 (onnxruntime 1.31) takes about 25 us on 12 tokens where the Add, Add and LayerNormalization it
@@ -267,7 +269,7 @@ def _quantize_dynamic(model_path: str, dst: str) -> None:
         _fuse_bert(model_path, eager, fused)
         # The quantizer cannot infer the output types of the fused (contrib) operators: float.
         quantize_dynamic(fused, tmp, weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Attention", "Gather"],
+                         op_types_to_quantize=list(DYNAMIC_OPS),
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 

@@ -56,6 +56,7 @@ from tokenizers import Tokenizer
 
 from optimizer.semantic import Embedder
 from optimizer.semantic.model_files import (
+    DYNAMIC_OPS,
     UNFUSED_AT_RUNTIME,
     _export_onnx,
     _fuse_bert,
@@ -132,7 +133,7 @@ def graphs(model_path: str, work: str) -> dict[str, str]:
     _export_onnx(model_path, w("eager.onnx"), attn_implementation="eager")
     _fuse_bert(model_path, w("eager.onnx"), w("fused.onnx"))
     all_fused(w("eager.onnx"), w("all-fused.onnx"))
-    int8_ops = ["MatMul", "Attention", "Gather"]
+    int8_ops = list(DYNAMIC_OPS)
     return {
         "int8-dynamic": build(model_path, "int8-dynamic"),
         "before": quantized(fp32, w("before.onnx")),

@@ -72,6 +72,7 @@ from .verifier_difference import (
     broad_rewording,
     differences,
     inflection_bases,
+    opposed_prefixes,
     swapped_modifier,
     swapped_party,
 )
@@ -185,6 +186,18 @@ def _verify_text(
     # "optional"): whether it does depends on the sentence, and refusing costs only a miss.
     if q.negations != c.negations:
         return Verdict(False, "negation")
+    # An earlier turn states the situation a question is asked in, and the time it is set in is
+    # part of it: "I was laid off." / "I'm going to be laid off.", "My daughter is sick." / "My
+    # daughter was sick.". Present and future may paraphrase ("I'm moving next week" / "I will
+    # move next week"); the past against either may not. In a question only the past against
+    # the future ("my visa has expired" / "is about to expire"): "who is" and "who was", "if I
+    # missed" and "if I miss" are often asked alike.
+    if q.tense and c.tense and not (q.tense & c.tense) and ("past" in q.tense) != ("past" in c.tense):
+        if turn or ({"past", "future"} <= q.tense | c.tense and q.asks and c.asks):
+            return Verdict(False, "tense")
+    # "Must I ...?" / "May I ...?": one asks for a duty, the other for a permission.
+    if q.modality and c.modality and not (q.modality & c.modality):
+        return Verdict(False, "modality")
     # The whole of a thing or a part of it: a closed class, like the negations.
     q_whole, c_whole = bool(WHOLE.intersection(q.tokens)), bool(WHOLE.intersection(c.tokens))
     q_part, c_part = bool(PART.intersection(q.tokens)), bool(PART.intersection(c.tokens))
@@ -275,6 +288,8 @@ def _verify_text(
     # How broad the rewording is counts every changed word, synonyms included: a sentence
     # rephrased in four words with one synonym among them is still a rephrasing.
     if (q_left or c_left) and not broad_rewording(q_changed, c_changed, cosine):
+        return Verdict(False, "difference")
+    if opposed_prefixes(q_left, c_left):
         return Verdict(False, "difference")
     if swapped_modifier(q, c, q_left, c_left):
         return Verdict(False, "attribute")

@@ -71,7 +71,7 @@ NEAR_MISSES = [
     ("Who invented the telephone and in which year?", "Who invented the telephone?", "compound"),
     ("What are the advantages of remote work?", "What are the disadvantages of remote work?", "qualifier"),
     ("Is it safe to eat raw eggs?", "Is it unsafe to eat raw eggs?", "qualifier"),
-    ("Foods that raise blood pressure", "Foods that lower blood pressure", "difference"),
+    ("Foods that raise blood pressure", "Foods that lower blood pressure", "antonym"),
     ("Why did the Berlin Wall fall?", "When did the Berlin Wall fall?", "question"),
     ("Why are cats afraid of water?", "Are cats afraid of water?", "question"),
 ]
@@ -721,4 +721,19 @@ def test_parties_swapped_around_a_modal_relation_are_refused() -> None:
     a, b = "What does the tenant have to tell the housing association?", "What does a housing association have to tell the tenant?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
     a, b = "What does the tenant have to tell the housing association?", "what a housing association must tell tenants"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+
+
+def test_a_change_up_a_scale_is_not_one_down_it() -> None:
+    a, b = "How do I raise the pH of my pond water?", "What's the best way to lower the pH in my garden pond?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "antonym")
+    a, b = "How can I thicken a soup?", "What's the way to thin a soup that is too thick?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    # Two verbs of the same direction are not opposites (the difference rule still reads them).
+    a, b = "How do I lower my electricity bill?", "How can I reduce my electricity bill?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "antonym"
+
+
+def test_parties_swapped_around_a_duty_are_refused() -> None:
+    a, b = "Does a cyclist have to give way to a pedestrian?", "pedestrian give way to cyclist?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")

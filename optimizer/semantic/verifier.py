@@ -78,7 +78,7 @@ from .verifier_difference import (
 )
 from .verifier_entities import extra_entities
 from .verifier_features import Features, features_of, stem
-from .verifier_lexicon import COMPASS, COMPASS_FORM, GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
+from .verifier_lexicon import CHANGE_DOWN, CHANGE_UP, COMPASS, COMPASS_FORM, GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
 from .verifier_order import (
     CONVERSION_FRAME,
     coordinated,
@@ -235,6 +235,10 @@ def _verify_text(
     # about different sides, though the word vectors place the two as close as synonyms (0.79).
     if _bearings(q) != _bearings(c):
         return Verdict(False, "bearing")
+    # A change up a scale against a change down it: "lower the pH" / "increase the pH of my tank".
+    q_way, c_way = _change(q), _change(c)
+    if len(q_way) == 1 and len(c_way) == 1 and q_way != c_way:
+        return Verdict(False, "antonym")
 
     # Direction and order: the shared terms around "to"/"before"/"than" are swapped, or the
     # shared content words are the same sequence with two of them exchanged.
@@ -297,6 +301,18 @@ def _verify_text(
         return Verdict(False, "recipient")
 
     return Verdict(True, "ok")
+
+
+def _change(f: Features) -> set[str]:
+    """The directions of change ``f``'s verbs name: "up" ("increase", "raised"), "down"."""
+    out: set[str] = set()
+    for tok in f.tokens:
+        bases = inflection_bases(tok)
+        if bases & CHANGE_UP:
+            out.add("up")
+        if bases & CHANGE_DOWN:
+            out.add("down")
+    return out
 
 
 def _bearings(f: Features) -> frozenset[str]:

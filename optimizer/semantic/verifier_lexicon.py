@@ -154,6 +154,13 @@ TIME_ADVERBS = {"already", "just", "recently", "finally", "never", "ever", "sinc
 # to quit"); before a noun phrase "going to" is a move ("going to the coast").
 FUTURE_LEADS = {"going", "about", "planning", "plan", "intend", "intending"}
 
+# The verbs of a change up or down a scale, whatever the scale: "lower the pH" / "increase the
+# pH", "lengthen" / "shorten". Like the compass points, the two directions are a closed class
+# that the word vectors place close to each other.
+CHANGE_UP = {"increase", "raise", "boost", "lengthen", "widen", "deepen", "heighten", "enlarge",
+             "expand", "extend", "maximize", "maximise", "strengthen", "thicken", "tighten"}
+CHANGE_DOWN = {"decrease", "reduce", "lower", "shorten", "narrow", "shrink", "minimize",
+               "minimise", "weaken", "thin", "loosen", "lessen", "diminish"}
 # The prefixes that name the two ends of one direction or scale.
 OPPOSED_PREFIXES = (
     ("in", "out"), ("up", "down"), ("im", "ex"), ("in", "ex"), ("in", "de"), ("over", "under"),

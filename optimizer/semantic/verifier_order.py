@@ -230,7 +230,7 @@ def _link(between: tuple[str, ...]) -> list[str]:
 def _near(between: tuple[str, ...]) -> bool:
     """Are two words close enough to be related by the words between them?"""
     content = sum(t not in FUNCTION and t[:1].isalpha() for t in between)
-    return len(between) <= 4 or (len(between) == 5 and content <= 1)
+    return len(between) <= 4 or (len(between) <= 6 and content <= 1)
 
 
 def reversed_relation(q: Features, c: Features) -> bool:
@@ -256,9 +256,10 @@ def reversed_relation(q: Features, c: Features) -> bool:
                 continue
             qa, qb = sorted((qp[x], qp[y]))
             ca, cb = sorted((cp[x], cp[y]))
-            # Near each other: at most five words apart, or six when at most one content word
+            # Near each other: at most five words apart, or seven when at most one content word
             # stands between ("the family have to tell the care home" / "a care home have to
-            # tell the family": the rest of a two-word name).
+            # tell the family": the rest of a two-word name; "does a motorboat have to give way
+            # to a sailboat": a modal).
             if not (_near(q.tokens[qa + 1 : qb]) and _near(c.tokens[ca + 1 : cb])):
                 continue
             # The link is the function words between the two ("in a", "to", "to a"): "yen to

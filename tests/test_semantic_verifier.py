@@ -71,7 +71,7 @@ NEAR_MISSES = [
     ("Who invented the telephone and in which year?", "Who invented the telephone?", "compound"),
     ("What are the advantages of remote work?", "What are the disadvantages of remote work?", "qualifier"),
     ("Is it safe to eat raw eggs?", "Is it unsafe to eat raw eggs?", "qualifier"),
-    ("Foods that raise blood pressure", "Foods that lower blood pressure", "difference"),
+    ("Foods that raise blood pressure", "Foods that lower blood pressure", "antonym"),
     ("Why did the Berlin Wall fall?", "When did the Berlin Wall fall?", "question"),
     ("Why are cats afraid of water?", "Are cats afraid of water?", "question"),
 ]
@@ -636,3 +636,104 @@ def test_a_partys_head_is_the_last_noun_of_its_phrase() -> None:
     a = "When the flag is set, all parameters are removed from the URL prior to caching the file."
     b = "The flag, when set, strips all parameters from the URL before caching the file."
     assert verify(b, a, cosine=cosine(a, b)).reason != "recipient"
+
+
+# The time an earlier turn sets its situation in: the past against the present or the future is
+# another situation; the present and the future may paraphrase each other.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("I was laid off.\nWhat should I do about health insurance?", "I will be laid off.\nWhat should I do about health insurance?"),
+        ("My daughter is sick.\nShould she go to school?", "My daughter was sick.\nShould she go to school?"),
+        ("We're getting married in June.\nDo I have to update my passport?", "We got married in June.\nDo I have to update my passport?"),
+    ],
+)
+def test_an_earlier_turn_in_another_tense_is_another_situation(a: str, b: str) -> None:
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "context")
+
+
+def test_an_earlier_turn_in_the_same_time_passes() -> None:
+    for a, b in [
+        ("I got laid off.\nWhat should I do about health insurance?", "I was laid off.\nWhat should I do about health insurance?"),
+        ("I'm moving next week.\nHow do I transfer my utilities?", "I will move next week.\nHow do I transfer my utilities?"),
+        ("I've already paid the invoice.\nCan I get a refund?", "I already paid the invoice.\nCan I get a refund?"),
+        ("My sheep have been losing weight.\nWhat should I feed them?", "My sheep are losing weight.\nWhat should I feed them?"),
+    ]:
+        assert verify(b, a, cosine=cosine(a, b)).ok, (a, b)
+
+
+def test_a_question_about_the_past_is_not_one_about_the_future() -> None:
+    a, b = "What should I do if my visa is about to expire?", "My visa has expired, what should I do?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "tense")
+    # "Who is" / "who was" are asked alike: only the past against the future counts in a question.
+    a, b = "Who is Alan Turing?", "Who was Alan Turing?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_duty_is_not_a_permission() -> None:
+    a, b = "Do I have to leave the country while my appeal is pending?", "Can I leave the country while my appeal is pending?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "modality")
+    a, b = "Am I allowed to bring a pocket knife on a train?", "Must I declare a pocket knife on a train?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "modality")
+    a, b = "Do I have to tip in Japan?", "Must I tip in Japan?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_the_time_of_day_is_a_closed_class() -> None:
+    a, b = "What should I eat before working out in the morning?", "What's a good meal before a workout in the evening?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "dates")
+
+
+# The subject after a question's auxiliary is a noun phrase: "does raw chicken", "can cooked chicken".
+def test_an_attribute_right_after_a_questions_auxiliary_is_an_attribute() -> None:
+    a, b = "How many days does raw chicken keep in the fridge?", "How many days can cooked chicken be kept in the fridge?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    a, b = "How long does raw chicken last in the fridge?", "How long can raw chicken stay in the refrigerator?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_what_a_noun_is_said_to_be_is_an_attribute() -> None:
+    a, b = "Is it better to rent or buy a home when rates are high?", "Should I rent or buy a house when interest rates are low?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    # A participle or an adjective with a complement tells what is done, not what the noun is.
+    a = "If an incomplete file is detected, the download is resumed from where it left off."
+    b = "The download resumes where it stopped if an incompletely received file is found."
+    assert verify(b, a, cosine=cosine(a, b)).reason != "attribute"
+
+
+def test_two_ends_of_one_direction_are_refused_inside_a_rewording() -> None:
+    a, b = "Which finish should I use on a pine bench that stays outdoors?", "What is the best finish for a pine bench kept indoors?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "difference")
+    # Any two prefixes are not a direction: "samples" / "examples" (a GPTCache pair).
+    a = "The `map()` function can be employed to accelerate processing by applying a preprocessing function to groups of samples in a dataset."
+    b = "The `map()` function is used to speed up processing by applying a preprocessing function to batches of examples in a dataset."
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_conversion_between_energy_units_is_directed() -> None:
+    a, b = "How do I convert calories to kilojoules on a food label?", "What's the way to convert kJ to calories on a food label?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+
+
+# A relation is its verb, whatever the modal, and a two-word name is one party.
+def test_parties_swapped_around_a_modal_relation_are_refused() -> None:
+    a, b = "What does the tenant have to tell the housing association?", "What does a housing association have to tell the tenant?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+    a, b = "What does the tenant have to tell the housing association?", "what a housing association must tell tenants"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+
+
+def test_a_change_up_a_scale_is_not_one_down_it() -> None:
+    a, b = "How do I raise the pH of my pond water?", "What's the best way to lower the pH in my garden pond?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "antonym")
+    a, b = "How can I thicken a soup?", "What's the way to thin a soup that is too thick?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    # Two verbs of the same direction are not opposites (the difference rule still reads them).
+    a, b = "How do I lower my electricity bill?", "How can I reduce my electricity bill?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "antonym"
+
+
+def test_parties_swapped_around_a_duty_are_refused() -> None:
+    a, b = "Does a cyclist have to give way to a pedestrian?", "pedestrian give way to cyclist?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")

@@ -106,3 +106,15 @@ def test_a_paraphrase_is_right_when_served_the_groups_answer() -> None:
     assert judge_paraphrase(bodies, 1, Reply(200, "semantic", _answer(original), 0.0)) == "right"
     assert judge_paraphrase(bodies, 1, Reply(200, "miss", _answer(second), 0.0)) == "missed"
     assert judge_paraphrase(bodies, 1, Reply(200, "semantic", _answer("something else"), 0.0)) == "wrong"
+
+
+def test_a_multi_turn_paraphrase_with_the_same_follow_up_is_judged_by_the_cache_header() -> None:
+    follow_up = "And how long does it take?"
+    bodies = [
+        {"model": "m", "messages": [{"role": "user", "content": first}, {"role": "assistant", "content": "Steps: ..."},
+                                    {"role": "user", "content": follow_up}]}
+        for first in ("How do I replace a car battery?", "how do i change a car battery")
+    ]
+    assert judge_paraphrase(bodies, 1, Reply(200, "semantic", _answer(follow_up), 0.0)) == "right"
+    assert judge_paraphrase(bodies, 1, Reply(200, "miss", _answer(follow_up), 0.0)) == "missed"
+    assert judge_paraphrase(bodies, 1, Reply(200, "semantic", _answer("something else"), 0.0)) == "wrong"

@@ -57,18 +57,31 @@ class LocalState:
 
     shared = False
 
-    def __init__(self, max_items: int = 100_000) -> None:
+    def __init__(self, max_items: int = 100_000, max_bytes: int = 32 * 2**20) -> None:
+        # Both bounds hold: the count for counters and locks, the bytes for cached answers. A
+        # count alone let 100,000 answers of about 1 KB hold some 150 MB of a worker's memory.
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._streams: dict[str, _Stream] = {}
         self._max = max_items
+        self._max_bytes = max_bytes
+        self._bytes = 0  # keys and values held, the part that grows with what is cached
         self._next_sweep = 0.0
+
+    @staticmethod
+    def _size(key: str, item: _Item) -> int:
+        return len(key) + len(item.value)
+
+    def _drop(self, key: str) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._bytes -= self._size(key, item)
 
     def _live(self, key: str) -> _Item | None:
         item = self._items.get(key)
         if item is None:
             return None
         if item.expires <= time.monotonic():
-            del self._items[key]
+            self._drop(key)
             return None
         self._items.move_to_end(key)
         return item
@@ -78,14 +91,17 @@ class LocalState:
         return item.value if item else None
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
-        self._items[key] = _Item(value, time.monotonic() + ttl)
-        self._items.move_to_end(key)
-        while len(self._items) > self._max:
-            self._items.popitem(last=False)
+        self._drop(key)
+        item = _Item(value, time.monotonic() + ttl)
+        self._items[key] = item
+        self._bytes += self._size(key, item)
+        # Least recently used first; the item just set stays even when it alone is over budget.
+        while len(self._items) > 1 and (len(self._items) > self._max or self._bytes > self._max_bytes):
+            self._drop(next(iter(self._items)))
 
     async def delete(self, *keys: str) -> None:
         for key in keys:
-            self._items.pop(key, None)
+            self._drop(key)
             self._streams.pop(key, None)
 
     async def set_nx(self, key: str, value: bytes, ttl: float) -> bool:
@@ -107,11 +123,13 @@ class LocalState:
 
     async def add(self, key: str, amount: int, ttl: float) -> int:
         item = self._live(key)
+        value = str((int(item.value) if item else 0) + amount).encode()
         if item is None:
-            item = _Item(b"0", time.monotonic() + ttl)
-            self._items[key] = item
-        item.value = str(int(item.value) + amount).encode()
-        return int(item.value)
+            await self.set(key, value, ttl)
+        else:
+            self._bytes += len(value) - len(item.value)
+            item.value = value
+        return int(value)
 
     async def xadd(self, key: str, fields: dict[str, bytes], ttl: float) -> None:
         now = time.monotonic()

@@ -72,12 +72,13 @@ from .verifier_difference import (
     broad_rewording,
     differences,
     inflection_bases,
+    opposed_prefixes,
     swapped_modifier,
     swapped_party,
 )
 from .verifier_entities import extra_entities
 from .verifier_features import Features, features_of, stem
-from .verifier_lexicon import COMPASS, COMPASS_FORM, GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
+from .verifier_lexicon import CHANGE_DOWN, CHANGE_UP, COMPASS, COMPASS_FORM, GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
 from .verifier_order import (
     CONVERSION_FRAME,
     coordinated,
@@ -185,6 +186,18 @@ def _verify_text(
     # "optional"): whether it does depends on the sentence, and refusing costs only a miss.
     if q.negations != c.negations:
         return Verdict(False, "negation")
+    # An earlier turn states the situation a question is asked in, and the time it is set in is
+    # part of it: "I was laid off." / "I'm going to be laid off.", "My daughter is sick." / "My
+    # daughter was sick.". Present and future may paraphrase ("I'm moving next week" / "I will
+    # move next week"); the past against either may not. In a question only the past against
+    # the future ("my visa has expired" / "is about to expire"): "who is" and "who was", "if I
+    # missed" and "if I miss" are often asked alike.
+    if q.tense and c.tense and not (q.tense & c.tense) and ("past" in q.tense) != ("past" in c.tense):
+        if turn or ({"past", "future"} <= q.tense | c.tense and q.asks and c.asks):
+            return Verdict(False, "tense")
+    # "Must I ...?" / "May I ...?": one asks for a duty, the other for a permission.
+    if q.modality and c.modality and not (q.modality & c.modality):
+        return Verdict(False, "modality")
     # The whole of a thing or a part of it: a closed class, like the negations.
     q_whole, c_whole = bool(WHOLE.intersection(q.tokens)), bool(WHOLE.intersection(c.tokens))
     q_part, c_part = bool(PART.intersection(q.tokens)), bool(PART.intersection(c.tokens))
@@ -222,6 +235,10 @@ def _verify_text(
     # about different sides, though the word vectors place the two as close as synonyms (0.79).
     if _bearings(q) != _bearings(c):
         return Verdict(False, "bearing")
+    # A change up a scale against a change down it: "lower the pH" / "increase the pH of my tank".
+    q_way, c_way = _change(q), _change(c)
+    if len(q_way) == 1 and len(c_way) == 1 and q_way != c_way:
+        return Verdict(False, "antonym")
 
     # Direction and order: the shared terms around "to"/"before"/"than" are swapped, or the
     # shared content words are the same sequence with two of them exchanged.
@@ -276,12 +293,26 @@ def _verify_text(
     # rephrased in four words with one synonym among them is still a rephrasing.
     if (q_left or c_left) and not broad_rewording(q_changed, c_changed, cosine):
         return Verdict(False, "difference")
+    if opposed_prefixes(q_left, c_left):
+        return Verdict(False, "difference")
     if swapped_modifier(q, c, q_left, c_left):
         return Verdict(False, "attribute")
     if swapped_party(q, c, words, TURN_SYNONYM):
         return Verdict(False, "recipient")
 
     return Verdict(True, "ok")
+
+
+def _change(f: Features) -> set[str]:
+    """The directions of change ``f``'s verbs name: "up" ("increase", "raised"), "down"."""
+    out: set[str] = set()
+    for tok in f.tokens:
+        bases = inflection_bases(tok)
+        if bases & CHANGE_UP:
+            out.add("up")
+        if bases & CHANGE_DOWN:
+            out.add("down")
+    return out
 
 
 def _bearings(f: Features) -> frozenset[str]:

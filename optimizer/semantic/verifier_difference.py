@@ -17,7 +17,9 @@ from .verifier_order import parties
 from .verifier_lexicon import (
     FRAME_NOUNS,
     FUNCTION,
+    INVERTING,
     NOUN_PHRASE_OPENERS,
+    OPPOSED_PREFIXES,
     PARTICLES,
     PROCEDURE_WORDS,
     REQUEST_KINDS,
@@ -210,6 +212,21 @@ def _prefix_swap(x: str, y: str) -> bool:
     return x != y and common >= 4 and len(x) - common <= 4 and len(y) - common <= 4
 
 
+def opposed_prefixes(q_left: list[str], c_left: list[str]) -> bool:
+    """Does each side hold one stem under the two prefixes of a direction ("indoors" /
+    "outdoors", "uphill" / "downhill", "include" / "exclude", "online" / "offline")? Inside a
+    broad rewording too: rephrasing the rest of the sentence does not make the two ends of one
+    direction interchangeable. Only the closed class of opposed prefixes (``OPPOSED_PREFIXES``):
+    any two prefixes would pair "samples" with "examples"."""
+    for x in q_left:
+        for y in c_left:
+            for a, b in OPPOSED_PREFIXES:
+                for u, v in ((x, y), (y, x)):
+                    if u.startswith(a) and v.startswith(b) and len(u) - len(a) >= 3 and u[len(a):] == v[len(b):]:
+                        return True
+    return False
+
+
 def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
     """The words of ``f`` that come right after a word of ``left``, with those words.
 
@@ -217,8 +234,9 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
     before modifies the next ("boiled" by "soft"); a compound before a word ("a multi-stage
     Dockerfile") modifies it with each of its pieces."""
     out: dict[str, set[str]] = {}
+    inverted = _inverted_auxiliaries(f.tokens)
     before, prev = "", []  # the last piece of the token before the previous one; its pieces
-    for tok in f.tokens:
+    for i, tok in enumerate(f.tokens):
         pieces = [p.strip("'’.") for p in tok.split("-")] if "-" in tok and not tok.startswith("-") else [tok]
         pieces = [p for p in pieces if p]
         for k, piece in enumerate(pieces):
@@ -227,7 +245,8 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
             if k > 0:
                 mods = {pieces[k - 1]} & left
             else:
-                mods = set(prev) & left if _opens_phrase(before) else set()
+                opens = _opens_phrase(before) or i - 2 in inverted
+                mods = set(prev) & left if opens else set()
             if mods:
                 out.setdefault(piece, set()).update(mods)
         before, prev = (prev[-1] if prev else ""), pieces
@@ -239,6 +258,11 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
 _RELATIVE = {"that", "which", "who"}
 _BE = {"is", "are", "was", "were"}
 _RELATIVE_BE = {"that's", "thats", "who's", "which's"}
+_COMPLEMENT = {
+    "to", "by", "than", "as", "from", "into", "onto", "at", "with", "for", "of", "in", "on",
+    "about", "via", "a", "an", "the",
+}
+_DEGREE = {"too", "very", "so", "really", "quite", "extremely", "fairly", "rather", "still"}
 
 
 def _described(f: Features, left: set[str]) -> dict[str, set[str]]:
@@ -252,6 +276,18 @@ def _described(f: Features, left: set[str]) -> dict[str, set[str]]:
             j = i + 1
         elif tok in _RELATIVE and i + 1 < len(toks) and toks[i + 1] in _BE | {"has", "have", "had"}:
             j = i + 2
+        elif tok in _BE and toks[i - 1][:1].isalpha() and toks[i - 1] not in FUNCTION:
+            # A noun and what it is said to be: "when interest rates are high" / "when rates
+            # are low", "if my lawn is too wet" / "too dry". Only a word that ends its clause: a
+            # verb or an adjective with a complement ("is set to True", "is distinct from",
+            # "is better to buy") says what is done or compared, which a rewording rephrases.
+            j = i + 1
+            while j < len(toks) and toks[j] in _DEGREE:
+                j += 1
+            nxt = toks[j + 1] if j + 1 < len(toks) else ""
+            # A participle ("if a file is detected") tells an event, not what the noun is like.
+            if j >= len(toks) or toks[j] in FUNCTION or toks[j].endswith("ed") or (nxt and (nxt not in FUNCTION or nxt in _COMPLEMENT)):
+                continue
         else:
             continue
         # The clause describes the whole noun phrase before it ("lemon tree"), each of its words.
@@ -260,13 +296,23 @@ def _described(f: Features, left: set[str]) -> dict[str, set[str]]:
         while k >= 0 and len(phrase) < 3 and toks[k][:1].isalpha() and toks[k] not in FUNCTION:
             phrase.append(toks[k])
             k -= 1
-        while j < len(toks) and toks[j] in FUNCTION and j - i <= 3:  # "been", "still"
+        while j < len(toks) and (toks[j] in FUNCTION or toks[j] in _DEGREE) and j - i <= 3:  # "been", "too"
             j += 1
         said = toks[j : j + 2] if j < len(toks) and toks[j].endswith("ly") else toks[j : j + 1]
         mods = set(said) & left
         for word in phrase if mods else ():
             out.setdefault(word, set()).update(mods)
     return out
+
+
+def _inverted_auxiliaries(tokens: tuple[str, ...]) -> set[int]:
+    """The place of the auxiliary a question opens with, before its subject: "Does raw chicken
+    ...", "How many days can cooked chicken ...", "Why is brown rice ...". What follows it is the
+    subject's noun phrase, so a word there before a noun is a modifier, as after "the"."""
+    if not tokens or not (tokens[0] in WH_WORDS or tokens[0] in INVERTING):
+        return set()
+    first = next((i for i, tok in enumerate(tokens) if tok in INVERTING), None)
+    return set() if first is None else {first}
 
 
 def _opens_phrase(w: str) -> bool:
@@ -379,3 +425,4 @@ def broad_rewording(q_left: list[str], c_left: list[str], cosine: float | None) 
     if max(nq, nc) >= 2:
         return cosine >= WIDE_COSINE
     return False
+

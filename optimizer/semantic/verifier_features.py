@@ -16,15 +16,23 @@ from .verifier_lexicon import (
     COMPOUND_RE,
     DATE_WORDS,
     FUNCTION,
+    FUTURE_LEADS,
     GAZETTEER,
+    INVERTING,
+    IRREGULAR_PAST,
     LANG_STOP,
     LANGUAGES,
     LENGTH_RE,
     MAGNITUDES,
     NEGATIONS,
     NOT_ENTITIES,
+    NOUN_PHRASE_OPENERS,
     NUMBER_WORDS,
     NUMERIC_ONLY_UNITS,
+    OBLIGATION,
+    OBLIGATION_LEADS,
+    PERFECT,
+    PERMISSION,
     QUANTITY_WORDS,
     RELATIVE_PERIOD,
     REQUEST_KINDS,
@@ -33,6 +41,9 @@ from .verifier_lexicon import (
     SHORT,
     STOP,
     STRONG_FORMATS,
+    SUBJECTS,
+    TENSE_MARKERS,
+    TIME_ADVERBS,
     TIME_UNITS,
     TOKEN_RE,
     TONES,
@@ -99,6 +110,10 @@ class Features:
     content: tuple[str, ...]
     words: tuple[str, ...]
     quoted: frozenset[str]
+    tense: frozenset[str] = frozenset()
+    """The times the auxiliaries set the text in ("past", "present", "future"; ``_tense``)."""
+    modality: frozenset[str] = frozenset()
+    """What a yes/no question asks of its act: "obligation", "permission" (``_modality``)."""
     asks: bool = False
     """A question or a request ("?", or it opens with a question word or a request verb), not a
     statement; an earlier turn of a conversation is read as part of its question."""
@@ -131,6 +146,48 @@ def _words(tokens: list[str]) -> list[str]:
             out.append(part)
     return out
 
+
+
+def _tense(tokens: list[str]) -> set[str]:
+    """The times ``tokens``' auxiliaries and verbs name: "was" past, "is" present, "will" or
+    "going to" before a verb future; "used to", a past form after a subject ("we got married",
+    "I filed") or a participle after "have" ("my visa has expired") past."""
+    out = {t for t, markers in TENSE_MARKERS.items() if markers.intersection(tokens)}
+    for i, tok in enumerate(tokens):
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        after = tokens[i + 2] if i + 2 < len(tokens) else ""
+        if tok in FUTURE_LEADS and nxt == "to" and after[:1].isalpha() and after not in NOUN_PHRASE_OPENERS:
+            out.add("future")
+        elif tok == "used" and nxt == "to":
+            out.add("past")
+        elif tok in SUBJECTS | PERFECT and not (i and tokens[i - 1] in INVERTING | {"am"}):
+            # The verb after a subject or "have", past an adverb of time ("I've already filed");
+            # not after an inverted auxiliary: "am I allowed", "have you tried" ask, they do not
+            # tell what happened.
+            j = i + 1
+            while j < len(tokens) and tokens[j] in TIME_ADVERBS:
+                j += 1
+            verb = tokens[j] if j < len(tokens) else ""
+            if verb == "been" and j + 1 < len(tokens) and tokens[j + 1].endswith("ing"):
+                continue  # "have been losing weight" goes on now
+            if verb in IRREGULAR_PAST or (verb.endswith("ed") and len(verb) > 4 and verb not in FUNCTION):
+                out.add("past")
+    return out
+
+
+def _modality(tokens: list[str]) -> set[str]:
+    """Whether a yes/no question asks if one must ("do I have to", "is it required") or if one
+    may ("can I", "am I allowed"); nothing for other texts."""
+    if not tokens or tokens[0] not in INVERTING | {"am"}:
+        return set()
+    out = set()
+    if OBLIGATION.intersection(tokens) or any(
+        t in OBLIGATION_LEADS and n == "to" for t, n in zip(tokens, tokens[1:])
+    ):
+        out.add("obligation")
+    if PERMISSION.intersection(tokens):
+        out.add("permission")
+    return out
 
 
 def _numbers(tokens: list[str]) -> set[str]:
@@ -284,5 +341,7 @@ def features_of(text: str) -> Features:
         content=content,
         words=tuple(_words(tokens)),
         quoted=_quoted(normalize(text)),
+        tense=frozenset(_tense(tokens)),
+        modality=frozenset(_modality(tokens)),
         asks=question or bool(tokens and tokens[0] in REQUEST_KINDS),
     )

@@ -77,6 +77,13 @@ UNIT_GROUPS: dict[str, tuple[str, ...]] = {
     "v": ("volt", "volts"),
     "hz": ("hz", "mhz", "ghz", "hertz"),
     "cal": ("calorie", "calories", "kcal"),
+    "kj": ("kj", "kilojoule", "kilojoules"),
+    "j": ("joule", "joules"),
+    "pint": ("pint", "pints"),
+    "quart": ("quart", "quarts", "qt"),
+    "psi": ("psi",),
+    "kpa": ("kpa", "kilopascal", "kilopascals"),
+    "knot": ("knot", "knots"),
     "acre": ("acre", "acres"),
     "ha": ("hectare", "hectares"),
 }
@@ -97,6 +104,10 @@ DATE_WORDS = {
     "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday",
     "saturday", "sunday", "today", "tomorrow", "yesterday", "tonight", "weekend", "christmas",
     "easter", "summer", "winter", "autumn",
+    # The times of day, a closed class like the days: "before working out in the morning" /
+    # "in the evening" ask about different meals, though the words sit close on the vectors.
+    "morning", "mornings", "afternoon", "afternoons", "evening", "evenings", "night", "nights",
+    "overnight", "noon", "midnight",
 }
 RELATIVE_PERIOD = re.compile(r"\b(last|next|this|previous|coming|past)\s+(week|month|year|decade|century|quarter|weekend)\b")
 
@@ -106,6 +117,56 @@ NEGATIONS = {
     "wouldnt", "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "mustnt", "neednt",
 }
 
+# The time a statement is set in, read from its auxiliaries, a closed class like the negations:
+# "I was laid off" / "I'll be laid off", "my daughter is sick" / "my daughter was sick" describe
+# different situations, and the word vectors cannot tell (auxiliaries are function words). A text
+# that names no time ("I need a new passport") is left unread (``verifier_features._tense``).
+TENSE_MARKERS = {
+    "past": {"was", "were", "wasnt", "werent", "did", "didnt", "had", "hadnt"},
+    "present": {"am", "is", "are", "isnt", "arent", "i'm", "im", "we're", "you're", "they're",
+                "he's", "she's", "it's", "dont", "doesnt"},
+    "future": {"will", "wont", "shall", "gonna", "i'll", "we'll", "you'll", "he'll", "she'll",
+               "it'll", "they'll"},
+}
+# What a yes/no question asks of an act: whether one must do it or whether one may. "Do I have to
+# leave the country while my case is pending?" / "Can I leave ...?" get opposite answers. "Should"
+# asks for advice, which either may answer, so it is neither.
+OBLIGATION = {"must", "mustnt", "required", "require", "requires", "mandatory", "obligated",
+              "obliged", "compulsory", "gotta"}
+OBLIGATION_LEADS = {"have", "has", "need", "needs", "supposed", "got"}  # + "to"
+PERMISSION = {"can", "cannot", "cant", "may", "allowed", "permitted", "legal", "illegal", "able"}
+# The past of the common irregular verbs, read as past after a subject ("we got married", "I
+# lost my card"); a regular one ends in "-ed". After "have" the participles ("I've been laid off",
+# "my visa has expired", "I have already paid") say a thing has happened: past too.
+IRREGULAR_PAST = {
+    "got", "went", "bought", "sold", "paid", "lost", "left", "made", "took", "gave", "came",
+    "found", "told", "sent", "spent", "broke", "fell", "ran", "ate", "drank", "drove", "flew",
+    "wrote", "saw", "forgot", "knew", "thought", "felt", "kept", "began", "became", "brought",
+    "caught", "chose", "grew", "held", "heard", "met", "rode", "slept", "spoke", "stood",
+    "swam", "taught", "threw", "woke", "won", "wore", "been", "gone", "done", "eaten", "taken",
+    "given", "broken", "fallen", "driven", "flown", "written", "seen", "forgotten", "known",
+    "chosen", "grown", "spoken", "stolen", "stole", "hurt", "quit",
+}
+SUBJECTS = {"i", "we", "you", "he", "she", "they", "it"}
+PERFECT = {"have", "has", "i've", "we've", "you've", "they've", "he's", "she's", "it's", "ive"}
+TIME_ADVERBS = {"already", "just", "recently", "finally", "never", "ever", "since", "also"}
+# "going to" / "about to" / "planning to" before a verb set a statement in the future ("I'm going
+# to quit"); before a noun phrase "going to" is a move ("going to the coast").
+FUTURE_LEADS = {"going", "about", "planning", "plan", "intend", "intending"}
+
+# The verbs of a change up or down a scale, whatever the scale: "lower the pH" / "increase the
+# pH", "lengthen" / "shorten". Like the compass points, the two directions are a closed class
+# that the word vectors place close to each other.
+CHANGE_UP = {"increase", "raise", "boost", "lengthen", "widen", "deepen", "heighten", "enlarge",
+             "expand", "extend", "maximize", "maximise", "strengthen", "thicken", "tighten"}
+CHANGE_DOWN = {"decrease", "reduce", "lower", "shorten", "narrow", "shrink", "minimize",
+               "minimise", "weaken", "thin", "loosen", "lessen", "diminish"}
+# The prefixes that name the two ends of one direction or scale.
+OPPOSED_PREFIXES = (
+    ("in", "out"), ("up", "down"), ("im", "ex"), ("in", "ex"), ("in", "de"), ("over", "under"),
+    ("pre", "post"), ("en", "de"), ("on", "off"), ("a", "de"), ("max", "min"), ("inter", "intra"),
+    ("hyper", "hypo"), ("micro", "macro"),
+)
 NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non-", "non", "anti", "de")
 
 # The closed classes of words whose presence or absence does not change what is asked: articles,
@@ -137,6 +198,11 @@ FUNCTION = {
     "kind", "type", "taking", "making", "getting", "got", "needed", "needs", "wants", "pls",
     "plz", "vs", "versus", "difference", "differences", "compare", "comparison", "different",
     "various", "available", "offer", "offers", "exist", "exists", "explanation", "description",
+    # A pronoun with its auxiliary ("I've already filed" / "I already filed"); the tense the
+    # auxiliary names is read apart (``TENSE_MARKERS``).
+    "i've", "ive", "we've", "you've", "they've", "i'll", "we'll", "you'll", "he'll", "she'll",
+    "it'll", "they'll", "we're", "you're", "they're", "he's", "she's", "we'd", "you'd", "they'd",
+    "he'd", "she'd",
 } | NEGATIONS
 # The verbs a request is framed with, by what they ask for: a text to be produced, a value to be
 # worked out, something to be told. A request may leave its verb out ("a haiku about rain",
@@ -168,6 +234,11 @@ NOUN_PHRASE_OPENERS = {
     "a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "these", "those",
     "some", "any", "each", "every", "another", "for", "of", "in", "on", "with", "at", "from",
     "about", "into", "per", "by",
+}
+# The auxiliaries a question may open with, before its subject ("Does raw chicken ...").
+INVERTING = {
+    "is", "are", "was", "were", "do", "does", "did", "can", "could", "should", "will", "would",
+    "has", "have", "had", "may", "might", "must", "shall",
 }
 # Words that make a question ask how to do something, and the question words.
 PROCEDURE_WORDS = {"how", "way", "ways", "steps", "method", "methods", "procedure", "process"} | FRAME_NOUNS

@@ -201,13 +201,36 @@ def reversed_per(q: Features, c: Features) -> bool:
 _DETERMINERS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"}
 
 
+_MODALS = {"must", "can", "could", "should", "would", "will", "shall", "may", "might", "have", "has",
+           "had", "need", "needs", "ought", "do", "does", "did"}
+_MODAL_TO = {"have", "has", "had", "need", "needs", "ought"}
+
+
 def _link(between: tuple[str, ...]) -> list[str]:
-    """The function words between two content words, without the determiners that open the
-    second one's noun phrase ("need to tell the" -> need, to, tell)."""
+    """The function words between two content words, without the rest of either one's noun
+    phrase (the modifiers and determiners that open the second, the words that end the first)
+    and without modals: "need to tell the" -> tell; "have to tell the care [home]" -> tell;
+    "[care] home must tell [families]" -> tell."""
     span = list(between)
+    while span and span[-1] not in FUNCTION and span[-1][:1].isalpha():
+        span.pop()
     while span and span[-1] in _DETERMINERS:
         span.pop()
-    return [t for t in span if t in FUNCTION]
+    while span and span[0] not in FUNCTION and span[0][:1].isalpha():
+        span.pop(0)
+    # The modal of the relation is not its link: "a care home must tell families" / "the family
+    # has to tell the care home" relate the two by "tell" either way.
+    out: list[str] = []
+    for prev, t in zip(["", *span], span):
+        if t in FUNCTION and t not in _MODALS and not (t == "to" and prev in _MODAL_TO):
+            out.append(t)
+    return out
+
+
+def _near(between: tuple[str, ...]) -> bool:
+    """Are two words close enough to be related by the words between them?"""
+    content = sum(t not in FUNCTION and t[:1].isalpha() for t in between)
+    return len(between) <= 4 or (len(between) <= 6 and content <= 1)
 
 
 def reversed_relation(q: Features, c: Features) -> bool:
@@ -218,9 +241,8 @@ def reversed_relation(q: Features, c: Features) -> bool:
         for i, t in enumerate(f.tokens):
             if t in FUNCTION or not t[:1].isalpha():
                 continue
-            key = UNIT_OF.get(t) or stem(t)
-            if len(key) > 3 and key.endswith("s") and not key.endswith("ss"):
-                key = key[:-1]  # "cups" / "cup": too short for stem
+            # The singular first: ``stem`` cuts "family" and "families" apart ("fami", "famil").
+            key = UNIT_OF.get(t) or stem(_key(t))
             if key in seen:
                 dup.add(key)
             seen[key] = i
@@ -234,7 +256,11 @@ def reversed_relation(q: Features, c: Features) -> bool:
                 continue
             qa, qb = sorted((qp[x], qp[y]))
             ca, cb = sorted((cp[x], cp[y]))
-            if qb - qa > 5 or cb - ca > 5:
+            # Near each other: at most five words apart, or seven when at most one content word
+            # stands between ("the family have to tell the care home" / "a care home have to
+            # tell the family": the rest of a two-word name; "does a motorboat have to give way
+            # to a sailboat": a modal).
+            if not (_near(q.tokens[qa + 1 : qb]) and _near(c.tokens[ca + 1 : cb])):
                 continue
             # The link is the function words between the two ("in a", "to", "to a"): "yen to
             # British pounds" / "pounds to Japanese yen" swap around "to" whatever else is there.

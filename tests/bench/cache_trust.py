@@ -341,9 +341,13 @@ def judge_paraphrase(bodies: list[dict[str, Any]], i: int, reply: Reply) -> str:
     if reply.status != 200:
         return "failed"
     own = tag(last_user(bodies[i]["messages"]))
-    group = {tag(last_user(b["messages"])) for b in bodies}
+    # The other phrasings' answers. Two conversations of one group may end with the same
+    # follow-up ("And how long does it take?" after a first turn reworded): then the answer
+    # served from the cache carries this request's own tag, and the cache header tells a hit
+    # from a miss (each group runs in a fresh namespace, where only its own answers are stored).
+    others = {tag(last_user(b["messages"])) for j, b in enumerate(bodies) if j != i}
     tags = reply.tags
-    if reply.cache in ("exact", "semantic") and len(tags) == 1 and tags[0] in group - {own}:
+    if reply.cache in ("exact", "semantic") and len(tags) == 1 and tags[0] in others:
         return "right"
     if tags == [own]:
         return "missed"

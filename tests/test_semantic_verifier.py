@@ -737,3 +737,14 @@ def test_a_change_up_a_scale_is_not_one_down_it() -> None:
 def test_parties_swapped_around_a_duty_are_refused() -> None:
     a, b = "Does a cyclist have to give way to a pedestrian?", "pedestrian give way to cyclist?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+
+
+def test_the_speaker_and_a_party_trading_who_acts_are_refused() -> None:
+    a, b = "Can I enter my landlord's flat without telling him?", "Can my landlord enter my flat without telling me?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "direction")
+    # A generic "you" is the asker too; the same actor on both sides is no swap.
+    a, b = "Can I cancel my gym membership without telling the gym?", "Can gyms cancel a membership and not tell you?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    a, b = "Can I cancel my gym membership without telling the gym?", "Can I end my gym membership without telling the gym?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "direction"

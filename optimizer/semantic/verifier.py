@@ -91,6 +91,7 @@ from .verifier_order import (
     reversed_per,
     reversed_relation,
     same_per,
+    swapped_subject,
     unit_key,
 )
 from .wording import WordSimilarity, word_similarity
@@ -278,7 +279,8 @@ def _verify_text(
 
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
-    if reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c) or rebound_number(q, c):
+    if (reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c) or rebound_number(q, c)
+            or swapped_subject(q, c)):
         return Verdict(False, "direction")
 
     # The principle behind the rest: every content word one side has and the other lacks must be

@@ -11,6 +11,7 @@ from .verifier_lexicon import (
     FROM_TO_RE,
     FUNCTION,
     GAZETTEER,
+    INVERTING,
     KEY_CUES,
     STOP,
     STRONG_CUES,
@@ -374,6 +375,47 @@ def opposite_roles(q: Features, c: Features) -> bool:
         return False
     cr = _roles(c)
     return any(cr.get(w, role) != role for w, role in _roles(q).items())
+
+
+# The speaker or the listener as a subject, and the forms that name them elsewhere in a text.
+_PERSONS = {
+    "i": {"i", "me", "my", "mine", "myself"},
+    "we": {"we", "us", "our", "ours", "ourselves"},
+    "you": {"you", "your", "yours", "yourself"},
+}
+
+
+def _asker(f: Features) -> tuple[str, int] | None:
+    """(the person, the index of the verb) when ``f`` is a yes/no question whose subject is the
+    speaker or the listener: "Can I cancel ..." -> ("i", 2)."""
+    toks = f.tokens
+    if len(toks) > 2 and toks[0] in INVERTING and toks[1] in _PERSONS:
+        return toks[1], 2
+    return None
+
+
+def swapped_subject(q: Features, c: Features) -> bool:
+    """Does one yes/no question ask whether the speaker does a thing to a party, and the other
+    whether that party does it to the speaker? "Can I cancel my hotel reservation without
+    telling the hotel?" / "Can a hotel cancel my reservation without telling me?": the verb is
+    the same, who does it is not, which the word-by-word rules cannot see (the person is a
+    function word, the party is named on both sides)."""
+    for f, g in ((q, c), (c, q)):
+        asked = _asker(f)
+        if asked is None or _asker(g) is not None or not g.tokens or g.tokens[0] not in INVERTING:
+            continue
+        person, v = asked
+        verb = stem(f.tokens[v])
+        at = next((k for k, t in enumerate(g.tokens) if stem(t) == verb), None)
+        if at is None or at < 2:
+            continue
+        subject = {stem(_key(t)) for t in g.tokens[1:at] if t[:1].isalpha() and t not in FUNCTION}
+        # The other's subject is acted on here, and the person is acted on there; a generic
+        # "you" ("can hotels cancel a reservation and not tell you") stands for anyone.
+        acted_on = _PERSONS[person] | _PERSONS["you"]
+        if subject & {stem(_key(t)) for t in f.tokens[v + 1 :]} and acted_on & set(g.tokens[at + 1 :]):
+            return True
+    return False
 
 
 def _number_bindings(f: Features, terms: set[str]) -> dict[str, str]:

@@ -748,3 +748,10 @@ def test_the_speaker_and_a_party_trading_who_acts_are_refused() -> None:
     assert verify(b, a, cosine=cosine(a, b)).ok is False
     a, b = "Can I cancel my gym membership without telling the gym?", "Can I end my gym membership without telling the gym?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "direction"
+
+
+def test_a_unit_that_is_also_a_word_counts_only_after_a_number() -> None:
+    a, b = "how to tie a bowline", "How do I tie a bowline knot?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "units"
+    a, b = "How fast is 20 knots in km/h?", "How fast is 20 km/h in knots?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False

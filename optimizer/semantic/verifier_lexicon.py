@@ -92,6 +92,7 @@ NUMERIC_ONLY_UNITS = {
     "s", "h", "in.", "m", "g", "gr", "c", "f", "k", "rs", "mi", "second", "ml", "min", "mb",
     "kb", "tb", "gal", "yd", "ft", "cup", "cups", "sec", "hr", "day", "days", "week", "weeks",
     "month", "months", "year", "years", "hour", "hours", "minute", "minutes", "seconds",
+    "knot", "knots", "pint", "pints", "quart", "quarts", "qt",
 }
 TIME_UNITS = {"sec", "min", "hour", "day", "week", "month", "year"}
 # "how many minutes", "a few hours", "per day": a time unit asked about without a number.

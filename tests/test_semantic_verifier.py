@@ -755,3 +755,23 @@ def test_a_unit_that_is_also_a_word_counts_only_after_a_number() -> None:
     assert verify(b, a, cosine=cosine(a, b)).reason != "units"
     a, b = "How fast is 20 knots in km/h?", "How fast is 20 km/h in knots?"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
+
+
+def test_all_against_any_is_a_quantifier() -> None:
+    a, b = "Python check if all items in a list are even", "how to check if any item in a python list is even"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quantifier")
+
+
+def test_an_abbreviated_term_keeps_its_direction() -> None:
+    a, b = "python convert int to string", "How do I convert a string to an integer in Python?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+    a, b = "python convert int to string", "How do I convert an integer to a string in Python?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_request_verb_joined_to_another_is_a_second_request() -> None:
+    a, b = "how do I activate a python venv", "create and activate python venv"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    # With a verb of the same kind on the other side, it is the frame again (a GPTCache pair).
+    a, b = "CSV files can be used to generate and load tabular datasets.", "Tabular datasets can be loaded and created from CSV files."
+    assert verify(b, a, cosine=cosine(a, b)).ok

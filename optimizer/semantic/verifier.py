@@ -76,7 +76,7 @@ from .verifier_difference import (
     swapped_modifier,
     swapped_party,
 )
-from .verifier_entities import extra_entities
+from .verifier_entities import abbreviates, extra_entities
 from .verifier_features import Features, features_of, stem
 from .verifier_lexicon import CHANGE_DOWN, CHANGE_UP, COMPASS, COMPASS_FORM, GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
 from .verifier_order import (
@@ -250,7 +250,15 @@ def _verify_text(
     } | {u for t in q.tokens if (u := UNIT_OF.get(t))} | {
         stem(t) for t in q.tokens if t in UNIT_OF or t in GAZETTEER
     }
-    qp, cp = ordered_pairs(q, shared, key), ordered_pairs(c, shared, key)
+    # A term one side abbreviates is the same term ("int to string" / "a string to an integer").
+    alias = {
+        w: v
+        for w in set(c.content) - shared
+        for v in set(q.content) - shared
+        if len(min(w, v, key=len)) <= 4 and (abbreviates(w, v) or abbreviates(v, w))
+    }
+    qp = ordered_pairs(q, shared | set(alias.values()), key)
+    cp = {(alias.get(a, a), alias.get(b, b)) for a, b in ordered_pairs(c, shared | set(alias), key)}
     if any((b, a) in cp for a, b in qp):
         return Verdict(False, "direction")
     q_seq = list(dict.fromkeys(t for t in q.content if t in shared))

@@ -170,7 +170,10 @@ def _framing(left: list[str], f: Features, other: Features) -> list[str]:
     kinds = {k for t in other.tokens if (k := _request_kind(t))}
     if not kinds and _procedure(f) and asks_what:
         return left
-    return [w for w in left if not (k := _request_kind(w)) or (kinds and k not in kinds)]
+    # A verb joined to another by "and" ("create and activate a venv") is a second thing to do,
+    # not the frame of the request, unless the other text has a verb of its kind too.
+    joined = {t for t, n in zip(f.tokens, f.tokens[1:]) if n in ("and", "&")}
+    return [w for w in left if not (k := _request_kind(w)) or (k not in kinds and (kinds or w in joined))]
 
 
 def _procedure(f: Features) -> bool:

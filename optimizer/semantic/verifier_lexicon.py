@@ -228,7 +228,7 @@ COMPASS = ("north", "south", "east", "west")
 COMPASS_FORM = re.compile(r"(?:north|south)?(?:east|west)?(?:north|south)?(?:ern|erly|ward|wards|erner|erners)?")
 # Quantifiers of the whole and of a part: "kept all of my deposit" / "kept some of my deposit".
 WHOLE = {"all", "every", "entire", "entirely", "whole", "completely", "fully"}
-PART = {"some", "part", "partly", "partial", "partially", "portion", "few", "several"}
+PART = {"some", "part", "partly", "partial", "partially", "portion", "few", "several", "any"}
 # Words after which a word is inside a noun phrase (a modifier, not a verb): determiners,
 # possessives and prepositions.
 NOUN_PHRASE_OPENERS = {

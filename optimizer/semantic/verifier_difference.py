@@ -237,7 +237,7 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
     before modifies the next ("boiled" by "soft"); a compound before a word ("a multi-stage
     Dockerfile") modifies it with each of its pieces."""
     out: dict[str, set[str]] = {}
-    inverted = _inverted_auxiliaries(f.tokens)
+    inverted = _inverted_auxiliary(f.tokens)
     before, prev = "", []  # the last piece of the token before the previous one; its pieces
     for i, tok in enumerate(f.tokens):
         pieces = [p.strip("'’.") for p in tok.split("-")] if "-" in tok and not tok.startswith("-") else [tok]
@@ -248,7 +248,7 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
             if k > 0:
                 mods = {pieces[k - 1]} & left
             else:
-                opens = _opens_phrase(before) or i - 2 in inverted
+                opens = _opens_phrase(before) or (inverted is not None and i - 2 == inverted)
                 mods = set(prev) & left if opens else set()
             if mods:
                 out.setdefault(piece, set()).update(mods)
@@ -308,14 +308,13 @@ def _described(f: Features, left: set[str]) -> dict[str, set[str]]:
     return out
 
 
-def _inverted_auxiliaries(tokens: tuple[str, ...]) -> set[int]:
+def _inverted_auxiliary(tokens: tuple[str, ...]) -> int | None:
     """The place of the auxiliary a question opens with, before its subject: "Does raw chicken
     ...", "How many days can cooked chicken ...", "Why is brown rice ...". What follows it is the
     subject's noun phrase, so a word there before a noun is a modifier, as after "the"."""
     if not tokens or not (tokens[0] in WH_WORDS or tokens[0] in INVERTING):
-        return set()
-    first = next((i for i, tok in enumerate(tokens) if tok in INVERTING), None)
-    return set() if first is None else {first}
+        return None
+    return next((i for i, tok in enumerate(tokens) if tok in INVERTING), None)
 
 
 def _opens_phrase(w: str) -> bool:

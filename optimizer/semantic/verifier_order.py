@@ -202,8 +202,9 @@ def reversed_per(q: Features, c: Features) -> bool:
 _DETERMINERS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"}
 
 
-_MODALS = {"must", "can", "could", "should", "would", "will", "shall", "may", "might", "have", "has",
-           "had", "need", "needs", "ought", "do", "does", "did"}
+# The auxiliaries a question opens with, less the forms of "be" (a link: "X is Y"), and the verbs
+# of need: the modal of a relation, not its link.
+_MODALS = (INVERTING - {"is", "are", "was", "were"}) | {"need", "needs", "ought"}
 _MODAL_TO = {"have", "has", "had", "need", "needs", "ought"}
 
 

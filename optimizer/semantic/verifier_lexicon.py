@@ -10,6 +10,7 @@ words are interchangeable lives in ``wording.py``, not in a list.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 NUMBER_WORDS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
@@ -411,3 +412,27 @@ ANSWER_TYPES = [
     ("who", re.compile(r"\b(?:who|whom|whose)\b|\b(?:what|which) (?:person|people)\b")),
 ]
 YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|had)\b")
+
+
+def _antonym_table(path: Path) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+    """(word -> its antonyms, irregular form -> base) from ``data/antonyms.tsv``, which
+    ``scripts/build_antonyms.py`` writes from WordNet 3.0."""
+    antonyms: dict[str, frozenset[str]] = {}
+    forms: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        first, *rest = line.split("\t")
+        if first == "=":
+            forms[rest[0]] = rest[1]
+        else:
+            antonyms[first] = frozenset(rest)
+    return antonyms, forms
+
+
+# Lexical antonyms of adjectives, verbs and adverbs ("cheap" / "expensive", "buy" / "sell"): a
+# lexical resource, not a list kept here, so it reaches words no development set holds.
+ANTONYMS, ANTONYM_FORMS = _antonym_table(Path(__file__).resolve().parent / "data" / "antonyms.tsv")
+# Degree words turn a scale around ("the least painful" is "the most painless"), so a text that
+# holds one may say the same thing with either end of it.
+REVERSING_DEGREE = {"less", "least", "fewer", "fewest"}

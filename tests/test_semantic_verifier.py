@@ -775,3 +775,78 @@ def test_a_request_verb_joined_to_another_is_a_second_request() -> None:
     # With a verb of the same kind on the other side, it is the frame again (a GPTCache pair).
     a, b = "CSV files can be used to generate and load tabular datasets.", "Tabular datasets can be loaded and created from CSV files."
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Pairs the earlier rules let through, each written for its rule (not taken from an evaluation
+# set); the paraphrase beside each keeps the rule honest.
+WORDNET_OPPOSITES = [
+    ("What are cheap ways to keep a greenhouse warm in winter?", "Which expensive ways are there to keep a greenhouse warm over winter?"),
+    ("How do I slow down a video in iMovie without changing the audio pitch?", "What's the way to make a video faster in iMovie without altering audio pitch?"),
+    ("Which month is the most expensive to visit Iceland?", "In which month is a trip to Iceland cheapest?"),
+    ("What's the best way to cool a server room cheaply?", "What's an expensive but effective way to cool a server room?"),
+    ("How does a weak dollar affect importers?", "What happens to importers when the dollar is strong?"),
+    ("What should a lender check before signing a personal loan?", "What should a borrower check before signing a personal loan?"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), WORDNET_OPPOSITES)
+def test_a_word_against_its_wordnet_antonym_is_refused(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    for x, y in ((a, b), (b, a)):
+        assert verify(x, y, cosine=cos).ok is False
+
+
+def test_a_reversing_degree_word_keeps_an_antonym_a_paraphrase() -> None:
+    # "the least painful" is "the most painless": the scale is turned with the word (a QQP pair).
+    a, b = "What is the easiest and painless way to commit suicide?", "What is the least painful and best way to commit suicide?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "antonym"
+
+
+def test_one_clause_edited_after_a_shared_opening_is_refused() -> None:
+    a, b = "How long does opened almond milk last in the fridge if the carton was bought chilled?", "How long does opened almond milk last in the fridge if the carton sat on a shelf?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "edit")
+    a = "In Django, how do I add a non-nullable field to a model whose table is still empty?"
+    b = "In Django, how do I add a non-nullable field to a model whose table already holds rows?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    # A rewording of the question's own frame is not one edited clause (a GPTCache pair, above).
+    a, b = PARAPHRASES[0]
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_question_after_a_sentence_of_background_asks() -> None:
+    a = "my son got his braces off and the dentist fitted a removable plastic retainer. how many hours a day should he wear it"
+    b = "my son got his braces off and the dentist fitted a fixed wire retainer behind his teeth. how many hours a day should he wear it"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+
+
+EXCHANGED = [
+    ("What happens to my pension if my employer merges with another firm?", "What happens to my pension if another firm merges with my employer?", True),
+    ("my sister lent me 500 dollars, do i have to declare it", "i lent my sister 500 dollars, do i have to declare it", False),
+    ("In my sheet column C has the names and column D has the emails. How do I look up an email?",
+     "In my sheet column C has the emails and column D has the names. How do I look up an email?", False),
+    ("What is Peru's border with Chile like?", "What is Chile's border with Peru like?", True),
+    ("sort a list in python", "in python sort a list", True),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "ok"), EXCHANGED)
+def test_two_stretches_traded_across_a_verb_are_refused(a: str, b: str, ok: bool) -> None:
+    # Traded across "merges with" (symmetric) or moved, the meaning stays; across "lent" or
+    # "has", it does not.
+    assert verify(b, a, cosine=cosine(a, b)).ok is ok
+
+
+def test_just_one_against_all_is_a_quantifier() -> None:
+    a, b = "How do I delete all the branches merged into main?", "How do I delete just one of the branches merged into main?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quantifier")
+
+
+def test_a_free_suffix_is_a_negation() -> None:
+    a, b = "Which cereals are sugar-free?", "Which cereals have sugar in them?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "negation")
+
+
+def test_a_preposition_abbreviates_nothing() -> None:
+    a = "How do I add a column to a table in a Knex migration and add an index on it?"
+    b = "How do I add a column to a table in a Knex migration?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False

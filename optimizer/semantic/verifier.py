@@ -63,6 +63,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -71,6 +72,7 @@ from .verifier_difference import (
     WIDE_COSINE,
     broad_rewording,
     differences,
+    local_edit,
     inflection_bases,
     opposed_prefixes,
     swapped_modifier,
@@ -78,10 +80,27 @@ from .verifier_difference import (
 )
 from .verifier_entities import abbreviates, extra_entities
 from .verifier_features import Features, features_of, stem
-from .verifier_lexicon import CHANGE_DOWN, CHANGE_UP, COMPASS, COMPASS_FORM, GAZETTEER, NEG_PREFIXES, PART, UNIT_OF, WHOLE
+from .verifier_lexicon import (
+    ANTONYM_FORMS,
+    ANTONYMS,
+    CHANGE_DOWN,
+    CHANGE_UP,
+    COMPASS,
+    COMPASS_FORM,
+    FUNCTION,
+    GAZETTEER,
+    NEG_PREFIXES,
+    PART,
+    QUANTITY_WORDS,
+    REVERSING_DEGREE,
+    STOP,
+    UNIT_OF,
+    WHOLE,
+)
 from .verifier_order import (
     CONVERSION_FRAME,
     coordinated,
+    exchanged,
     is_transposition,
     opposite_roles,
     ordered_pairs,
@@ -201,7 +220,7 @@ def _verify_text(
         return Verdict(False, "modality")
     # The whole of a thing or a part of it: a closed class, like the negations.
     q_whole, c_whole = bool(WHOLE.intersection(q.tokens)), bool(WHOLE.intersection(c.tokens))
-    q_part, c_part = bool(PART.intersection(q.tokens)), bool(PART.intersection(c.tokens))
+    q_part, c_part = _names_part(q), _names_part(c)
     if (q_whole and c_part and not (q_part or c_whole)) or (c_whole and q_part and not (c_part or q_whole)):
         return Verdict(False, "quantifier")
     if q.languages != c.languages:
@@ -288,7 +307,7 @@ def _verify_text(
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
     if (reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c) or rebound_number(q, c)
-            or swapped_subject(q, c)):
+            or swapped_subject(q, c) or exchanged(q, c)):
         return Verdict(False, "direction")
 
     # The principle behind the rest: every content word one side has and the other lacks must be
@@ -305,12 +324,27 @@ def _verify_text(
         return Verdict(False, "difference")
     if opposed_prefixes(q_left, c_left):
         return Verdict(False, "difference")
+    if local_edit(q, c, q_left, c_left):
+        return Verdict(False, "edit")
     if swapped_modifier(q, c, q_left, c_left):
         return Verdict(False, "attribute")
     if swapped_party(q, c, words, TURN_SYNONYM):
         return Verdict(False, "recipient")
+    # Last, a lexical resource over what the rules above let through: one side holds a word, the
+    # other its antonym in WordNet, instead ("cheap ways to soundproof a room" / "expensive
+    # ways", "slow down a song" / "make a song faster", "affect borrowers" / "affect lenders").
+    if _opposite_words(q, c):
+        return Verdict(False, "antonym")
 
     return Verdict(True, "ok")
+
+
+def _names_part(f: Features) -> bool:
+    """Does ``f`` speak of a part of a thing: "some", "a few", or a single one singled out
+    ("just one of the coroutines", "only one resource")?"""
+    if PART.intersection(f.tokens):
+        return True
+    return any(a in ("just", "only") and b == "one" for a, b in zip(f.tokens, f.tokens[1:]))
 
 
 def _change(f: Features) -> set[str]:
@@ -323,6 +357,50 @@ def _change(f: Features) -> set[str]:
         if bases & CHANGE_DOWN:
             out.add("down")
     return out
+
+
+@lru_cache(maxsize=20_000)
+def _lemmas(tok: str) -> frozenset[str]:
+    """The dictionary forms ``tok`` may be of: itself, an inflection's base, an irregular form's
+    ("sold" -> sell, "worse" -> bad), a comparative's or superlative's ("cheapest" -> cheap,
+    "happier" -> happy), or an adverb's ("cheaply" -> cheap)."""
+    out = set(inflection_bases(tok))
+    if base := ANTONYM_FORMS.get(tok):
+        out.add(base)
+    for suffix in ("est", "er", "ly"):
+        if tok.endswith(suffix) and len(tok) > len(suffix) + 2:
+            root = tok[: -len(suffix)]
+            out.update(b for b in (root, root + "e", root[:-1] + "y") if b in ANTONYMS)
+    return frozenset(out)
+
+
+_NOT_OPPOSED = STOP | FUNCTION | QUANTITY_WORDS | REVERSING_DEGREE | {"most", "fewest"}
+
+
+def _opposable(f: Features) -> dict[str, frozenset[str]]:
+    """``f``'s words that may have an antonym, each with its dictionary forms. Function and
+    quantity words are compared by their own rules (negation, quantifier, direction)."""
+    pieces = {p for tok in f.tokens for p in tok.split("-") if p.isalpha()}
+    return {p: _lemmas(p) for p in pieces if p not in _NOT_OPPOSED}
+
+
+def _opposite_words(q: Features, c: Features) -> bool:
+    """Does one side hold a word where the other holds its antonym (``ANTONYMS``), and neither
+    holds both? A text with a reversing degree word is exempt: "the least painful way" says
+    what "the painless way" says."""
+    if REVERSING_DEGREE.intersection(q.tokens) or REVERSING_DEGREE.intersection(c.tokens):
+        return False
+    qw, cw = _opposable(q), _opposable(c)
+    q_all = frozenset().union(*qw.values())
+    c_all = frozenset().union(*cw.values())
+    c_only = frozenset().union(*(forms for w, forms in cw.items() if w not in qw))
+    for w, forms in qw.items():
+        if w in cw:
+            continue
+        for lemma in forms - c_all:
+            if any(a in c_only and a not in q_all for a in ANTONYMS.get(lemma, ())):
+                return True
+    return False
 
 
 def _bearings(f: Features) -> frozenset[str]:

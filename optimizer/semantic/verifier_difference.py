@@ -9,6 +9,7 @@ broadly enough for the sentence cosine to judge (``broad_rewording``). See docs/
 
 from __future__ import annotations
 
+from difflib import SequenceMatcher
 from functools import lru_cache
 
 from .verifier_entities import abbreviates
@@ -116,8 +117,9 @@ def _spelled_alike(w: str, f: Features) -> bool:
         for v in f.words
     ):
         return True
-    # An abbreviation may be a function word elsewhere ("Go" / "Golang").
-    if any(2 <= len(v) <= 4 and v[:1].isalpha() and abbreviates(v, w) for v in f.tokens):
+    # An abbreviation may be a function word elsewhere ("Go" / "Golang"), but not a determiner
+    # or a preposition ("in" does not abbreviate "index").
+    if any(2 <= len(v) <= 4 and v[:1].isalpha() and v not in NOUN_PHRASE_OPENERS and abbreviates(v, w) for v in f.tokens):
         return True
     return w.replace("-", "").replace(".", "") in _joined(f)
 
@@ -399,6 +401,48 @@ def swapped_party(q: Features, c: Features, words: WordSimilarity | None, bar: f
     m = sim(q_words, c_words)
     # Each party of one side must have a near-identical counterpart on the other.
     return any(max(m[i]) < bar for i in range(len(q_words)))
+
+
+EDIT_OPENING = 4
+"""Content words a text must share, in order, before its changed words for ``local_edit``."""
+
+
+def local_edit(q: Features, c: Features, q_left: list[str], c_left: list[str]) -> bool:
+    """Do the two texts differ only in one stretch, after an opening of at least
+    ``EDIT_OPENING`` shared content words, with the same words after it?
+
+    "How long does matcha stay fresh if the tin is still sealed?" / "... once the tin has been
+    opened?", "a NOT NULL column to a table that is still empty" / "that already has rows in
+    it": the question is asked word for word, and the words changed in one place are a detail of
+    what it is asked about (a condition, a relative clause, a sentence of background). Several
+    words changed on each side make it look like a rewording (``broad_rewording``), and the
+    sentence cosine barely moves with a detail, so it does not get to judge. A rewording changes
+    the frame of the question, which opens it ("serves as a repository for" / "is a platform to
+    host"), or changes several places."""
+    if not q_left or not c_left or not (q.asks or c.asks):
+        return False
+    qt, ct = list(q.tokens), list(c.tokens)
+    q_set, c_set = set(q_left), set(c_left)
+
+    def holds(tokens: list[str], left: set[str]) -> bool:
+        return any(p in left for tok in tokens for p in tok.split("-"))
+
+    changed = [
+        (i1, i2, j1, j2)
+        for op, i1, i2, j1, j2 in SequenceMatcher(None, qt, ct, autojunk=False).get_opcodes()
+        if op != "equal" and (holds(qt[i1:i2], q_set) or holds(ct[j1:j2], c_set))
+    ]
+    if not changed:
+        return False
+    qa, qb = changed[0][0], changed[-1][1]
+    ca, cb = changed[0][2], changed[-1][3]
+
+    def content(tokens: list[str]) -> list[str]:
+        return [t for t in tokens if t[:1].isalnum() and t not in FUNCTION]
+
+    if content(qt[:qa]) != content(ct[:ca]) or content(qt[qb:]) != content(ct[cb:]):
+        return False
+    return len(content(qt[:qa])) >= EDIT_OPENING and max(qb - qa, cb - ca) <= max(len(qt), len(ct)) / 2
 
 
 BROAD_COSINE = 0.85

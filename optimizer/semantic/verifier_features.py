@@ -296,7 +296,8 @@ def features_of(text: str) -> Features:
         ):
             dates.add(t)
     dates |= {m.group(0) for m in RELATIVE_PERIOD.finditer(low)}
-    neg_tokens = [t for t in tokens if t in NEGATIONS]
+    # "caffeine-free", "gluten-free": a suffix that means "without", like a negating prefix.
+    neg_tokens = [t for t in tokens if t in NEGATIONS or re.fullmatch(r"[a-z]{3,}-free", t)]
     # A leading "No," / "Yes," answers a question; it does not negate the statement.
     if re.match(r"\s*no\s*[,.!]", normalize(text).lower()) and neg_tokens:
         neg_tokens = neg_tokens[1:]
@@ -343,5 +344,7 @@ def features_of(text: str) -> Features:
         quoted=_quoted(normalize(text)),
         tense=frozenset(_tense(tokens)),
         modality=frozenset(_modality(tokens)),
-        asks=question or bool(tokens and tokens[0] in REQUEST_KINDS),
+        # A question typed without its "?" after a sentence of background ("my braces came off
+        # last month. how long do i need to wear it") asks too.
+        asks=question or bool(tokens and tokens[0] in REQUEST_KINDS) or bool(re.search(rf"[.;:!]\s+{WH}\b", normalize(text).lower())),
     )

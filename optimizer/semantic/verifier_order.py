@@ -449,3 +449,35 @@ def rebound_number(q: Features, c: Features) -> bool:
         return False
     cb = _number_bindings(c, shared)
     return any(cb.get(n, term) != term for n, term in _number_bindings(q, shared).items())
+
+
+# A pronoun's subject and object forms are one person: "my brother gave me" / "I gave my brother".
+_CASE = {"me": "i", "him": "he", "her": "she", "us": "we", "them": "they"}
+_LINK_ONLY = SYMMETRIC_LINKS | {"a", "an", "the", "both", "between", "either", "neither", ","}
+
+
+def exchanged(q: Features, c: Features) -> bool:
+    """Are the two texts the same words, with two stretches traded across the words between
+    them? "if another company acquires my company" / "if my company acquires another company",
+    "my brother gave me 1 bitcoin" / "I gave my brother 1 bitcoin", "column A has the sale
+    amounts and column B has the dates" / "column A has the dates and column B has the sale
+    amounts": who does what to whom, or what belongs where, is turned around. Only a trade
+    across a symmetric link ("X and Y", "X's relationship with Y") keeps the meaning; a stretch
+    merely moved ("python sort a list" / "sort a list python") is not a trade."""
+    qt = [_CASE.get(t, t) for t in q.tokens]
+    ct = [_CASE.get(t, t) for t in c.tokens]
+    if qt == ct or sorted(qt) != sorted(ct):
+        return False
+    start = next(i for i, (a, b) in enumerate(zip(qt, ct)) if a != b)
+    end = next(i for i, (a, b) in enumerate(zip(reversed(qt), reversed(ct))) if a != b)
+    mq, mc = qt[start : len(qt) - end], ct[start : len(ct) - end]
+    n = len(mq)
+    for a in range(1, n - 1):
+        for b in range(1, n - a):
+            left, middle, right = mq[:a], mq[a : n - b], mq[n - b :]
+            # A symmetric link near both ("A and B", "A's relationship with B", as in
+            # ``related_symmetrically``) relates them the same way in either order.
+            symmetric = set(middle) <= _LINK_ONLY or (len(middle) <= 4 and bool(SYMMETRIC_LINKS.intersection(middle)))
+            if mc == right + middle + left and not symmetric:
+                return True
+    return False

@@ -850,3 +850,27 @@ def test_a_preposition_abbreviates_nothing() -> None:
     a = "How do I add a column to a table in a Knex migration and add an index on it?"
     b = "How do I add a column to a table in a Knex migration?"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
+
+
+def test_second_before_a_superlative_is_an_ordinal() -> None:
+    a, b = "How do I find the highest salary in a SQL table?", "What's the query to get the second largest salary from a SQL table?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "numbers")
+
+
+def test_one_before_a_noun_is_a_part() -> None:
+    a, b = "how do i stop all containers in docker compose", "how do i stop one container in docker compose"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quantifier")
+
+
+def test_a_negating_prefix_counts_inside_a_hyphenated_word() -> None:
+    a, b = "can i get my federal student loans forgiven if i work full time for a for-profit hospital", "im full time at a nonprofit hospital, can my federal student loans be forgiven"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "qualifier")
+    # The same word written with a hyphen is not a prefix on one side (a GPTCache pair).
+    a, b = "Is the size set to a non-zero value?", "Is the size set to a nonzero value?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_question_after_a_leading_phrase_asks() -> None:
+    a = "in rust how should i pass a vec to a function that needs to change the caller's vec"
+    b = "in rust how should i pass a vec to a function that only reads it"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False

@@ -247,9 +247,14 @@ def _verify_text(
 
     # "safe" vs "unsafe", "legal" vs "illegal": a negating prefix on one side, whatever the
     # other side's inflection ("illegal" / "legally", "unsafe" / "safely").
-    for w in set(q.tokens) ^ set(c.tokens):
+    # Hyphenated words count by their pieces too ("for-profit" / "nonprofit").
+    q_pieces, c_pieces = _pieces(q), _pieces(c)
+    q_joined, c_joined = {t.replace("-", "") for t in q.tokens}, {t.replace("-", "") for t in c.tokens}
+    for w in q_pieces ^ c_pieces:
+        if w in (c_joined if w in q_pieces else q_joined):  # "nonzero" / "non-zero"
+            continue
         base = next((w[len(pre):] for pre in NEG_PREFIXES if w.startswith(pre)), None)
-        if base and len(base) >= 4 and any(t == base or stem(t) == base for t in (c.tokens if w in q.tokens else q.tokens)):
+        if base and len(base) >= 4 and any(t == base or stem(t) == base for t in (c_pieces if w in q_pieces else q_pieces)):
             return Verdict(False, "qualifier")
     # Compass points are a closed class, like months: "the east side" / "the west side" ask
     # about different sides, though the word vectors place the two as close as synonyms (0.79).
@@ -339,12 +344,21 @@ def _verify_text(
     return Verdict(True, "ok")
 
 
+def _pieces(f: Features) -> set[str]:
+    """``f``'s tokens and the pieces of its hyphenated tokens."""
+    return set(f.tokens) | {p for tok in f.tokens if "-" in tok for p in tok.split("-") if p}
+
+
 def _names_part(f: Features) -> bool:
     """Does ``f`` speak of a part of a thing: "some", "a few", or a single one singled out
-    ("just one of the coroutines", "only one resource")?"""
-    if PART.intersection(f.tokens):
+    ("just one of the coroutines", "only one resource", "restart one service", "a single row")?"""
+    if PART.intersection(f.tokens) or "single" in f.tokens:
         return True
-    return any(a in ("just", "only") and b == "one" for a, b in zip(f.tokens, f.tokens[1:]))
+    # "just one of", "only one", and "one" before a noun ("restart one service").
+    return any(
+        b == "one" and (a in ("just", "only") or (c[:1].isalpha() and c not in FUNCTION))
+        for a, b, c in zip(("", *f.tokens), f.tokens, (*f.tokens[1:], ""))
+    )
 
 
 def _change(f: Features) -> set[str]:

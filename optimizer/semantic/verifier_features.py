@@ -208,7 +208,9 @@ def _numbers(tokens: list[str]) -> set[str]:
             if tok in WEAK_NUMBER_WORDS:
                 nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
                 # "one hour", "half a cup" are quantities; "one of", "the first time" are not.
-                if not (nxt in UNIT_OF or (tok in ("half", "quarter", "double") and nxt in ("a", "an"))):
+                # "the second biggest", "the second most spoken": an ordinal on a scale.
+                ranked = tok == "second" and (nxt in ("most", "least") or (len(nxt) > 5 and nxt.endswith("est")))
+                if not (ranked or nxt in UNIT_OF or (tok in ("half", "quarter", "double") and nxt in ("a", "an"))):
                     continue
             out.add(NUMBER_WORDS[tok])
         elif "-" in tok and (count := tok.split("-", 1)[0]) in NUMBER_WORDS:
@@ -345,6 +347,8 @@ def features_of(text: str) -> Features:
         tense=frozenset(_tense(tokens)),
         modality=frozenset(_modality(tokens)),
         # A question typed without its "?" after a sentence of background ("my braces came off
-        # last month. how long do i need to wear it") asks too.
-        asks=question or bool(tokens and tokens[0] in REQUEST_KINDS) or bool(re.search(rf"[.;:!]\s+{WH}\b", normalize(text).lower())),
+        # last month. how long do i need to wear it"), or after a phrase ("in c++ how should i
+        # pass a string"), asks too.
+        asks=question or bool(tokens and tokens[0] in REQUEST_KINDS) or bool(re.search(rf"[.;:!]\s+{WH}\b", normalize(text).lower()))
+        or bool(re.search(r"\b(?:how|what|why|where)\s+(?:do|does|did|can|could|should|would|will|is|are|am)\b", low)),
     )

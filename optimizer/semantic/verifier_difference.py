@@ -43,6 +43,7 @@ def inflection_bases(w: str) -> set[str]:
     return out
 
 
+@lru_cache(maxsize=100_000)
 def _same_word(x: str, y: str) -> bool:
     """Inflections and spellings of one word: "include" / "included", "write" / "writing"."""
     if x == y or stem(x) == stem(y):

@@ -79,8 +79,10 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=50_000)
 def stem(w: str) -> str:
-    """A crude stem: enough to match plurals and -ing/-ed forms across paraphrases."""
+    """A crude stem: enough to match plurals and -ing/-ed forms across paraphrases. Cached: the
+    rules stem the same words again and again (most of a long pair's verdict, uncached)."""
     for suf in ("ings", "ing", "ies", "ied", "es", "ed", "s", "ly"):
         if len(w) > len(suf) + 3 and w.endswith(suf):
             w = w[: -len(suf)]

@@ -472,12 +472,17 @@ def exchanged(q: Features, c: Features) -> bool:
     end = next(i for i, (a, b) in enumerate(zip(reversed(qt), reversed(ct))) if a != b)
     mq, mc = qt[start : len(qt) - end], ct[start : len(ct) - end]
     n = len(mq)
-    for a in range(1, n - 1):
-        for b in range(1, n - a):
-            left, middle, right = mq[:a], mq[a : n - b], mq[n - b :]
+    # mc must end with mq's first stretch (``left``) and open with its last (``right``); only
+    # the lengths where the boundary tokens agree are tried, so a long text costs little.
+    lefts = [a for a in range(1, n - 1) if mc[n - a] == mq[0] and mc[n - a :] == mq[:a]]
+    rights = [b for b in range(1, n - 1) if mc[0] == mq[n - b] and mc[:b] == mq[n - b :]]
+    for a in lefts:
+        for b in rights:
+            if a + b >= n or mc[b : n - a] != mq[a : n - b]:
+                continue
+            middle = mq[a : n - b]
             # A symmetric link near both ("A and B", "A's relationship with B", as in
             # ``related_symmetrically``) relates them the same way in either order.
-            symmetric = set(middle) <= _LINK_ONLY or (len(middle) <= 4 and bool(SYMMETRIC_LINKS.intersection(middle)))
-            if mc == right + middle + left and not symmetric:
+            if not (set(middle) <= _LINK_ONLY or (len(middle) <= 4 and SYMMETRIC_LINKS.intersection(middle))):
                 return True
     return False

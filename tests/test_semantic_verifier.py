@@ -874,3 +874,8 @@ def test_a_question_after_a_leading_phrase_asks() -> None:
     a = "in rust how should i pass a vec to a function that needs to change the caller's vec"
     b = "in rust how should i pass a vec to a function that only reads it"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
+
+
+def test_a_negation_inside_a_hyphenated_word_counts() -> None:
+    a, b = "Does a not-at-fault accident go on my driving record?", "Does an at-fault accident go on my driving record?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "negation")

@@ -301,7 +301,11 @@ def features_of(text: str) -> Features:
             dates.add(t)
     dates |= {m.group(0) for m in RELATIVE_PERIOD.finditer(low)}
     # "caffeine-free", "gluten-free": a suffix that means "without", like a negating prefix.
-    neg_tokens = [t for t in tokens if t in NEGATIONS or re.fullmatch(r"[a-z]{3,}-free", t)]
+    # A negation inside a hyphenated word counts too ("a not-at-fault claim").
+    neg_tokens = [
+        t for t in tokens
+        if t in NEGATIONS or re.fullmatch(r"[a-z]{3,}-free", t) or ("-" in t and NEGATIONS.intersection(t.split("-")))
+    ]
     # A leading "No," / "Yes," answers a question; it does not negate the statement.
     if re.match(r"\s*no\s*[,.!]", normalize(text).lower()) and neg_tokens:
         neg_tokens = neg_tokens[1:]

@@ -879,3 +879,10 @@ def test_a_question_after_a_leading_phrase_asks() -> None:
 def test_a_negation_inside_a_hyphenated_word_counts() -> None:
     a, b = "Does a not-at-fault accident go on my driving record?", "Does an at-fault accident go on my driving record?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "negation")
+
+
+def test_the_speaker_and_a_party_trading_who_acts_in_a_condition_are_refused() -> None:
+    a, b = "What happens if I call my bank about a fraud charge?", "What happens if my bank calls me about a fraud charge?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+    a, b = "What happens if I call my bank about a fraud charge?", "What happens if I phone my bank about a fraud charge?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "direction"

@@ -386,36 +386,57 @@ _PERSONS = {
 }
 
 
-def _asker(f: Features) -> tuple[str, int] | None:
-    """(the person, the index of the verb) when ``f`` is a yes/no question whose subject is the
-    speaker or the listener: "Can I cancel ..." -> ("i", 2)."""
+_CLAUSE_OPENERS = {"if", "when", "whether", "once"}
+
+
+def _speaker_clauses(f: Features) -> list[tuple[str, str, int]]:
+    """(the clause's opening word, the person, the index of the verb) for each clause of ``f``
+    whose subject is the speaker or the listener: a yes/no question ("Can I cancel ..." ->
+    ("can", "i", 2)) or a condition ("... if I add my daughter ..." -> ("if", "i", k))."""
     toks = f.tokens
+    out = []
     if len(toks) > 2 and toks[0] in INVERTING and toks[1] in _PERSONS:
-        return toks[1], 2
-    return None
+        out.append(("?", toks[1], 2))
+    out += [
+        (t, toks[i + 1], i + 2)
+        for i, t in enumerate(toks[:-2])
+        if t in _CLAUSE_OPENERS and toks[i + 1] in _PERSONS
+    ]
+    return out
+
+
+def _same_verb(a: str, b: str) -> bool:
+    """One verb in two forms ("add" / "adds", "cancel" / "cancelled")."""
+    return stem(a) == stem(b) or any(b == a + end or a == b + end for end in ("s", "es", "d", "ed"))
 
 
 def swapped_subject(q: Features, c: Features) -> bool:
-    """Does one yes/no question ask whether the speaker does a thing to a party, and the other
-    whether that party does it to the speaker? "Can I cancel my hotel reservation without
-    telling the hotel?" / "Can a hotel cancel my reservation without telling me?": the verb is
-    the same, who does it is not, which the word-by-word rules cannot see (the person is a
-    function word, the party is named on both sides)."""
+    """Does one side ask whether the speaker does a thing to a party, and the other whether that
+    party does it to the speaker? "Can I cancel my hotel reservation without telling the hotel?"
+    / "Can a hotel cancel my reservation without telling me?", "If I add my daughter as an
+    authorized user on my card ..." / "If my daughter adds me as an authorized user on her card
+    ...": the verb is the same, who does it is not, which the word-by-word rules cannot see (the
+    person is a function word, the party is named on both sides)."""
     for f, g in ((q, c), (c, q)):
-        asked = _asker(f)
-        if asked is None or _asker(g) is not None or not g.tokens or g.tokens[0] not in INVERTING:
-            continue
-        person, v = asked
-        verb = stem(f.tokens[v])
-        at = next((k for k, t in enumerate(g.tokens) if stem(t) == verb), None)
-        if at is None or at < 2:
-            continue
-        subject = {stem(_key(t)) for t in g.tokens[1:at] if t[:1].isalpha() and t not in FUNCTION}
-        # The other's subject is acted on here, and the person is acted on there; a generic
-        # "you" ("can hotels cancel a reservation and not tell you") stands for anyone.
-        acted_on = _PERSONS[person] | _PERSONS["you"]
-        if subject & {stem(_key(t)) for t in f.tokens[v + 1 :]} and acted_on & set(g.tokens[at + 1 :]):
-            return True
+        for opener, person, v in _speaker_clauses(f):
+            verb = f.tokens[v]
+            if opener == "?":
+                if _speaker_clauses(g) and _speaker_clauses(g)[0][0] == "?" or not g.tokens or g.tokens[0] not in INVERTING:
+                    continue
+                starts = [0]
+            else:
+                starts = [j for j, t in enumerate(g.tokens) if t == opener and g.tokens[j + 1 : j + 2] != (person,)]
+            for j in starts:
+                at = next((k for k in range(j + 2, min(j + 7, len(g.tokens))) if _same_verb(verb, g.tokens[k])), None)
+                if at is None:
+                    continue
+                subject = {stem(_key(t)) for t in g.tokens[j + 1 : at] if t[:1].isalpha() and t not in FUNCTION}
+                # The other's subject is acted on here, and the person is acted on there; a
+                # generic "you" ("can hotels cancel a reservation and not tell you") stands for
+                # anyone.
+                acted_on = _PERSONS[person] | _PERSONS["you"]
+                if subject & {stem(_key(t)) for t in f.tokens[v + 1 :]} and acted_on & set(g.tokens[at + 1 :]):
+                    return True
     return False
 
 

@@ -886,3 +886,10 @@ def test_the_speaker_and_a_party_trading_who_acts_in_a_condition_are_refused() -
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
     a, b = "What happens if I call my bank about a fraud charge?", "What happens if I phone my bank about a fraud charge?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "direction"
+
+
+def test_a_formula_with_another_sign_is_another_question() -> None:
+    a, b = "Let g(t) = t^2 - 4t.\nFind its minimum.", "Let g(t) = t^2 + 4t.\nFind its minimum."
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    a, b = "Let g(t) = t^2 - 4t.\nFind its minimum.", "let g(t)=t^2-4t\nFind its minimum."
+    assert verify(b, a, cosine=cosine(a, b)).ok

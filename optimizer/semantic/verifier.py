@@ -197,6 +197,10 @@ def _verify_text(
 
     if q.numbers != c.numbers:
         return Verdict(False, "numbers")
+    # Formulas both sides write must be the same ("x^3 - 3x" / "x^3 + 3x"); one written on one
+    # side only is left to the other rules (a paraphrase may say "the function" instead).
+    if q.formulas and c.formulas and q.formulas != c.formulas:
+        return Verdict(False, "numbers")
     if q.units != c.units:
         return Verdict(False, "units")
     if q.dates != c.dates:

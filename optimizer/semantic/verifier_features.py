@@ -119,9 +119,28 @@ class Features:
     asks: bool = False
     """A question or a request ("?", or it opens with a question word or a request verb), not a
     statement; an earlier turn of a conversation is read as part of its question."""
+    formulas: frozenset[str] = frozenset()
+    """The formulas written in the text, without spaces (``_formulas``)."""
 
 
 _QUOTED_RE = re.compile(r"""(?:^|[\s(])['"‘“`]([^'"’”`]{1,80})['"’”`](?=$|[\s?.!,:;)])""")
+
+
+_FORMULA_RE = re.compile(r"[\w().]+(?:\s*(?:\*\*|[-+*/^=<>])\s*[\w().]+)+")
+
+
+def _formulas(text: str) -> frozenset[str]:
+    """The formulas of a text ("x^3 - 3x", "a = b + 1", "3/4"), lower-cased without spaces: terms
+    joined by operators, with a digit or an operator other than "-" and "/" in them, so
+    "soft-boiled" and "and/or" are words. Their signs and order are the question ("x^3 - 3x" /
+    "x^3 + 3x"), which the numbers rule cannot see (the same numbers)."""
+    out = set()
+    text = text.replace("–", "-").replace("−", "-").replace("—", "-").replace("×", "*")
+    for m in _FORMULA_RE.finditer(text):
+        span = m.group(0)
+        if any(ch.isdigit() for ch in span) or any(op in span for op in "^+*=<>"):
+            out.add("".join(span.lower().split()).rstrip("."))
+    return frozenset(out)
 
 
 def _quoted(text: str) -> frozenset[str]:
@@ -350,6 +369,7 @@ def features_of(text: str) -> Features:
         content=content,
         words=tuple(_words(tokens)),
         quoted=_quoted(normalize(text)),
+        formulas=_formulas(normalize(text)),
         tense=frozenset(_tense(tokens)),
         modality=frozenset(_modality(tokens)),
         # A question typed without its "?" after a sentence of background ("my braces came off

@@ -893,3 +893,10 @@ def test_a_formula_with_another_sign_is_another_question() -> None:
     assert verify(b, a, cosine=cosine(a, b)).ok is False
     a, b = "Let g(t) = t^2 - 4t.\nFind its minimum.", "let g(t)=t^2-4t\nFind its minimum."
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_unit_opening_a_hyphenated_word_is_the_same_unit() -> None:
+    a, b = "We share custody of our 8-year-old in Ohio.\nCan I move out of state?", "we share custody of our 8 year old in ohio\nCan I move out of state?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+    a, b = "How much sleep does a 6-month-old need?", "How much sleep does a 6-year-old need?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False

@@ -246,10 +246,17 @@ def _numbers(tokens: list[str]) -> set[str]:
 def _units(tokens: list[str]) -> set[str]:
     out: set[str] = set()
     for i, tok in enumerate(tokens):
-        unit = UNIT_OF.get(tok)
+        # "an 8-year-old" reads "8", "year-old": the unit opens the hyphenated word, as in "8
+        # year old"; "a three-year-old" holds its number too.
+        head = tok if tok in UNIT_OF or "-" not in tok else tok.split("-", 1)[0]
+        pieces = tok.split("-")
+        if len(pieces) > 1 and pieces[0] in NUMBER_WORDS and pieces[1] in UNIT_OF:
+            out.add(UNIT_OF[pieces[1]])  # "a three-year-old", as "a 3-year-old"
+            continue
+        unit = UNIT_OF.get(head)
         if unit is None:
             continue
-        if tok in NUMERIC_ONLY_UNITS:
+        if head in NUMERIC_ONLY_UNITS:
             prev = tokens[i - 1] if i else ""
             quantity = prev in QUANTITY_WORDS and unit in TIME_UNITS
             if not (prev[:1].isdigit() or prev in NUMBER_WORDS or quantity):

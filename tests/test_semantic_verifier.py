@@ -74,6 +74,13 @@ NEAR_MISSES = [
     ("Foods that raise blood pressure", "Foods that lower blood pressure", "antonym"),
     ("Why did the Berlin Wall fall?", "When did the Berlin Wall fall?", "question"),
     ("Why are cats afraid of water?", "Are cats afraid of water?", "question"),
+    # Closed classes the sixth to ninth development sets found ("just one", "-free", "second
+    # largest", "one service", a hyphenated "not").
+    ("How do I delete all the branches merged into main?", "How do I delete just one of the branches merged into main?", "quantifier"),
+    ("Which cereals are sugar-free?", "Which cereals have sugar in them?", "negation"),
+    ("How do I find the highest salary in a SQL table?", "What's the query to get the second largest salary from a SQL table?", "numbers"),
+    ("how do i stop all containers in docker compose", "how do i stop one container in docker compose", "quantifier"),
+    ("Does a not-at-fault accident go on my driving record?", "Does an at-fault accident go on my driving record?", "negation"),
 ]
 
 
@@ -836,30 +843,10 @@ def test_two_stretches_traded_across_a_verb_are_refused(a: str, b: str, ok: bool
     assert verify(b, a, cosine=cosine(a, b)).ok is ok
 
 
-def test_just_one_against_all_is_a_quantifier() -> None:
-    a, b = "How do I delete all the branches merged into main?", "How do I delete just one of the branches merged into main?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quantifier")
-
-
-def test_a_free_suffix_is_a_negation() -> None:
-    a, b = "Which cereals are sugar-free?", "Which cereals have sugar in them?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "negation")
-
-
 def test_a_preposition_abbreviates_nothing() -> None:
     a = "How do I add a column to a table in a Knex migration and add an index on it?"
     b = "How do I add a column to a table in a Knex migration?"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
-
-
-def test_second_before_a_superlative_is_an_ordinal() -> None:
-    a, b = "How do I find the highest salary in a SQL table?", "What's the query to get the second largest salary from a SQL table?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "numbers")
-
-
-def test_one_before_a_noun_is_a_part() -> None:
-    a, b = "how do i stop all containers in docker compose", "how do i stop one container in docker compose"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quantifier")
 
 
 def test_a_negating_prefix_counts_inside_a_hyphenated_word() -> None:
@@ -874,11 +861,6 @@ def test_a_question_after_a_leading_phrase_asks() -> None:
     a = "in rust how should i pass a vec to a function that needs to change the caller's vec"
     b = "in rust how should i pass a vec to a function that only reads it"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
-
-
-def test_a_negation_inside_a_hyphenated_word_counts() -> None:
-    a, b = "Does a not-at-fault accident go on my driving record?", "Does an at-fault accident go on my driving record?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "negation")
 
 
 def test_the_speaker_and_a_party_trading_who_acts_in_a_condition_are_refused() -> None:

@@ -421,7 +421,8 @@ def swapped_subject(q: Features, c: Features) -> bool:
         for opener, person, v in _speaker_clauses(f):
             verb = f.tokens[v]
             if opener == "?":
-                if _speaker_clauses(g) and _speaker_clauses(g)[0][0] == "?" or not g.tokens or g.tokens[0] not in INVERTING:
+                # Both asking with the speaker as subject is the same question, not a trade.
+                if any(o == "?" for o, _, _ in _speaker_clauses(g)) or not g.tokens or g.tokens[0] not in INVERTING:
                     continue
                 starts = [0]
             else:

@@ -497,6 +497,26 @@ def test_a_role_swapped_in_an_earlier_turn_is_refused(a: str, b: str) -> None:
     assert verify(a, b, cosine=cos) == Verdict(False, "context")
 
 
+# An earlier turn's pronoun says whom the scene is set for: "me" or "us", "him" or "her".
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("I earn 60k a year.\nWhich tax bracket am I in?", "We earn 60k a year.\nWhich tax bracket am I in?"),
+        ("My kid turns 14 next month. He has bad acne.\nWhat should we try first?", "My kid turns 14 next month. She has bad acne.\nWhat should we try first?"),
+    ],
+)
+def test_an_earlier_turn_about_another_person_is_another_situation(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert verify(b, a, cosine=cos) == Verdict(False, "context")
+    assert verify(a, b, cosine=cos) == Verdict(False, "context")
+
+
+def test_an_earlier_turn_keeping_its_person_passes() -> None:
+    a = "My son is 14 and he has bad acne.\nWhat should we try first?"
+    b = "My son is 14 and has bad acne.\nWhat should we try first?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
 def test_forms_of_one_word_in_an_earlier_turn_pass() -> None:
     for a, b in [
         ("I'm living in Oslo.\nWhat should I wear in winter?", "I live in Oslo.\nWhat should I wear in winter?"),

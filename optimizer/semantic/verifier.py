@@ -90,7 +90,9 @@ from .verifier_lexicon import (
     FUNCTION,
     GAZETTEER,
     NEG_PREFIXES,
+    OTHER_PERSON,
     PART,
+    PERSON,
     QUANTITY_WORDS,
     REVERSING_DEGREE,
     STOP,
@@ -147,7 +149,8 @@ def verify(
     A text of several lines is a conversation (``conversation_text``: earlier user turns, one per
     line, then the question). When the earlier turns differ, each pair of them must pass on its
     own, without the cosine (which is the whole conversations', not theirs: only a change of form,
-    synonyms or inflection passes), and the questions are compared alone; a different number of
+    synonyms or inflection passes) and be about the same person (``_other_person``), and the
+    questions are compared alone; a different number of
     turns is refused (``context``)."""
     if query == candidate:
         return Verdict(True, "ok")
@@ -157,7 +160,7 @@ def verify(
             return Verdict(False, "context")
         turn_words = _near_identical(words or word_similarity)
         for q_turn, c_turn in zip(q_turns[:-1], c_turns[:-1], strict=True):
-            if not _verify_text(q_turn, c_turn, turn_words, None, turn=True).ok:
+            if _other_person(q_turn, c_turn) or not _verify_text(q_turn, c_turn, turn_words, None, turn=True).ok:
                 return Verdict(False, "context")
         return _verify_text(q_turns[-1], c_turns[-1], words, cosine)
     return _verify_text(query, candidate, words, cosine)
@@ -182,6 +185,19 @@ def _near_identical(words: WordSimilarity) -> WordSimilarity:
         return np.where((m >= TURN_SYNONYM) | same.reshape(m.shape), m, 0.0)
 
     return sim
+
+
+def _other_person(q_turn: str, c_turn: str) -> bool:
+    """Is one turn about "me" and the other about "us", or one about "him" and the other about
+    "her"? Pronouns are function words to the rules (a question's "he" is whoever it was asked
+    about), but an earlier turn's pronoun says whom the scene is set for: "I earn 60k a year." /
+    "We earn 60k a year.", "He is 14." / "She is 14."."""
+    q = {PERSON[t] for t in features_of(q_turn).tokens if t in PERSON}
+    c = {PERSON[t] for t in features_of(c_turn).tokens if t in PERSON}
+    return any(
+        (x in q and y not in q and y in c and x not in c) or (y in q and x not in q and x in c and y not in c)
+        for x, y in OTHER_PERSON
+    )
 
 
 def _verify_text(

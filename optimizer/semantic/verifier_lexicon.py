@@ -150,6 +150,17 @@ IRREGULAR_PAST = {
     "chosen", "grown", "spoken", "stolen", "stole", "hurt", "quit",
 }
 SUBJECTS = {"i", "we", "you", "he", "she", "they", "it"}
+# Who a statement is about, by grammatical person: a turn that sets the scene for "me" or for
+# "us", for "him" or for "her", sets a different one ("I earn 60k" / "we earn 60k", "he is 14" /
+# "she is 14"). "They" and "you" are left out: they stand for anyone.
+PERSON = {
+    **dict.fromkeys(("i", "me", "my", "mine", "myself", "i'm", "im", "i've", "ive", "i'd", "i'll"), "i"),
+    **dict.fromkeys(("we", "us", "our", "ours", "ourselves", "we're", "we've", "we'd", "we'll"), "we"),
+    **dict.fromkeys(("he", "him", "his", "himself", "he's", "he'd", "he'll"), "he"),
+    **dict.fromkeys(("she", "her", "hers", "herself", "she's", "she'd", "she'll"), "she"),
+}
+# The persons that exclude each other as who the scene is set for.
+OTHER_PERSON = (("i", "we"), ("he", "she"))
 PERFECT = {"have", "has", "i've", "we've", "you've", "they've", "he's", "she's", "it's", "ive"}
 TIME_ADVERBS = {"already", "just", "recently", "finally", "never", "ever", "since", "also"}
 # "going to" / "about to" / "planning to" before a verb set a statement in the future ("I'm going

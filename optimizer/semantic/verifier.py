@@ -150,8 +150,7 @@ def verify(
     line, then the question). When the earlier turns differ, each pair of them must pass on its
     own, without the cosine (which is the whole conversations', not theirs: only a change of form,
     synonyms or inflection passes) and be about the same person (``_other_person``), and the
-    questions are compared alone; a different number of
-    turns is refused (``context``)."""
+    questions are compared alone; a different number of turns is refused (``context``)."""
     if query == candidate:
         return Verdict(True, "ok")
     q_turns, c_turns = query.split("\n"), candidate.split("\n")

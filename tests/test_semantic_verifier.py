@@ -890,6 +890,18 @@ def test_the_speaker_and_a_party_trading_who_acts_in_a_condition_are_refused() -
     assert verify(b, a, cosine=cosine(a, b)).reason != "direction"
 
 
+def test_the_speaker_and_a_party_trading_who_acts_in_a_statement_are_refused() -> None:
+    a, b = "I sold my car to my brother.\nDo I owe tax?", "My brother sold his car to me.\nDo I owe tax?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "context")
+    a, b = "I bumped into a cyclist at a crossing. Who pays for the damage?", "A cyclist bumped into me at a crossing. Who pays for the damage?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "direction")
+    # Owning is not being acted on: the same statement opened by another word passes.
+    a, b = "I lost my wallet on the train yesterday.\nWhat should I do first?", "Yesterday I lost my wallet on the train.\nWhat should I do first?"
+    assert verify(b, a, cosine=cosine(a, b)).ok and verify(a, b, cosine=cosine(a, b)).ok
+
+
 def test_a_formula_with_another_sign_is_another_question() -> None:
     a, b = "Let g(t) = t^2 - 4t.\nFind its minimum.", "Let g(t) = t^2 + 4t.\nFind its minimum."
     assert verify(b, a, cosine=cosine(a, b)).ok is False

@@ -379,6 +379,7 @@ def opposite_roles(q: Features, c: Features) -> bool:
 
 
 # The speaker or the listener as a subject, and the forms that name them elsewhere in a text.
+_OBJECTS = {"i": {"me", "myself"}, "we": {"us", "ourselves"}}
 _PERSONS = {
     "i": {"i", "me", "my", "mine", "myself"},
     "we": {"we", "us", "our", "ours", "ourselves"},
@@ -397,6 +398,10 @@ def _speaker_clauses(f: Features) -> list[tuple[str, str, int]]:
     out = []
     if len(toks) > 2 and toks[0] in INVERTING and toks[1] in _PERSONS:
         out.append(("?", toks[1], 2))
+    # A statement opening with the person ("I sold my car to my brother."), as an earlier turn does.
+    # ("You can find ..." is anyone.)
+    if len(toks) > 2 and toks[0] in ("i", "we"):
+        out.append(("^", toks[0], 1))
     out += [
         (t, toks[i + 1], i + 2)
         for i, t in enumerate(toks[:-2])
@@ -415,7 +420,8 @@ def swapped_subject(q: Features, c: Features) -> bool:
     party does it to the speaker? "Can I cancel my hotel reservation without telling the hotel?"
     / "Can a hotel cancel my reservation without telling me?", "If I add my daughter as an
     authorized user on my card ..." / "If my daughter adds me as an authorized user on her card
-    ...": the verb is the same, who does it is not, which the word-by-word rules cannot see (the
+    ...", "I sold my car to my brother." / "My brother sold his car to me.": the verb is the
+    same, who does it is not, which the word-by-word rules cannot see (the
     person is a function word, the party is named on both sides)."""
     for f, g in ((q, c), (c, q)):
         for opener, person, v in _speaker_clauses(f):
@@ -425,6 +431,11 @@ def swapped_subject(q: Features, c: Features) -> bool:
                 if any(o == "?" for o, _, _ in _speaker_clauses(g)) or not g.tokens or g.tokens[0] not in INVERTING:
                     continue
                 starts = [0]
+            elif opener == "^":
+                # The other opens with someone else doing it: "My brother sold his car to me."
+                if any(o == "^" for o, _, _ in _speaker_clauses(g)):
+                    continue
+                starts = [-1]
             else:
                 starts = [j for j, t in enumerate(g.tokens) if t == opener and g.tokens[j + 1 : j + 2] != (person,)]
             for j in starts:
@@ -436,6 +447,10 @@ def swapped_subject(q: Features, c: Features) -> bool:
                 # generic "you" ("can hotels cancel a reservation and not tell you") stands for
                 # anyone.
                 acted_on = _PERSONS[person] | _PERSONS["you"]
+                if opener == "^":
+                    # Acted on, not owning: "I lost my card yesterday" / "Yesterday I lost my
+                    # card" opens with another word, but nothing is done to the speaker.
+                    acted_on = _OBJECTS[person]
                 if subject & {stem(_key(t)) for t in f.tokens[v + 1 :]} and acted_on & set(g.tokens[at + 1 :]):
                     return True
     return False

@@ -914,3 +914,43 @@ def test_a_unit_opening_a_hyphenated_word_is_the_same_unit() -> None:
     assert verify(b, a, cosine=cosine(a, b)).ok
     a, b = "How much sleep does a 6-month-old need?", "How much sleep does a 6-year-old need?"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
+
+
+# Issue #12: a word with a common word after it is a compound, another thing; a word cut off is
+# the same word.
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("How do I back up my data?", "How do I back up my database?"),
+        ("How do I clean my key?", "How do I clean my keyboard?"),
+        ("How do I parse JSON in Java?", "How do I parse JSON in JavaScript?"),
+        ("I'm using Java.\nHow do I parse JSON?", "I'm using JavaScript.\nHow do I parse JSON?"),
+    ],
+)
+def test_a_compound_of_a_word_is_another_word(a: str, b: str) -> None:
+    cos = cosine(a, b)
+    assert not verify(b, a, cosine=cos).ok and not verify(a, b, cosine=cos).ok
+
+
+def test_a_word_cut_off_is_the_same_word() -> None:
+    for a, b in [("How do I set up the repo?", "How do I set up the repository?"),
+                 ("How do I install Mongo?", "How do I install MongoDB?"),
+                 ("How do I print a photo?", "How do I print a photograph?")]:
+        assert verify(b, a, cosine=cosine(a, b)).ok and verify(a, b, cosine=cosine(a, b)).ok
+
+
+def test_a_number_after_a_minus_sign_is_negative() -> None:
+    a = "It's -20°C this morning.\nShould I warm up the battery before charging?"
+    b = "It's 20°C this morning.\nShould I warm up the battery before charging?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
+    a, b = "What is the absolute value of -7?", "What is the absolute value of 7?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "numbers")
+    # A range is not a sign.
+    a, b = "Is 10-20 minutes of cardio enough?", "Is 10 - 20 minutes of cardio enough?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_an_adverb_in_ally_has_its_adjectives_antonyms() -> None:
+    a = "How do I list the services set to start automatically in PowerShell?"
+    b = "How do I list the services set to start manually in PowerShell?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "antonym")

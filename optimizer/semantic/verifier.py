@@ -396,11 +396,11 @@ def _change(f: Features) -> set[str]:
 def _lemmas(tok: str) -> frozenset[str]:
     """The dictionary forms ``tok`` may be of: itself, an inflection's base, an irregular form's
     ("sold" -> sell, "worse" -> bad), a comparative's or superlative's ("cheapest" -> cheap,
-    "happier" -> happy), or an adverb's ("cheaply" -> cheap)."""
+    "happier" -> happy), or an adverb's ("cheaply" -> cheap, "automatically" -> automatic)."""
     out = set(inflection_bases(tok))
     if base := ANTONYM_FORMS.get(tok):
         out.add(base)
-    for suffix in ("est", "er", "ly"):
+    for suffix in ("est", "er", "ally", "ly"):
         if tok.endswith(suffix) and len(tok) > len(suffix) + 2:
             root = tok[: -len(suffix)]
             out.update(b for b in (root, root + "e", root[:-1] + "y") if b in ANTONYMS)

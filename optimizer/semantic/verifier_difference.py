@@ -25,6 +25,7 @@ from .verifier_lexicon import (
     PROCEDURE_WORDS,
     REQUEST_KINDS,
     WH_WORDS,
+    compound_of,
 )
 from .wording import SYNONYM, WordSimilarity, word_similarity
 
@@ -48,6 +49,9 @@ def _same_word(x: str, y: str) -> bool:
     """Inflections and spellings of one word: "include" / "included", "write" / "writing"."""
     if x == y or stem(x) == stem(y):
         return True
+    # A word with another after it is a compound, another thing ("data" / "database").
+    if compound_of(x, y) or compound_of(y, x):
+        return False
     x, y = stem(x), stem(y)  # "dicts" is "dict" cut off from "dictionaries"
     common = 0
     for a, b in zip(x, y):
@@ -105,7 +109,10 @@ def _half_of_joined(w: str, f: Features, other: Features) -> bool:
     """Is ``w`` one half of two adjacent words of ``f`` that ``other`` writes as one?"""
     toks = [t for t in f.tokens if t[:1].isalpha()]
     joined = {v.replace("-", "").replace(".", "") for v in other.tokens}
-    return any(w in (a, b) and a + b in joined for a, b in zip(toks, toks[1:]))
+    # Or a piece of a hyphenated word the other side writes as one ("non-zero" / "nonzero").
+    return any(w in (a, b) and a + b in joined for a, b in zip(toks, toks[1:])) or any(
+        "-" in t and w in t.split("-") and t.replace("-", "") in joined for t in toks
+    )
 
 
 def _spelled_alike(w: str, f: Features) -> bool:
@@ -114,13 +121,17 @@ def _spelled_alike(w: str, f: Features) -> bool:
     # in another is a different word ("vegan" / "vegetarian"); a cut-off word ("config") is
     # ``_same_word``.
     if any(
-        not _converse_roles(w, v) and (_same_word(w, v) or (len(w) <= 4 and abbreviates(w, v)) or _typo(w, v))
+        not _converse_roles(w, v)
+        and (_same_word(w, v) or (len(w) <= 4 and abbreviates(w, v) and not compound_of(w, v)) or _typo(w, v))
         for v in f.words
     ):
         return True
     # An abbreviation may be a function word elsewhere ("Go" / "Golang"), but not a determiner
     # or a preposition ("in" does not abbreviate "index").
-    if any(2 <= len(v) <= 4 and v[:1].isalpha() and v not in NOUN_PHRASE_OPENERS and abbreviates(v, w) for v in f.tokens):
+    if any(
+        2 <= len(v) <= 4 and v[:1].isalpha() and v not in NOUN_PHRASE_OPENERS and abbreviates(v, w) and not compound_of(v, w)
+        for v in f.tokens
+    ):
         return True
     return w.replace("-", "").replace(".", "") in _joined(f)
 
@@ -152,7 +163,16 @@ def differences(
         ]
 
     q_un, c_un = unexplained(q_left, c_all), unexplained(c_left, q_all)
-    return _framing(q_un, q, c), _framing(c_un, c, q), q_left, c_left
+    # A compound of a word on the other side ("database" / "data") is left, but it is a change of
+    # one word, not a rewording: it does not make the rewording broad enough for the cosine.
+    q_changed = [w for w in q_left if not _compounds(w, c)]
+    c_changed = [w for w in c_left if not _compounds(w, q)]
+    return _framing(q_un, q, c), _framing(c_un, c, q), q_changed, c_changed
+
+
+def _compounds(w: str, f: Features) -> bool:
+    """Is ``w`` a compound of a word of ``f``, or ``f``'s word a compound of ``w``?"""
+    return any(compound_of(w, v) or compound_of(v, w) for v in f.words)
 
 
 @lru_cache(maxsize=20_000)

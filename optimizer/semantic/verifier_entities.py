@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from .verifier_features import Features, stem
+from .verifier_lexicon import compound_of
 
 
 def mentions(f: Features, entity: str) -> bool:
@@ -18,7 +19,12 @@ def mentions(f: Features, entity: str) -> bool:
     root = stem(entity)
     if len(root) >= 4:
         # "Python" vs "Pythonic", "Dataset" vs "datasets".
-        return any(t.startswith(root) or (len(t) >= 4 and root.startswith(t)) for t in f.tokens)
+        # Not a compound: "Java" is not "JavaScript", nor "Fire" "Firebase".
+        return any(
+            (t.startswith(root) or (len(t) >= 4 and root.startswith(t)))
+            and not (compound_of(root, t) or compound_of(t, root))
+            for t in f.tokens
+        )
     return any(stem(t) == root for t in f.tokens)
 
 
@@ -39,9 +45,9 @@ def extra_entities(a: Features, b: Features) -> list[str]:
         # "HF" for "Hugging Face" (initials), "JS" for "JavaScript" (letters in order), either way.
         if e.isalpha() and len(e) <= 5:
             initials = "".join(t[0] for t in b.tokens if t[:1].isalpha())
-            if e in initials or any(t.startswith(e) or abbreviates(e, t) for t in b.tokens):
+            if e in initials or any((t.startswith(e) or abbreviates(e, t)) and not compound_of(e, t) for t in b.tokens):
                 continue
-        if any(len(t) <= 5 and t.isalpha() and abbreviates(t, e) for t in b.tokens):
+        if any(len(t) <= 5 and t.isalpha() and abbreviates(t, e) and not compound_of(t, e) for t in b.tokens):
             continue
         out.append(e)
     return out

@@ -243,6 +243,22 @@ def _numbers(tokens: list[str]) -> set[str]:
     return out
 
 
+# A minus sign: a hyphen or dash right before a number that does not follow a word or number
+# ("-20°C", "(-3, 4)"; not "10-20" or "x-1").
+NEGATIVE_RE = re.compile(r"(?<![\w.\-−–])[-−–](\d[\d,]*(?:\.\d+)?)")
+UNSIGNED_RE = re.compile(r"(?<![\d.,\-−–])\d[\d,]*(?:\.\d+)?")
+
+
+def _signed(numbers: set[str], text: str) -> set[str]:
+    """``numbers`` with those written after a minus sign negative: "-20°C" is not "20°C". The
+    tokens drop the sign."""
+    negative = {m.group(1).replace(",", "") for m in NEGATIVE_RE.finditer(text)} & numbers
+    if not negative:
+        return numbers
+    unsigned = {m.replace(",", "") for m in UNSIGNED_RE.findall(text)}
+    return (numbers - (negative - unsigned)) | {"-" + n for n in negative}
+
+
 def _units(tokens: list[str]) -> set[str]:
     out: set[str] = set()
     for i, tok in enumerate(tokens):
@@ -362,7 +378,7 @@ def features_of(text: str) -> Features:
         tokens=tuple(tokens),
         low=low,
         squashed=squashed,
-        numbers=frozenset(_numbers(tokens)),
+        numbers=frozenset(_signed(_numbers(tokens), normalize(text))),
         units=frozenset(_units(tokens)),
         dates=frozenset(dates),
         negations=len(neg_tokens),

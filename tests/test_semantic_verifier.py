@@ -954,3 +954,33 @@ def test_an_adverb_in_ally_has_its_adjectives_antonyms() -> None:
     a = "How do I list the services set to start automatically in PowerShell?"
     b = "How do I list the services set to start manually in PowerShell?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "antonym")
+
+
+# Found on trust_dev11's first run: code is compared literally; an auxiliary abbreviates
+# nothing ("do" / "dictionary"); two names a last letter apart are two names.
+def test_code_is_compared_literally() -> None:
+    a = "With location /api/ { proxy_pass http://backend/; }, what path does the upstream get for /api/users?"
+    b = "With location /api/ { proxy_pass http://backend; }, what path does the upstream get for /api/users?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    a, b = "Is Data.Map.Strict lazy in its values?", "Is Data.Map lazy in its values?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    # Reworded around the same code, or the code's names written out, it passes.
+    a = "With location /api/ { proxy_pass http://backend/; }, what path does the upstream get for /api/users?"
+    b = "with location /api/ { proxy_pass http://backend/; } what path does the upstream get for /api/users"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+    a = "What are the parameters of the datasets.AudioClassification class?"
+    b = "What are the parameters of the AudioClassification class in datasets?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "quoted"
+
+
+def test_an_auxiliary_abbreviates_nothing() -> None:
+    a, b = "How do I loop over a list in an Ansible task?", "How do I loop over a dictionary in an Ansible task?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "difference")
+
+
+def test_two_names_a_last_letter_apart_are_two_names() -> None:
+    a, b = "Does foldr work on an infinite list in Haskell?", "Does foldl work on an infinite list in Haskell?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "difference")
+    a, b = "What colour should my logo be?", "What color should my logo be?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

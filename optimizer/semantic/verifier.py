@@ -61,6 +61,7 @@ the decision (``verify``) and the helpers other modules import.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -328,6 +329,13 @@ def _verify_text(
             if any(span not in other.quoted and span not in other.low for span in f.quoted):
                 return Verdict(False, "quoted")
 
+    # Code is compared literally too, when both sides write some: "proxy_pass http://backend/" /
+    # "http://backend", "Data.Map.Strict" / "Data.Map" (a paraphrase copies it, or writes it as
+    # words: "proxy_pass" / "proxy pass").
+    if q.code and c.code and q.code != c.code:
+        if any(_unwritten(span, other) for f, other in ((q, c), (c, q)) for span in f.code):
+            return Verdict(False, "quoted")
+
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
     if (reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c) or rebound_number(q, c)
@@ -361,6 +369,23 @@ def _verify_text(
         return Verdict(False, "antonym")
 
     return Verdict(True, "ok")
+
+
+def _squash(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def _unwritten(span: str, f: Features) -> bool:
+    """Is code ``span`` missing from ``f``: not among its code, nor spelled out in its words
+    ("datasets.AudioClassification" / "the AudioClassification class of datasets")? Code of ``f``
+    with the same letters is other code ("http://backend" / "http://backend/", "data.map" /
+    "data.map.strict")."""
+    if span in f.code:
+        return False
+    squashed = _squash(span)
+    if any(squashed in _squash(o) for o in f.code):
+        return True
+    return not all(_squash(piece) in f.squashed for piece in re.split(r"[^\w]+|_", span) if piece)
 
 
 def _pieces(f: Features) -> set[str]:

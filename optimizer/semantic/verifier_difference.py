@@ -24,6 +24,7 @@ from .verifier_lexicon import (
     PARTICLES,
     PROCEDURE_WORDS,
     REQUEST_KINDS,
+    SUBJECTS,
     WH_WORDS,
     compound_of,
 )
@@ -60,10 +61,16 @@ def _same_word(x: str, y: str) -> bool:
         common += 1
     short, long_ = sorted((len(x) - common, len(y) - common))
     # One word cut off ("config" / "configuration"), or an ending of at most one letter traded
-    # for an inflection ("write" / "writing", "study" / "studies"). Two endings of two letters
-    # or more are two words on one root ("internal" / "international", "generic" / "general",
-    # "electric" / "electronic").
-    return common >= 4 and (short == 0 or (short <= 1 and long_ <= 4))
+    # for an inflection ("write" / "writing", "study" / "studies", "color" / "colour"). Two
+    # endings of two letters or more are two words on one root ("internal" / "international",
+    # "generic" / "general", "electric" / "electronic"), and so are two different letters
+    # ("foldr" / "foldl").
+    if common < 4:
+        return False
+    if short == 0:
+        return True
+    x_end, y_end = sorted((x[common:], y[common:]), key=len)
+    return short <= 1 and long_ <= 4 and (x_end in "eyi" or y_end.endswith(x_end))
 
 
 _PATIENT_ENDINGS = ("ee", "ees")
@@ -115,6 +122,9 @@ def _half_of_joined(w: str, f: Features, other: Features) -> bool:
     )
 
 
+_NOT_ABBREVIATING = NOUN_PHRASE_OPENERS | INVERTING | SUBJECTS | {"me", "him", "us", "them", "and", "or", "but", "if", "so"}
+
+
 def _spelled_alike(w: str, f: Features) -> bool:
     """Is ``w`` in text ``f`` up to inflection, abbreviation, a typo or word splitting?"""
     # An abbreviation is short ("js", "pkg", "repo"); a longer word whose letters come in order
@@ -126,10 +136,11 @@ def _spelled_alike(w: str, f: Features) -> bool:
         for v in f.words
     ):
         return True
-    # An abbreviation may be a function word elsewhere ("Go" / "Golang"), but not a determiner
-    # or a preposition ("in" does not abbreviate "index").
+    # An abbreviation may be a function word elsewhere ("Go" / "Golang"), but not a determiner,
+    # a preposition, an auxiliary or a pronoun ("in" does not abbreviate "index", nor "do"
+    # "dictionary").
     if any(
-        2 <= len(v) <= 4 and v[:1].isalpha() and v not in NOUN_PHRASE_OPENERS and abbreviates(v, w) and not compound_of(v, w)
+        2 <= len(v) <= 4 and v[:1].isalpha() and v not in _NOT_ABBREVIATING and abbreviates(v, w) and not compound_of(v, w)
         for v in f.tokens
     ):
         return True
@@ -159,6 +170,7 @@ def differences(
         return [
             w for w, row in zip(left, m, strict=True)
             if not any(s >= _bar(w, v) and not _prefix_swap(w, v) and not _converse_roles(w, v)
+                       and not _last_letter_swap(w, v)
                        for s, v in zip(row, other, strict=True))
         ]
 
@@ -236,6 +248,12 @@ def _prefix_swap(x: str, y: str) -> bool:
             break
         common += 1
     return x != y and common >= 4 and len(x) - common <= 4 and len(y) - common <= 4
+
+
+def _last_letter_swap(x: str, y: str) -> bool:
+    """The same word with another last letter ("foldr" / "foldl", "ipv4" / "ipv6"): two names,
+    whose word vectors share all but one piece, so they look like synonyms."""
+    return len(x) == len(y) >= 4 and x[:-1] == y[:-1] and x[-1] != y[-1]
 
 
 def opposed_prefixes(q_left: list[str], c_left: list[str]) -> bool:

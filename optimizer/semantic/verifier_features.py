@@ -121,6 +121,8 @@ class Features:
     statement; an earlier turn of a conversation is read as part of its question."""
     formulas: frozenset[str] = frozenset()
     """The formulas written in the text, without spaces (``_formulas``)."""
+    code: frozenset[str] = frozenset()
+    """The code written in the text: paths, URLs, dotted and snake_case names (``_code``)."""
 
 
 _QUOTED_RE = re.compile(r"""(?:^|[\s(])['"‘“`]([^'"’”`]{1,80})['"’”`](?=$|[\s?.!,:;)])""")
@@ -140,6 +142,30 @@ def _formulas(text: str) -> frozenset[str]:
         span = m.group(0)
         if any(ch.isdigit() for ch in span) or any(op in span for op in "^+*=<>"):
             out.add("".join(span.lower().split()).rstrip("."))
+    return frozenset(out)
+
+
+# Tokens that are code: a URL, a path, a snake_case or "::" name, a call ("len(x)"; "f(x)" is
+# maths), or a dotted name whose pieces are words ("Data.Map.Strict", "os.path"; not
+# "Node.js", "e.g.", "3.5").
+_CODE_RE = re.compile(
+    r"://|^/\w|\w_\w|::|->|[a-z_]\w+\(|^[a-z_]\w*(?:\.[a-z_]\w*)*\.[a-z_]\w{2,}$", re.IGNORECASE
+)
+_NOT_CODE_ENDINGS = (".js", ".ts", ".net", ".io", ".com", ".org", ".txt")
+
+
+def _code(text: str) -> frozenset[str]:
+    """The code tokens of a text, lower-cased, without the punctuation around them: they are
+    compared literally, like quotes ("proxy_pass http://backend/" / "http://backend",
+    "Data.Map.Strict" / "Data.Map")."""
+    out = set()
+    for raw in text.split():
+        tok = raw.lstrip("\"'`“”‘’{[").rstrip("\"'`“”‘’,;:!?}].").lower()
+        if (tok.startswith("(") and not tok.endswith(")")) or (tok.endswith(")") and "(" not in tok):
+            tok = tok.strip("()")
+        # A formula ("g(t)=t^2-4t") is the formulas' rule's.
+        if any(ch.isalnum() for ch in tok) and "^" not in tok and _CODE_RE.search(tok) and not tok.endswith(_NOT_CODE_ENDINGS):
+            out.add(tok)
     return frozenset(out)
 
 
@@ -392,6 +418,7 @@ def features_of(text: str) -> Features:
         content=content,
         words=tuple(_words(tokens)),
         quoted=_quoted(normalize(text)),
+        code=_code(normalize(text)),
         formulas=_formulas(normalize(text)),
         tense=frozenset(_tense(tokens)),
         modality=frozenset(_modality(tokens)),

@@ -984,3 +984,26 @@ def test_two_names_a_last_letter_apart_are_two_names() -> None:
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "difference")
     a, b = "What colour should my logo be?", "What color should my logo be?"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on trust_dev13's first run.
+def test_a_hyphenated_attribute_swapped_is_another_question() -> None:
+    a = "Does my out-of-pocket maximum include the coinsurance I paid for in-network specialist visits?"
+    b = "Does my out-of-pocket maximum include the coinsurance I paid for out-of-network specialist visits?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    a, b = "I'm flying with my three-year-old.\nDoes she need her own seat?", "I'm flying with my 3-year-old.\nDoes she need her own seat?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_request_verb_after_a_preposition_is_not_the_requests_frame() -> None:
+    a = "Should I check the error from a deferred Close() on a file I opened for writing?"
+    b = "Should I check the error from a deferred Close() on a file I opened only for reading?"
+    assert not verify(b, a, cosine=cosine(a, b)).ok
+    assert not verify(a, b, cosine=cosine(a, b)).ok
+
+
+def test_a_language_standard_in_an_earlier_turn_is_context() -> None:
+    a = "Our codebase compiles with -std=c++17.\nCan I use std::optional as a return type?"
+    b = "Our codebase compiles with -std=c++11.\nCan I use std::optional as a return type?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")

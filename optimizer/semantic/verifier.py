@@ -29,7 +29,8 @@ compound        one is a compound question and the other one part of it
 question        the questions ask for different kinds of answer (why / when / where / who /
                 how many / yes-no)
 qualifier       a negating prefix on one side only (safe / unsafe, illegal / legally)
-quoted          the quoted phrases differ (compared literally)
+quoted          the quoted phrases differ (compared literally), or the code both sides write
+                does ("http://backend/" / "http://backend", "Data.Map.Strict" / "Data.Map")
 difference      a content word on one side that nothing on the other side paraphrases
                 (inflection, abbreviation, typo, or a word the embedding places as
                 interchangeable at word level, ``wording.py``); a broad rewording is judged
@@ -38,7 +39,8 @@ attribute       inside a broad rewording, each side puts a different unexplained
                 before the same word ("young olive tree" / "mature olive tree"), or before
                 words both sides name ("beginner guitar for kids" / "guitar for advanced
                 children"): an edit of what is asked about, which the cosine does not judge
-                (``verifier_difference.swapped_modifier``)
+                (``verifier_difference.swapped_modifier``); or each side holds a hyphenated
+                attribute on the same word ("in-network" / "out-of-network")
 recipient       a request's party ("to my landlord", "for my wife") is another word on the
                 other side, unless a form of it or a near-identity (``swapped_party``)
 bearing         the compass points named differ (east / west)
@@ -91,6 +93,7 @@ from .verifier_lexicon import (
     FUNCTION,
     GAZETTEER,
     NEG_PREFIXES,
+    NUMBER_WORDS,
     OTHER_PERSON,
     PART,
     PERSON,
@@ -342,6 +345,12 @@ def _verify_text(
             or swapped_subject(q, c) or exchanged(q, c)):
         return Verdict(False, "direction")
 
+    # A hyphenated attribute is one unit: "in-network" / "out-of-network", "single-page" /
+    # "multi-page". Its pieces are function words or words the other side holds elsewhere
+    # ("out-of-pocket"), so the word-by-word rules below do not see the swap.
+    if _swapped_compound(q, c):
+        return Verdict(False, "attribute")
+
     # The principle behind the rest: every content word one side has and the other lacks must be
     # a paraphrase of a word on the other side (an inflection, an abbreviation, or a word the
     # embedding places as interchangeable). Opposites, ordinals, attributes, recipients, added
@@ -369,6 +378,25 @@ def _verify_text(
         return Verdict(False, "antonym")
 
     return Verdict(True, "ok")
+
+
+def _swapped_compound(q: Features, c: Features) -> bool:
+    """Does each side hold a hyphenated word the other lacks, on the same last piece, with other
+    pieces before it ("in-network" / "out-of-network")?"""
+    def heads(f: Features, other: Features) -> dict[str, str]:
+        return {
+            t.rsplit("-", 1)[1]: t.rsplit("-", 1)[0]
+            for t in f.tokens
+            if "-" in t.strip("-") and t[:1].isalpha() and t not in other.tokens
+        }
+
+    # Numbers are the numbers rule's ("a three-year-old" / "a 3-year-old"), articles nobody's
+    # ("receiver-in-the-canal" / "receiver-in-canal").
+    def pieces(mod: str) -> list[str]:
+        return [p for p in mod.split("-") if p not in ("a", "an", "the") and p not in NUMBER_WORDS and not p[:1].isdigit()]
+
+    q_heads, c_heads = heads(q, c), heads(c, q)
+    return any(head in c_heads and pieces(mod) != pieces(c_heads[head]) for head, mod in q_heads.items())
 
 
 def _squash(text: str) -> str:

@@ -208,7 +208,12 @@ def _framing(left: list[str], f: Features, other: Features) -> list[str]:
     # A verb joined to another by "and" ("create and activate a venv") is a second thing to do,
     # not the frame of the request, unless the other text has a verb of its kind too.
     joined = {t for t, n in zip(f.tokens, f.tokens[1:]) if n in ("and", "&")}
+    # Nor is one after a preposition: "a file opened for writing" / "for reading" is a mode.
+    joined |= {n for t, n in zip(f.tokens, f.tokens[1:]) if t in _GERUND_PREPOSITIONS}
     return [w for w in left if not (k := _request_kind(w)) or (k not in kinds and (kinds or w in joined))]
+
+
+_GERUND_PREPOSITIONS = {"for", "of", "in", "on", "with", "by", "from", "about", "into", "at", "after", "before", "without"}
 
 
 def _procedure(f: Features) -> bool:

@@ -1007,3 +1007,13 @@ def test_a_language_standard_in_an_earlier_turn_is_context() -> None:
     a = "Our codebase compiles with -std=c++17.\nCan I use std::optional as a return type?"
     b = "Our codebase compiles with -std=c++11.\nCan I use std::optional as a return type?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
+
+
+# Found on trust_dev12's first run: "another" / "other" names a second one of a thing.
+def test_another_one_of_a_thing_is_a_party_of_its_own() -> None:
+    a = "How do I stop my cat from hissing at me?"
+    b = "How do I stop my cat from hissing at our other cat?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "recipient")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "recipient")
+    a, b = "Can I move money from my account to another account?", "Can I move money from my account to a different account?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

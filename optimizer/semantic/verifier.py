@@ -42,7 +42,8 @@ attribute       inside a broad rewording, each side puts a different unexplained
                 (``verifier_difference.swapped_modifier``); or each side holds a hyphenated
                 attribute on the same word ("in-network" / "out-of-network")
 recipient       a request's party ("to my landlord", "for my wife") is another word on the
-                other side, unless a form of it or a near-identity (``swapped_party``)
+                other side, unless a form of it or a near-identity (``swapped_party``), or
+                one side names a second one of a thing ("from me" / "from our other dog")
 bearing         the compass points named differ (east / west)
 ==============  =========================================================================
 
@@ -369,7 +370,7 @@ def _verify_text(
         return Verdict(False, "edit")
     if swapped_modifier(q, c, q_left, c_left):
         return Verdict(False, "attribute")
-    if swapped_party(q, c, words, TURN_SYNONYM):
+    if swapped_party(q, c, words, TURN_SYNONYM) or _second_one(q, c) or _second_one(c, q):
         return Verdict(False, "recipient")
     # Last, a lexical resource over what the rules above let through: one side holds a word, the
     # other its antonym in WordNet, instead ("cheap ways to soundproof a room" / "expensive
@@ -378,6 +379,25 @@ def _verify_text(
         return Verdict(False, "antonym")
 
     return Verdict(True, "ok")
+
+
+_OTHER = {"other", "another"}
+
+
+def _second_one(f: Features, g: Features) -> bool:
+    """Does ``f`` name a thing and then "another"/"other" one of it, where ``g`` names only the
+    first? "stop my dog guarding his bowl from our other dog" / "... from me": the second dog is
+    a party of its own, though the word "dog" is on both sides."""
+    toks = f.tokens
+    for i, t in enumerate(toks[:-1]):
+        if t not in _OTHER:
+            continue
+        w = stem(toks[i + 1])
+        plain = [j for j, x in enumerate(toks) if stem(x) == w and (j == 0 or toks[j - 1] not in _OTHER)]
+        in_g = [j for j, x in enumerate(g.tokens) if stem(x) == w]
+        if plain and in_g and len(in_g) <= len(plain) and not any(j and g.tokens[j - 1] in _OTHER for j in in_g):
+            return True
+    return False
 
 
 def _swapped_compound(q: Features, c: Features) -> bool:

@@ -1017,3 +1017,17 @@ def test_another_one_of_a_thing_is_a_party_of_its_own() -> None:
     assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "recipient")
     a, b = "Can I move money from my account to another account?", "Can I move money from my account to a different account?"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found in the Zipf traces of trust_dev11 and trust_dev13 (a twin's paraphrase against the other).
+def test_an_attribute_after_is_in_a_reworded_question_is_an_attribute() -> None:
+    a = "Is raw linseed oil safe to use as a finish on a cutting board?"
+    b = "cutting board finish question: is boiled linseed oil ok to use on it?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
+
+
+def test_a_plural_in_ies_is_the_same_word() -> None:
+    a = "In Carcassonne, how do you score a completed city at the end of the game?"
+    b = "How are unfinished cities scored at the end of a game of Carcassonne?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    assert verify(a, b, cosine=cosine(a, b)).ok is False

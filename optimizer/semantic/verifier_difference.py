@@ -24,6 +24,7 @@ from .verifier_lexicon import (
     PARTICLES,
     PROCEDURE_WORDS,
     REQUEST_KINDS,
+    STOP,
     SUBJECTS,
     WH_WORDS,
     compound_of,
@@ -48,7 +49,7 @@ def inflection_bases(w: str) -> set[str]:
 @lru_cache(maxsize=100_000)
 def _same_word(x: str, y: str) -> bool:
     """Inflections and spellings of one word: "include" / "included", "write" / "writing"."""
-    if x == y or stem(x) == stem(y):
+    if x == y or stem(x) == stem(y) or _plural_ies(x, y) or _plural_ies(y, x):
         return True
     # A word with another after it is a compound, another thing ("data" / "database").
     if compound_of(x, y) or compound_of(y, x):
@@ -71,6 +72,12 @@ def _same_word(x: str, y: str) -> bool:
         return True
     x_end, y_end = sorted((x[common:], y[common:]), key=len)
     return short <= 1 and long_ <= 4 and (x_end in "eyi" or y_end.endswith(x_end))
+
+
+def _plural_ies(x: str, y: str) -> bool:
+    """Is ``x`` the plural of ``y`` in "-ies" ("cities" / "city"), which ``stem`` leaves apart in
+    short words?"""
+    return x.endswith("ies") and len(x) >= 5 and x[:-3] + "y" == y
 
 
 _PATIENT_ENDINGS = ("ee", "ees")
@@ -294,7 +301,8 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
             if k > 0:
                 mods = {pieces[k - 1]} & left
             else:
-                opens = _opens_phrase(before) or (inverted is not None and i - 2 == inverted)
+                # After "is"/"are" too: "... question: is boiled linseed oil ok?".
+                opens = _opens_phrase(before) or before in _BE or (inverted is not None and i - 2 == inverted)
                 mods = set(prev) & left if opens else set()
             if mods:
                 out.setdefault(piece, set()).update(mods)

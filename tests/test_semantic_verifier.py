@@ -1031,3 +1031,27 @@ def test_a_plural_in_ies_is_the_same_word() -> None:
     b = "How are unfinished cities scored at the end of a game of Carcassonne?"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
     assert verify(a, b, cosine=cosine(a, b)).ok is False
+
+
+# Found on the first runs of trust_dev14 to trust_dev16.
+def test_a_letter_naming_one_of_a_series_is_compared_like_a_number() -> None:
+    a, b = "Can I fly my drone in Class G airspace without authorization?", "Can I fly my drone in Class D airspace without authorization?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "numbers")
+    a = "My route crosses Class B airspace.\nWhat do I need before I enter?"
+    b = "My route crosses Class C airspace.\nWhat do I need before I enter?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
+    a, b = "how to apply vit c serum", "How do I apply vitamin C serum?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "numbers"
+
+
+def test_a_one_letter_prefix_makes_another_word() -> None:
+    a, b = "Will renters insurance pay if my bike is stolen?", "Will renters insurance pay if my e-bike is stolen?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    assert verify(a, b, cosine=cosine(a, b)).ok is False
+    a, b = "How do I send an e-mail to a group?", "How do I send an email to a group?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_name_with_a_sign_added_is_another_name() -> None:
+    a, b = "Can I use third-party ink cartridges in an HP printer?", "Can I use third-party ink cartridges in an HP+ printer?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "entities")

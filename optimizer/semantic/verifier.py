@@ -7,7 +7,8 @@ of which compares one kind of detail that changes the answer:
 ==============  =========================================================================
 rule            rejects when
 ==============  =========================================================================
-numbers         the numbers differ (digits and number words one..twenty, "a dozen", ...)
+numbers         the numbers differ (digits and number words one..twenty, "a dozen", ...,
+                a letter naming one of a series: "Class G" / "Class D")
 units           the units or currencies differ (km vs miles, USD vs EUR, % ...)
 dates           month, weekday, relative day or year words differ (today vs tomorrow)
 negation        the sides hold different numbers of negation words (not, n't, never, without)

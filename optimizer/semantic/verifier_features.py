@@ -38,6 +38,7 @@ from .verifier_lexicon import (
     REQUEST_KINDS,
     REQUEST_VERBS,
     ROMAN,
+    SERIES,
     SHORT,
     STOP,
     STRONG_FORMATS,
@@ -185,7 +186,9 @@ def _words(tokens: list[str]) -> list[str]:
             continue
         if tok in ROMAN:
             continue
-        for part in tok.split("-") if "-" in tok and not tok.startswith("-") else (tok,):
+        # A one-letter piece is a prefix of its word, kept whole: "e-bike" is not a "bike".
+        split = "-" in tok and not tok.startswith("-") and all(len(p) > 1 for p in tok.split("-") if p)
+        for part in tok.split("-") if split else (tok,):
             part = part.strip("'’.")
             if (len(part) < 2 or not part[0].isalpha() or part in FUNCTION
                     or (part in NUMBER_WORDS and part not in WEAK_NUMBER_WORDS)):
@@ -242,6 +245,11 @@ def _numbers(tokens: list[str]) -> set[str]:
     for i, tok in enumerate(tokens):
         if tok in ROMAN:
             out.add(ROMAN[tok])
+        elif len(tok) == 1 and tok.isalpha() and tok not in "ai" and i and tokens[i - 1] in SERIES:
+            # A letter naming one of a series, like a number: "Class G" / "Class D" airspace,
+            # "vitamin D" / "vitamin C", "Medicare Part B" ("a" and "i" are words too: "Plan A"
+            # against "Plan B" still differs by the B).
+            out.add("#" + tok)
         elif tok[0].isdigit():
             n = tok.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", tok) else tok
             n = re.sub(r"^(\d+)k$", lambda m: str(int(m.group(1)) * 1000), n)

@@ -24,6 +24,13 @@ NUMBER_WORDS = {
     "triple": "3", "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th",
     "fifth": "5th", "tenth": "10th",
 }
+# Nouns a letter after which names one of a series ("Class G", "vitamin D", "Part B",
+# "Schedule C", "hepatitis B"): the letter is compared like a number.
+SERIES = {
+    "class", "plan", "vitamin", "vit", "type", "grade", "section", "part", "schedule", "form", "option",
+    "tier", "level", "zone", "phase", "category", "group", "gate", "terminal", "block", "row",
+    "wing", "hepatitis", "appendix", "exhibit", "chapter", "article", "annex", "unit", "model",
+}
 # "one" and "first"/"second" are too often not numbers ("one of", "first time", "a second"),
 # so they count only next to a digit-like context; see _numbers().
 WEAK_NUMBER_WORDS = {"one", "first", "second", "half", "double", "quarter"}

@@ -1055,3 +1055,11 @@ def test_a_one_letter_prefix_makes_another_word() -> None:
 def test_a_name_with_a_sign_added_is_another_name() -> None:
     a, b = "Can I use third-party ink cartridges in an HP printer?", "Can I use third-party ink cartridges in an HP+ printer?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "entities")
+
+
+# Found in the Zipf trace of trust_dev15: the attribute sits on the head through a shared word.
+def test_an_attribute_on_the_same_head_through_a_synonym_is_an_attribute() -> None:
+    a = "If I quit a fixed-term job contract, how much notice am I required to give my employer?"
+    b = "How much notice do I need to give if I want to leave a permanent employment contract?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "attribute")

@@ -1063,3 +1063,21 @@ def test_an_attribute_on_the_same_head_through_a_synonym_is_an_attribute() -> No
     b = "How much notice do I need to give if I want to leave a permanent employment contract?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
     assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "attribute")
+
+
+# Found on the first runs of trust_dev17 to trust_dev19.
+def test_before_and_after_are_two_sides_of_time() -> None:
+    a = "In Prometheus, how do I rename a label on the targets before they are scraped?"
+    b = "In Prometheus, how do I rename a label on the metrics after they are scraped?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "direction")
+    a, b = "Should I stretch before running?", "Should I stretch prior to running?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "direction"
+
+
+def test_a_reference_is_a_type_of_its_own() -> None:
+    a, b = "Does a struct with a String field need a lifetime parameter?", "Does a struct with a &str field need a lifetime parameter?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    a, b = "Does a struct with a &str field need a lifetime?", "does a struct with a &str field need a lifetime"
+    assert verify(b, a, cosine=cosine(a, b)).ok

@@ -45,7 +45,8 @@ attribute       inside a broad rewording, each side puts a different unexplained
 recipient       a request's party ("to my landlord", "for my wife") is another word on the
                 other side, unless a form of it or a near-identity (``swapped_party``), or
                 one side names a second one of a thing ("from me" / "from our other dog")
-bearing         the compass points named differ (east / west)
+bearing         the compass points named differ (east / west); "before" against "after" is
+                refused as a ``direction``
 ==============  =========================================================================
 
 The rules are pure Python over regexes and a closed class of function words; the difference rule
@@ -285,6 +286,11 @@ def _verify_text(
     # about different sides, though the word vectors place the two as close as synonyms (0.79).
     if _bearings(q) != _bearings(c):
         return Verdict(False, "bearing")
+    # Before and after are the two ends of time, a closed class like the compass: "rename a label
+    # on the targets before they are scraped" / "on the metrics after they are scraped".
+    q_when, c_when = _sides_of_time(q), _sides_of_time(c)
+    if len(q_when) == 1 and len(c_when) == 1 and q_when != c_when:
+        return Verdict(False, "direction")
     # A change up a scale against a change down it: "lower the pH" / "increase the pH of my tank".
     q_way, c_way = _change(q), _change(c)
     if len(q_way) == 1 and len(c_way) == 1 and q_way != c_way:
@@ -340,6 +346,9 @@ def _verify_text(
     if q.code and c.code and q.code != c.code:
         if any(_unwritten(span, other) for f, other in ((q, c), (c, q)) for span in f.code):
             return Verdict(False, "quoted")
+    # A reference ("&str") is a type of its own, whatever the other side writes ("String").
+    if any(span.startswith("&") and span not in other.code for f, other in ((q, c), (c, q)) for span in f.code):
+        return Verdict(False, "quoted")
 
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
@@ -508,6 +517,15 @@ def _opposite_words(q: Features, c: Features) -> bool:
             if any(a in c_only and a not in q_all for a in ANTONYMS.get(lemma, ())):
                 return True
     return False
+
+
+_TIME_SIDE = {"before": "before", "prior": "before", "earlier": "before", "beforehand": "before",
+              "after": "after", "later": "after", "afterwards": "after", "afterward": "after"}
+
+
+def _sides_of_time(f: Features) -> frozenset[str]:
+    """Which side of a moment ``f`` speaks of: "before" ("prior to", "earlier"), "after"."""
+    return frozenset(_TIME_SIDE[t] for t in f.tokens if t in _TIME_SIDE)
 
 
 def _bearings(f: Features) -> frozenset[str]:

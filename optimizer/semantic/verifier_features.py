@@ -146,11 +146,11 @@ def _formulas(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
-# Tokens that are code: a URL, a path, a snake_case or "::" name, a call ("len(x)"; "f(x)" is
-# maths), or a dotted name whose pieces are words ("Data.Map.Strict", "os.path"; not
-# "Node.js", "e.g.", "3.5").
+# Tokens that are code: a URL, a path, a reference ("&str"), a snake_case or "::" name, a call
+# ("len(x)"; "f(x)" is maths), or a dotted name whose pieces are words ("Data.Map.Strict",
+# "os.path"; not "Node.js", "e.g.", "3.5").
 _CODE_RE = re.compile(
-    r"://|^/\w|\w_\w|::|->|[a-z_]\w+\(|^[a-z_]\w*(?:\.[a-z_]\w*)*\.[a-z_]\w{2,}$", re.IGNORECASE
+    r"://|^/\w|^&[a-z_]|\w_\w|::|->|[a-z_]\w+\(|^[a-z_]\w*(?:\.[a-z_]\w*)*\.[a-z_]\w{2,}$", re.IGNORECASE
 )
 _NOT_CODE_ENDINGS = (".js", ".ts", ".net", ".io", ".com", ".org", ".txt")
 

@@ -24,7 +24,6 @@ from .verifier_lexicon import (
     PARTICLES,
     PROCEDURE_WORDS,
     REQUEST_KINDS,
-    STOP,
     SUBJECTS,
     WH_WORDS,
     compound_of,

@@ -166,6 +166,8 @@ def verify(
             return Verdict(False, "context")
         turn_words = _near_identical(words or word_similarity)
         for q_turn, c_turn in zip(q_turns[:-1], c_turns[:-1], strict=True):
+            if q_turn == c_turn:
+                continue
             if _other_person(q_turn, c_turn) or not _verify_text(q_turn, c_turn, turn_words, None, turn=True).ok:
                 return Verdict(False, "context")
         return _verify_text(q_turns[-1], c_turns[-1], words, cosine)

@@ -32,11 +32,11 @@ def abbreviates(short: str, long: str) -> bool:
     """Is ``short`` an abbreviation of ``long``: same first letter, letters in order ("js")?"""
     if len(short) < 2 or len(long) <= len(short) or short[0] != long[0]:
         return False
-    # The same letters with a sign added name another thing: "HP" / "HP+", "C" / "C#".
-    if "".join(ch for ch in long if ch.isalnum()) == short:
-        return False
     it = iter(long[1:])
-    return all(ch in it for ch in short[1:])
+    if not all(ch in it for ch in short[1:]):
+        return False
+    # The same letters with a sign added name another thing: "HP" / "HP+", "C" / "C#".
+    return "".join(ch for ch in long if ch.isalnum()) != short
 
 
 def extra_entities(a: Features, b: Features) -> list[str]:

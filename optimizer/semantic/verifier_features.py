@@ -152,7 +152,7 @@ def _formulas(text: str) -> frozenset[str]:
 _CODE_RE = re.compile(
     r"://|^/\w|^&[a-z_]|\w_\w|::|->|[a-z_]\w+\(|^[a-z_]\w*(?:\.[a-z_]\w*)*\.[a-z_]\w{2,}$", re.IGNORECASE
 )
-_CODE_MARKS = "/_:(&.>"
+_CODE_MARKS = frozenset("/_:(&.>")
 _NOT_CODE_ENDINGS = (".js", ".ts", ".net", ".io", ".com", ".org", ".txt")
 
 
@@ -162,7 +162,7 @@ def _code(text: str) -> frozenset[str]:
     "Data.Map.Strict" / "Data.Map")."""
     out = set()
     for raw in text.split():
-        if not any(ch in raw for ch in _CODE_MARKS):  # most words: no regex
+        if _CODE_MARKS.isdisjoint(raw):  # most words: no regex
             continue
         tok = raw.lstrip("\"'`“”‘’{[").rstrip("\"'`“”‘’,;:!?}].").lower()
         if (tok.startswith("(") and not tok.endswith(")")) or (tok.endswith(")") and "(" not in tok):

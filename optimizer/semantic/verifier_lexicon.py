@@ -481,6 +481,7 @@ def common_words() -> frozenset[str]:
     return frozenset(w for _, w in zip(range(COMMON_WORDS), words))
 
 
+@lru_cache(maxsize=50_000)
 def compound_of(short: str, long: str) -> bool:
     """Is ``long`` ``short`` with a common word after it: "data" / "database", "java" /
     "javascript", "note" / "notebook", "key" / "keyboard"? A compound names another thing,

@@ -1081,3 +1081,19 @@ def test_a_reference_is_a_type_of_its_own() -> None:
     assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
     a, b = "Does a struct with a &str field need a lifetime?", "does a struct with a &str field need a lifetime"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on the first run of trust_dev22: identifiers typed without code marks.
+def test_an_identifier_in_camel_case_is_compared_literally() -> None:
+    a = "my mesh renders black in three.js. it uses MeshStandardMaterial, what am i missing?"
+    b = "my mesh renders black in three.js. it uses MeshBasicMaterial, what am i missing?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    a, b = "how do i copy my data onto the gpu with cudaMalloc", "how do i copy my data onto the gpu with cudaMallocManaged"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    # Written in lower case, or qualified by its module, it is the same name.
+    a, b = "How do I use getElementById in JavaScript?", "how to use getelementbyid in javascript"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+    a = "What does the AutomaticSpeechRecognition class do?"
+    b = "What does the datasets.AutomaticSpeechRecognition class do?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "quoted"

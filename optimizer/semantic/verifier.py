@@ -345,12 +345,17 @@ def _verify_text(
     # Code is compared literally too, when both sides write some: "proxy_pass http://backend/" /
     # "http://backend", "Data.Map.Strict" / "Data.Map" (a paraphrase copies it, or writes it as
     # words: "proxy_pass" / "proxy pass").
-    if q.code and c.code and q.code != c.code:
-        if any(_unwritten(span, other) for f, other in ((q, c), (c, q)) for span in f.code):
+    q_marked, c_marked = {x for x in q.code if not x.isalnum()}, {x for x in c.code if not x.isalnum()}
+    if q_marked and c_marked and q_marked != c_marked:
+        if any(_unwritten(span, other) for marked, other in ((q_marked, c), (c_marked, q)) for span in marked):
             return Verdict(False, "quoted")
-    # A reference ("&str") is a type of its own, whatever the other side writes ("String").
-    if any(span.startswith("&") and span not in other.code for f, other in ((q, c), (c, q)) for span in f.code):
-        return Verdict(False, "quoted")
+    # A reference ("&str") is a type of its own, whatever the other side writes ("String"); an
+    # identifier in camel case must be written on the other side too, as one word or spelled
+    # out, and not inside a longer one ("cudaMallocManaged" / "cudaMalloc").
+    for f, other in ((q, c), (c, q)):
+        for span in f.code:
+            if (span.startswith("&") and span not in other.code) or (span.isalnum() and _unwritten(span, other)):
+                return Verdict(False, "quoted")
 
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
@@ -443,7 +448,9 @@ def _unwritten(span: str, f: Features) -> bool:
     if span in f.code:
         return False
     squashed = _squash(span)
-    if any(squashed in _squash(o) for o in f.code):
+    # A qualified name is the same name ("AutomaticSpeechRecognition" /
+    # "datasets.AutomaticSpeechRecognition").
+    if any(squashed in _squash(o) and squashed not in re.split(r"[^\w]+", o) for o in f.code):
         return True
     return not all(_squash(piece) in f.squashed for piece in re.split(r"[^\w]+|_", span) if piece)
 

@@ -153,18 +153,25 @@ _CODE_RE = re.compile(
     r"://|^/\w|^&[a-z_]|\w_\w|::|->|[a-z_]\w+\(|^[a-z_]\w*(?:\.[a-z_]\w*)*\.[a-z_]\w{2,}$", re.IGNORECASE
 )
 _CODE_MARKS = frozenset("/_:(&.>")
+_CAMEL_RE = re.compile(r"[a-z][A-Z]")
 _NOT_CODE_ENDINGS = (".js", ".ts", ".net", ".io", ".com", ".org", ".txt")
 
 
 def _code(text: str) -> frozenset[str]:
     """The code tokens of a text, lower-cased, without the punctuation around them: they are
     compared literally, like quotes ("proxy_pass http://backend/" / "http://backend",
-    "Data.Map.Strict" / "Data.Map")."""
+    "Data.Map.Strict" / "Data.Map", "MeshBasicMaterial" / "MeshStandardMaterial")."""
     out = set()
     for raw in text.split():
-        if _CODE_MARKS.isdisjoint(raw):  # most words: no regex
+        # A name in camel case with two capitals after a small letter is an identifier
+        # ("MeshBasicMaterial", "cudaMallocManaged"; not "iPhone" or "JavaScript").
+        camel = len(_CAMEL_RE.findall(raw)) >= 2
+        if _CODE_MARKS.isdisjoint(raw) and not camel:  # most words: no regex
             continue
         tok = raw.lstrip("\"'`“”‘’{[").rstrip("\"'`“”‘’,;:!?}].").lower()
+        if camel and tok.isalnum():
+            out.add(tok)
+            continue
         if (tok.startswith("(") and not tok.endswith(")")) or (tok.endswith(")") and "(" not in tok):
             tok = tok.strip("()")
         # A formula ("g(t)=t^2-4t") is the formulas' rule's.

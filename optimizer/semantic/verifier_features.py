@@ -165,7 +165,7 @@ def _code(text: str) -> frozenset[str]:
     for raw in text.split():
         # A name in camel case with two capitals after a small letter is an identifier
         # ("MeshBasicMaterial", "cudaMallocManaged"; not "iPhone" or "JavaScript").
-        camel = len(_CAMEL_RE.findall(raw)) >= 2
+        camel = not raw.islower() and len(_CAMEL_RE.findall(raw)) >= 2
         if _CODE_MARKS.isdisjoint(raw) and not camel:  # most words: no regex
             continue
         tok = raw.lstrip("\"'`“”‘’{[").rstrip("\"'`“”‘’,;:!?}].").lower()

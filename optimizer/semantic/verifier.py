@@ -87,6 +87,7 @@ from .verifier_difference import (
 from .verifier_entities import abbreviates, extra_entities
 from .verifier_features import Features, features_of, stem
 from .verifier_lexicon import (
+    ANOTHER,
     ANTONYM_FORMS,
     ANTONYMS,
     CHANGE_DOWN,
@@ -103,6 +104,7 @@ from .verifier_lexicon import (
     QUANTITY_WORDS,
     REVERSING_DEGREE,
     STOP,
+    TIME_SIDE,
     UNIT_OF,
     WHOLE,
 )
@@ -398,21 +400,18 @@ def _verify_text(
     return Verdict(True, "ok")
 
 
-_OTHER = {"other", "another"}
-
-
 def _second_one(f: Features, g: Features) -> bool:
     """Does ``f`` name a thing and then "another"/"other" one of it, where ``g`` names only the
     first? "stop my dog guarding his bowl from our other dog" / "... from me": the second dog is
     a party of its own, though the word "dog" is on both sides."""
     toks = f.tokens
     for i, t in enumerate(toks[:-1]):
-        if t not in _OTHER:
+        if t not in ANOTHER:
             continue
         w = stem(toks[i + 1])
-        plain = [j for j, x in enumerate(toks) if stem(x) == w and (j == 0 or toks[j - 1] not in _OTHER)]
+        plain = [j for j, x in enumerate(toks) if stem(x) == w and (j == 0 or toks[j - 1] not in ANOTHER)]
         in_g = [j for j, x in enumerate(g.tokens) if stem(x) == w]
-        if plain and in_g and len(in_g) <= len(plain) and not any(j and g.tokens[j - 1] in _OTHER for j in in_g):
+        if plain and in_g and len(in_g) <= len(plain) and not any(j and g.tokens[j - 1] in ANOTHER for j in in_g):
             return True
     return False
 
@@ -528,13 +527,9 @@ def _opposite_words(q: Features, c: Features) -> bool:
     return False
 
 
-_TIME_SIDE = {"before": "before", "prior": "before", "earlier": "before", "beforehand": "before",
-              "after": "after", "later": "after", "afterwards": "after", "afterward": "after"}
-
-
 def _sides_of_time(f: Features) -> frozenset[str]:
     """Which side of a moment ``f`` speaks of: "before" ("prior to", "earlier"), "after"."""
-    return frozenset(_TIME_SIDE[t] for t in f.tokens if t in _TIME_SIDE)
+    return frozenset(TIME_SIDE[t] for t in f.tokens if t in TIME_SIDE)
 
 
 def _bearings(f: Features) -> frozenset[str]:

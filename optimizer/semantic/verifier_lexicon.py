@@ -1,8 +1,8 @@
 """The verifier's vocabulary: closed word classes, unit and date names, gazetteer and patterns.
 
-Data only (sets, dicts and compiled regexes), shared by the feature extraction
-(``verifier_features.py``) and the rules (``verifier.py``, ``verifier_order.py``,
-``verifier_difference.py``). A word list here is a closed class (function words, negations,
+Data (sets, dicts and compiled regexes, and the model vocabulary's common words), shared by the
+feature extraction (``verifier_features.py``) and the rules (``verifier.py``,
+``verifier_order.py``, ``verifier_difference.py``). A word list here is a closed class (function words, negations,
 units, months) or a name people type in lower case; the open-ended judgement of whether two
 words are interchangeable lives in ``wording.py``, not in a list.
 """
@@ -169,6 +169,14 @@ PERSON = {
 }
 # The persons that exclude each other as who the scene is set for.
 OTHER_PERSON = (("i", "we"), ("he", "she"))
+# "another" / "other" before a noun name a second one of it ("from our other dog").
+ANOTHER = {"other", "another"}
+# The two sides of a moment, a closed class like the compass points: "before the scrape" /
+# "after the scrape".
+TIME_SIDE = {
+    "before": "before", "prior": "before", "earlier": "before", "beforehand": "before",
+    "after": "after", "later": "after", "afterwards": "after", "afterward": "after",
+}
 PERFECT = {"have", "has", "i've", "we've", "you've", "they've", "he's", "she's", "it's", "ive"}
 TIME_ADVERBS = {"already", "just", "recently", "finally", "never", "ever", "since", "also"}
 # "going to" / "about to" / "planning to" before a verb set a statement in the future ("I'm going

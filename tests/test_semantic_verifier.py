@@ -1097,3 +1097,26 @@ def test_an_identifier_in_camel_case_is_compared_literally() -> None:
     a = "What does the AutomaticSpeechRecognition class do?"
     b = "What does the datasets.AutomaticSpeechRecognition class do?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "quoted"
+
+
+# Found on trust_dev20 (a two-word place swapped for another after a three-word opening).
+def test_one_phrase_edited_after_a_short_shared_opening_is_refused() -> None:
+    a = "Does the landlord need my consent to paint the front door a new colour?"
+    b = "Does the landlord need my consent to paint the spare bedroom a new colour?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    assert verify(a, b, cosine=cosine(a, b)).ok is False
+    # The question's frame reworded is a rephrasing, not an edit (a QQP duplicate).
+    a, b = "Do I need a college degree to become a ux designer?", "Do I need a college degree to land a job as a UX Designer?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on trust_dev20: a word added beside the word that would explain it adds a detail.
+def test_a_word_added_next_to_its_synonym_is_not_explained_by_it() -> None:
+    a, b = "Can a divorced Catholic be a godparent?", "Can a divorced and remarried Catholic be a godparent?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "difference")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "difference")
+    a, b = "Can kids eat honey?", "Can kids and children eat honey?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "difference")
+    # Replaced by its synonym, the word is still explained.
+    a, b = "Can kids eat honey?", "Can children eat honey?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

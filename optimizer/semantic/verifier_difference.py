@@ -180,7 +180,11 @@ def differences(
                        for s, v in zip(row, other, strict=True))
         ]
 
-    q_un, c_un = unexplained(q_left, c_all), unexplained(c_left, q_all)
+    # A word is explained only by a word its own side lacks: "divorced and remarried" /
+    # "divorced" keeps "remarried", whatever the embedding says of it and "divorced".
+    q_words, c_words = set(q.words), set(c.words)
+    q_un = unexplained(q_left, [v for v in c_all if v not in q_words])
+    c_un = unexplained(c_left, [v for v in q_all if v not in c_words])
     # A compound of a word on the other side ("database" / "data") is left, but it is a change of
     # one word, not a rewording: it does not make the rewording broad enough for the cosine.
     q_changed = [w for w in q_left if not _compounds(w, c)]
@@ -477,7 +481,7 @@ def swapped_party(q: Features, c: Features, words: WordSimilarity | None, bar: f
     return any(max(m[i]) < bar for i in range(len(q_words)))
 
 
-EDIT_OPENING = 4
+EDIT_OPENING = 3
 """Content words a text must share, in order, before its changed words for ``local_edit``."""
 
 

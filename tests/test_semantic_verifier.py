@@ -1120,3 +1120,49 @@ def test_a_word_added_next_to_its_synonym_is_not_explained_by_it() -> None:
     # Replaced by its synonym, the word is still explained.
     a, b = "Can kids eat honey?", "Can children eat honey?"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on the first runs of trust_dev23 to trust_dev25.
+def test_two_modifiers_joined_by_and_are_an_attribute() -> None:
+    a, b = "how do I mask a secret text credential in Jenkins?", "how do I mask a username and password credential in Jenkins?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "attribute")
+
+
+def test_a_place_relative_to_a_thing_is_a_closed_class() -> None:
+    a = "How do I put the caption outside the figure on the left in LaTeX?"
+    b = "How do I put the caption below the figure in LaTeX?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    # Two words for one side are one place (a trust_dev7 paraphrase).
+    a = "one of my six 2 yr old hens has a swollen foot with a black scab underneath, what is this and how to treat"
+    b = "we have 6 hens, theyre 2 years old, and one has a swollen foot with a black scab on the bottom. what is it and how do i treat it"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "bearing"
+
+
+def test_a_setting_given_another_value_in_an_earlier_turn_is_context() -> None:
+    a = "My webview runs with sandbox: true and nodeIntegration: false.\nHow do I load a native module from it?"
+    b = "My webview runs with sandbox: false and nodeIntegration: true.\nHow do I load a native module from it?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
+    assert verify("Should I set DEBUG=False in production?", "Should I set DEBUG=True in production?").ok is False
+    a, b = "With DEBUG=False, why are my static files missing?", "why are my static files missing with DEBUG=false"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_name_in_capitals_is_neither_inflected_nor_abbreviated() -> None:
+    a, b = "Which port does IMAPS listen on by default?", "which port does IMAP listen on by default?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "entities")
+    a, b = "Can I work part time while on SSDI?", "Can I work part time while on SSI?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "entities")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "entities")
+    # A plural written with a small "s" is the same name.
+    a, b = "How should I version my REST APIs?", "How should I version my REST API?"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_symbol_written_as_a_word_is_compared_literally() -> None:
+    a, b = "In Vim, what does pressing the * key do in normal mode?", "In Vim, what does pressing the # key do in normal mode?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    a, b = "what does the + wildcard match in an MQTT topic?", "In an MQTT topic, what is matched by the plus (+) wildcard?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "quoted"

@@ -15,7 +15,8 @@ negation        the sides hold different numbers of negation words (not, n't, ne
 quantifier      one side speaks of the whole (all, every, entire) and the other of a part
                 (some, part, few, several)
 entities        each side names something the other does not (France vs Germany), or
-                the candidate adds a named constraint the query lacks
+                the candidate adds a named constraint the query lacks, or each side writes
+                a name in capitals the other lacks, one within the other ("LDAP" / "LDAPS")
 direction       shared terms appear in swapped order (USD to EUR vs EUR to USD,
                 A before B vs B before A, dog bites man vs man bites dog, the seller pays
                 the buyer's costs vs the buyer pays the seller's), or a shared
@@ -31,7 +32,9 @@ question        the questions ask for different kinds of answer (why / when / wh
                 how many / yes-no)
 qualifier       a negating prefix on one side only (safe / unsafe, illegal / legally)
 quoted          the quoted phrases differ (compared literally), or the code both sides write
-                does ("http://backend/" / "http://backend", "Data.Map.Strict" / "Data.Map")
+                does ("http://backend/" / "http://backend", "Data.Map.Strict" / "Data.Map"),
+                or the symbols written as words ("the + wildcard" / "the # wildcard"), or
+                a setting's value ("contextIsolation: true" / "contextIsolation: false")
 difference      a content word on one side that nothing on the other side paraphrases
                 (inflection, abbreviation, typo, or a word the embedding places as
                 interchangeable at word level, ``wording.py``); a broad rewording is judged
@@ -39,13 +42,15 @@ difference      a content word on one side that nothing on the other side paraph
 attribute       inside a broad rewording, each side puts a different unexplained word right
                 before the same word ("young olive tree" / "mature olive tree"), or before
                 words both sides name ("beginner guitar for kids" / "guitar for advanced
-                children"): an edit of what is asked about, which the cosine does not judge
+                children", "a secret text credential" / "a username and password
+                credential"): an edit of what is asked about, which the cosine does not judge
                 (``verifier_difference.swapped_modifier``); or each side holds a hyphenated
                 attribute on the same word ("in-network" / "out-of-network")
 recipient       a request's party ("to my landlord", "for my wife") is another word on the
                 other side, unless a form of it or a near-identity (``swapped_party``), or
                 one side names a second one of a thing ("from me" / "from our other dog")
-bearing         the compass points named differ (east / west); "before" against "after" is
+bearing         the compass points named differ (east / west), or the places relative to a
+                thing ("outside on the right" / "below"); "before" against "after" is
                 refused as a ``direction``
 ==============  =========================================================================
 
@@ -101,6 +106,7 @@ from .verifier_lexicon import (
     OTHER_PERSON,
     PART,
     PERSON,
+    POSITIONS,
     QUANTITY_WORDS,
     REVERSING_DEGREE,
     STOP,
@@ -359,6 +365,20 @@ def _verify_text(
             if (span.startswith("&") and span not in other.code) or (span.isalnum() and _unwritten(span, other)):
                 return Verdict(False, "quoted")
 
+    # A symbol written as a word is mentioned, like a quoted one: "the + wildcard" / "the #
+    # wildcard" (the word rules drop symbols).
+    if q.symbols and c.symbols and q.symbols != c.symbols:
+        return Verdict(False, "quoted")
+    # A setting both sides give a value must have the same one: "contextIsolation: true and
+    # nodeIntegration: false" / "contextIsolation: false and nodeIntegration: true".
+    q_set, c_set = dict(q.settings), dict(c.settings)
+    if any(c_set.get(name, value) != value for name, value in q_set.items()):
+        return Verdict(False, "quoted")
+    # A name in capitals is spelled out, never inflected or abbreviated: "LDAPS" / "LDAP", "SSDI"
+    # / "SSI" are two names, though the word rules read a plural and an abbreviation.
+    if _acronym_swap(q, c):
+        return Verdict(False, "entities")
+
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
     if (reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c) or rebound_number(q, c)
@@ -379,6 +399,13 @@ def _verify_text(
     if conversion:
         q_left = [w for w in q_left if w not in CONVERSION_FRAME]
         c_left = [w for w in c_left if w not in CONVERSION_FRAME]
+    # A place relative to the thing asked about, one for another: a closed class, like the
+    # compass ("put the legend outside the plot on the right" / "below the plot"). Only
+    # unexplained words count: "the right way" / "the correct way" is explained.
+    q_at = {POSITIONS[w] for w in q_left if w in POSITIONS}
+    c_at = {POSITIONS[w] for w in c_left if w in POSITIONS}
+    if q_at and c_at and not (q_at & c_at):
+        return Verdict(False, "bearing")
     # How broad the rewording is counts every changed word, synonyms included: a sentence
     # rephrased in four words with one synonym among them is still a rephrasing.
     if (q_left or c_left) and not broad_rewording(q_changed, c_changed, cosine):
@@ -433,6 +460,22 @@ def _swapped_compound(q: Features, c: Features) -> bool:
 
     q_heads, c_heads = heads(q, c), heads(c, q)
     return any(head in c_heads and pieces(mod) != pieces(c_heads[head]) for head, mod in q_heads.items())
+
+
+def _acronym_swap(q: Features, c: Features) -> bool:
+    """Does each side write a name in capitals that the other lacks, one the other's letters
+    with some added ("LDAP" / "LDAPS", "SSI" / "SSDI")?"""
+    q_only, c_only = q.acronyms - c.acronyms, c.acronyms - q.acronyms
+    return any(
+        x[0] == y[0] and _letters_within(min(x, y, key=len), max(x, y, key=len))
+        for x in q_only for y in c_only if len(x) != len(y)
+    )
+
+
+def _letters_within(short: str, long: str) -> bool:
+    """Are ``short``'s letters in ``long``, in order?"""
+    rest = iter(long)
+    return all(ch in rest for ch in short)
 
 
 def _squash(text: str) -> str:

@@ -307,6 +307,10 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
                 # After "is"/"are" too: "... question: is boiled linseed oil ok?".
                 opens = _opens_phrase(before) or before in _BE or (inverted is not None and i - 2 == inverted)
                 mods = set(prev) & left if opens else set()
+                # Two modifiers joined by "and"/"or" modify the word after both: "a username and
+                # password credential" / "a secret text credential".
+                if before in _JOINERS and i >= 3 and f.tokens[i - 3] in left and set(prev) & left:
+                    mods = (set(prev) | {f.tokens[i - 3]}) & left
             if mods:
                 out.setdefault(piece, set()).update(mods)
         before, prev = (prev[-1] if prev else ""), pieces
@@ -316,6 +320,7 @@ def _modified(f: Features, left: set[str]) -> dict[str, set[str]]:
 
 
 _RELATIVE = {"that", "which", "who"}
+_JOINERS = {"and", "or", "&"}
 _BE = {"is", "are", "was", "were"}
 _RELATIVE_BE = {"that's", "thats", "who's", "which's"}
 _COMPLEMENT = {

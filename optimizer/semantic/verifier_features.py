@@ -124,6 +124,12 @@ class Features:
     """The formulas written in the text, without spaces (``_formulas``)."""
     code: frozenset[str] = frozenset()
     """The code written in the text: paths, URLs, dotted and snake_case names (``_code``)."""
+    symbols: frozenset[str] = frozenset()
+    """Symbols written as words: "the + wildcard", "what does (#) match" (``_symbols``)."""
+    acronyms: frozenset[str] = frozenset()
+    """Names written in capitals, as written ("LDAPS", "SSDI"; ``_acronyms``)."""
+    settings: frozenset[tuple[str, str]] = frozenset()
+    """Settings given a literal value ("contextIsolation: true"; ``_settings``)."""
 
 
 _QUOTED_RE = re.compile(r"""(?:^|[\s(])['"‘“`]([^'"’”`]{1,80})['"’”`](?=$|[\s?.!,:;)])""")
@@ -178,6 +184,44 @@ def _code(text: str) -> frozenset[str]:
         if any(ch.isalnum() for ch in tok) and "^" not in tok and _CODE_RE.search(tok) and not tok.endswith(_NOT_CODE_ENDINGS):
             out.add(tok)
     return frozenset(out)
+
+
+_SYMBOL_RE = re.compile(r"[+#*%^|~@$=<>!]{1,3}")
+
+
+def _symbols(text: str) -> frozenset[str]:
+    """The symbols a text writes as words, without quotes or brackets around them: "the +
+    wildcard" / "the # wildcard", "what does ** do". A word that is only a symbol is mentioned,
+    like a quoted one, and the words around it are the same on both sides. "&" and "/" stand
+    for "and" and "or"; "?" and "!" end sentences."""
+    out = set()
+    for raw in text.split():
+        tok = raw.strip("\"'`“”‘’()[]{},;:.")
+        if _SYMBOL_RE.fullmatch(tok) and tok not in ("!", "!!", "!!!"):
+            out.add(tok)
+    return frozenset(out)
+
+
+_ACRONYM_RE = re.compile(r"\b[A-Z][A-Z0-9]*[A-Z](?:s|'s)?\b")
+
+
+def _acronyms(text: str) -> frozenset[str]:
+    """The names a text writes in capitals, without a plural or possessive "s" ("APIs" -> "API"):
+    "LDAPS" is not the plural of "LDAP", nor "SSI" short for "SSDI". A text written all in
+    capitals has none."""
+    if not re.search(r"[a-z]", text):
+        return frozenset()
+    return frozenset(m.group(0).removesuffix("'s").rstrip("s") for m in _ACRONYM_RE.finditer(text))
+
+
+_SETTING_RE = re.compile(r"([A-Za-z_][\w.-]*)\s*[:=]\s*(true|false|yes|no|on|off|enabled|disabled|null|none|nil)\b", re.IGNORECASE)
+
+
+def _settings(text: str) -> frozenset[tuple[str, str]]:
+    """The settings a text gives a literal value ("contextIsolation: true", "DEBUG=False"),
+    lower-cased: the same names with the values traded ("contextIsolation: false and
+    nodeIntegration: true") hold the same words, so no word rule sees the swap."""
+    return frozenset((m.group(1).lower(), m.group(2).lower()) for m in _SETTING_RE.finditer(text))
 
 
 def _quoted(text: str) -> frozenset[str]:
@@ -437,6 +481,9 @@ def features_of(text: str) -> Features:
         words=tuple(_words(tokens)),
         quoted=_quoted(normalize(text)),
         code=_code(normalize(text)),
+        symbols=_symbols(normalize(text)),
+        acronyms=_acronyms(text),
+        settings=_settings(text),
         formulas=_formulas(normalize(text)),
         tense=frozenset(_tense(tokens)),
         modality=frozenset(_modality(tokens)),

@@ -253,6 +253,15 @@ FRAME_NOUNS = {"command", "commands", "syntax", "recipe", "recipes", "formula", 
 # The compass points, a closed class like the months: "east", "eastern", "eastward(s)",
 # "northeast", "north-western" (``verifier._bearings`` reads each point a word holds).
 COMPASS = ("north", "south", "east", "west")
+# Places relative to a thing, each with the side it names: "the legend outside the plot on the
+# right" / "below the plot"; "a scab underneath" / "on the bottom" name one side.
+POSITIONS = {
+    **dict.fromkeys(("below", "beneath", "underneath", "bottom", "lower"), "below"),
+    **dict.fromkeys(("above", "top", "upper"), "above"),
+    **dict.fromkeys(("inside", "inner"), "inside"),
+    **dict.fromkeys(("outside", "outer"), "outside"),
+    "left": "left", "right": "right", "behind": "behind", "beside": "beside",
+}
 COMPASS_FORM = re.compile(r"(?:north|south)?(?:east|west)?(?:north|south)?(?:ern|erly|ward|wards|erner|erners)?")
 # Quantifiers of the whole and of a part: "kept all of my deposit" / "kept some of my deposit".
 WHOLE = {"all", "every", "entire", "entirely", "whole", "completely", "fully"}

@@ -1166,3 +1166,22 @@ def test_a_symbol_written_as_a_word_is_compared_literally() -> None:
     assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
     a, b = "what does the + wildcard match in an MQTT topic?", "In an MQTT topic, what is matched by the plus (+) wildcard?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "quoted"
+
+
+# Found in the Zipf traces of trust_dev23 and trust_dev24.
+def test_one_ordinal_on_two_things_is_an_attribute() -> None:
+    a = "In Excel VBA, how do I find the last row that has a value in a worksheet?"
+    b = "How do I get the last column with a value in an Excel worksheet using VBA?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    # An adverb is not an ordinal (a GPTCache paraphrase).
+    a = "The IterableDataset can be incorporated into a training loop by first randomly rearranging the dataset."
+    b = "IterableDataset can be integrated into a training loop by first shuffling the dataset."
+    assert verify(b, a, cosine=cosine(a, b)).reason != "attribute"
+
+
+def test_during_and_outside_are_two_places_in_time() -> None:
+    a = "Can my employer discipline me for a post I made on social media during working hours?"
+    b = "Can my boss discipline me over a social media post I wrote outside of working hours?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "bearing")

@@ -45,12 +45,14 @@ attribute       inside a broad rewording, each side puts a different unexplained
                 children", "a secret text credential" / "a username and password
                 credential"): an edit of what is asked about, which the cosine does not judge
                 (``verifier_difference.swapped_modifier``); or each side holds a hyphenated
-                attribute on the same word ("in-network" / "out-of-network")
+                attribute on the same word ("in-network" / "out-of-network"); or one ordinal
+                picks a different thing on each side ("the last row" / "the last column")
 recipient       a request's party ("to my landlord", "for my wife") is another word on the
                 other side, unless a form of it or a near-identity (``swapped_party``), or
                 one side names a second one of a thing ("from me" / "from our other dog")
 bearing         the compass points named differ (east / west), or the places relative to a
-                thing ("outside on the right" / "below"); "before" against "after" is
+                thing or a period ("outside on the right" / "below", "during" / "outside
+                of"); "before" against "after" is
                 refused as a ``direction``
 ==============  =========================================================================
 
@@ -103,6 +105,7 @@ from .verifier_lexicon import (
     GAZETTEER,
     NEG_PREFIXES,
     NUMBER_WORDS,
+    ORDINAL_LEADS,
     OTHER_PERSON,
     PART,
     PERSON,
@@ -406,6 +409,10 @@ def _verify_text(
     c_at = {POSITIONS[w] for w in c_left if w in POSITIONS}
     if q_at and c_at and not (q_at & c_at):
         return Verdict(False, "bearing")
+    # One ordinal on two things: "the last row that contains data" / "the last column with
+    # data". The ordinal both sides hold is explained, the things after it are not.
+    if _ordinal_swap(q, c, set(q_left), set(c_left)):
+        return Verdict(False, "attribute")
     # How broad the rewording is counts every changed word, synonyms included: a sentence
     # rephrased in four words with one synonym among them is still a rephrasing.
     if (q_left or c_left) and not broad_rewording(q_changed, c_changed, cosine):
@@ -460,6 +467,24 @@ def _swapped_compound(q: Features, c: Features) -> bool:
 
     q_heads, c_heads = heads(q, c), heads(c, q)
     return any(head in c_heads and pieces(mod) != pieces(c_heads[head]) for head, mod in q_heads.items())
+
+
+def _ordinal_swap(q: Features, c: Features, q_left: set[str], c_left: set[str]) -> bool:
+    """Does an ordinal both sides hold ("last") come before a different unexplained word on
+    each side ("row" / "column")? Only after a determiner: "by first shuffling the dataset" is an
+    adverb, not an ordinal."""
+    def picked(f: Features, left: set[str]) -> set[tuple[str, str]]:
+        toks = f.tokens
+        return {
+            (t, n) for d, t, n in zip(toks, toks[1:], toks[2:])
+            if d in _DETERMINERS and t in ORDINAL_LEADS and n in left
+        }
+
+    q_picks, c_picks = picked(q, q_left), picked(c, c_left)
+    return any(lead == other for lead, _ in q_picks for other, _ in c_picks)
+
+
+_DETERMINERS = {"the", "a", "an", "my", "your", "our", "their", "his", "her", "its", "this", "that"}
 
 
 def _acronym_swap(q: Features, c: Features) -> bool:

@@ -253,12 +253,14 @@ FRAME_NOUNS = {"command", "commands", "syntax", "recipe", "recipes", "formula", 
 # The compass points, a closed class like the months: "east", "eastern", "eastward(s)",
 # "northeast", "north-western" (``verifier._bearings`` reads each point a word holds).
 COMPASS = ("north", "south", "east", "west")
+# Words that pick one of a sequence: "the last row" / "the last column" pick from two.
+ORDINAL_LEADS = frozenset({"first", "last", "second", "third", "next", "previous", "final", "latest", "earliest"})
 # Places relative to a thing, each with the side it names: "the legend outside the plot on the
 # right" / "below the plot"; "a scab underneath" / "on the bottom" name one side.
 POSITIONS = {
     **dict.fromkeys(("below", "beneath", "underneath", "bottom", "lower"), "below"),
     **dict.fromkeys(("above", "top", "upper"), "above"),
-    **dict.fromkeys(("inside", "inner"), "inside"),
+    **dict.fromkeys(("inside", "inner", "within", "during"), "inside"),
     **dict.fromkeys(("outside", "outer"), "outside"),
     "left": "left", "right": "right", "behind": "behind", "beside": "beside",
 }

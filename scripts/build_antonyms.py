@@ -13,6 +13,8 @@ Kept: lexical antonyms of adjectives, verbs and adverbs, one word on each side (
 relation: "lender" / "borrower", "husband" / "wife", "plaintiff" / "defendant"), and the
 irregular forms of those words (``*.exc``: "worse" -> "bad", "sold" -> "sell"). Other nouns are
 left out: their antonym pointers pair words a paraphrase trades freely ("question" / "answer").
+An adjective's synonyms and satellites take its antonyms too, both ways (WordNet's "indirect
+antonyms": "temporary" and "transient" against "permanent", through "impermanent").
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def antonyms(root: Path, part: str) -> dict[str, set[str]]:
     synsets: dict[str, list[str]] = {}
     people: set[str] = set()
     pointers: list[tuple[str, int, str, int]] = []
+    heads: dict[str, str] = {}  # an adjective satellite's synset -> its head's
     with open(root / f"data.{part}", encoding="latin-1") as fh:
         for line in fh:
             if line.startswith("  "):  # the licence header
@@ -72,6 +75,8 @@ def antonyms(root: Path, part: str) -> dict[str, set[str]]:
                 symbol, target, _pos, st = fields[i + 1 : i + 5]
                 if symbol == "!":
                     pointers.append((offset, int(st[:2], 16), target, int(st[2:], 16)))
+                elif symbol == "&" and fields[2] == "s":
+                    heads[offset] = target
                 i += 4
     out: dict[str, set[str]] = {}
     for offset, source, target, goal in pointers:
@@ -80,6 +85,22 @@ def antonyms(root: Path, part: str) -> dict[str, set[str]]:
         a, b = _single(synsets[offset][source - 1]), _single(synsets[target][goal - 1])
         if a and b and a != b:
             out.setdefault(a, set()).add(b)
+    # An adjective's synonyms and satellites are opposed to its antonym too (WordNet's
+    # "indirect antonyms"): "temporary" shares a synset with "impermanent", whose antonym is
+    # "permanent"; "transient" is one of its satellites.
+    satellites: dict[str, list[str]] = {}
+    for satellite, head in heads.items():
+        satellites.setdefault(head, []).append(satellite)
+    for offset, source, target, goal in pointers:
+        if part != "adj":
+            continue
+        b = _single(synsets[target][goal - 1])
+        for synset in (offset, *satellites.get(offset, ())):
+            for word in synsets[synset]:
+                a = _single(word)
+                if a and b and a != b:
+                    out.setdefault(a, set()).add(b)
+                    out.setdefault(b, set()).add(a)
     return out
 
 

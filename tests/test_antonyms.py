@@ -34,3 +34,11 @@ def test_the_table_holds_antonyms_both_ways_and_irregular_forms() -> None:
     assert ANTONYM_FORMS["sold"] == "sell" and ANTONYM_FORMS["worse"] == "bad"
     # Nouns that are not people are left out ("question" / "answer" trade freely).
     assert "question" not in ANTONYMS and "answer" not in ANTONYMS
+
+
+def test_an_adjectives_synonyms_and_satellites_share_its_antonyms() -> None:
+    # "temporary" shares a synset with "impermanent"; "transient" is one of its satellites.
+    assert "permanent" in ANTONYMS["temporary"] and "temporary" in ANTONYMS["permanent"]
+    assert "permanent" in ANTONYMS["transient"]
+    # Only adjectives: a verb's synonyms do not take its antonyms.
+    assert "sell" not in ANTONYMS.get("purchase", ())

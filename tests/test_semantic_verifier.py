@@ -1185,3 +1185,38 @@ def test_during_and_outside_are_two_places_in_time() -> None:
     b = "Can my boss discipline me over a social media post I wrote outside of working hours?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "bearing")
     assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "bearing")
+
+
+# Found on the first runs of trust_dev26 to trust_dev28.
+def test_to_abbreviates_nothing() -> None:
+    # "to" had explained "tessellations" (its letters come in order in it).
+    a = "I've been folding for years and want to try something harder. What paper weight works best for wet-folding?"
+    b = "I've been folding for years and want to try something harder. What paper weight works best for tessellations?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    assert verify(a, b, cosine=cosine(a, b)).ok is False
+
+
+def test_a_file_name_of_three_pieces_is_code() -> None:
+    a = "At the end of the page I load jquery.slim.min.js from jQuery 3.7.\nWhy does my modal not open?"
+    b = "At the end of the page I load jquery.min.js from jQuery 3.7.\nWhy does my modal not open?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
+    # Two pieces are a product name ("Node.js"), not code to compare literally.
+    a, b = "How do I read a file in Node.js?", "how to read a file in nodejs"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_capital_letter_names_one_of_a_kind() -> None:
+    a, b = "I hold a Class C licence with a B endorsement.\nCan I tow a trailer?", "I hold a Class C licence with an M endorsement.\nCan I tow a trailer?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
+    assert verify("Which exits does an E endorsement cover?", "Which exits does an L endorsement cover?").ok is False
+    # Written on one side only, or in small letters, it is left to the other rules.
+    a, b = "Is vitamin D safe in pregnancy?", "is vitamin d safe in pregnancy"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_an_adjectives_synonyms_and_satellites_take_its_antonym() -> None:
+    # WordNet names "impermanent" the antonym of "permanent"; "temporary" is its synonym.
+    a = "Do you have to pay to see the permanent collection at the Prado?"
+    b = "Do you have to pay to see the temporary exhibitions at the Prado?"
+    assert verify(b, a, cosine=0.95) == Verdict(False, "antonym")
+    assert verify(a, b, cosine=0.95) == Verdict(False, "antonym")

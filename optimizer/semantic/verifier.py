@@ -377,6 +377,10 @@ def _verify_text(
     q_set, c_set = dict(q.settings), dict(c.settings)
     if any(c_set.get(name, value) != value for name, value in q_set.items()):
         return Verdict(False, "quoted")
+    # A capital letter names one of a kind, like a number: "a CDL with an E restriction" / "an L
+    # restriction". Only when both sides write one: a paraphrase may spell it out.
+    if q.letters and c.letters and q.letters != c.letters:
+        return Verdict(False, "numbers")
     # A name in capitals is spelled out, never inflected or abbreviated: "LDAPS" / "LDAP", "SSDI"
     # / "SSI" are two names, though the word rules read a plural and an abbreviation.
     if _acronym_swap(q, c):

@@ -128,7 +128,9 @@ def _half_of_joined(w: str, f: Features, other: Features) -> bool:
     )
 
 
-_NOT_ABBREVIATING = NOUN_PHRASE_OPENERS | INVERTING | SUBJECTS | {"me", "him", "us", "them", "and", "or", "but", "if", "so"}
+_NOT_ABBREVIATING = NOUN_PHRASE_OPENERS | INVERTING | SUBJECTS | {
+    "me", "him", "us", "them", "and", "or", "but", "if", "so", "to", "as", "than", "then", "not", "nor",
+}
 
 
 def _spelled_alike(w: str, f: Features) -> bool:

@@ -128,6 +128,8 @@ class Features:
     """Symbols written as words: "the + wildcard", "what does (#) match" (``_symbols``)."""
     acronyms: frozenset[str] = frozenset()
     """Names written in capitals, as written ("LDAPS", "SSDI"; ``_acronyms``)."""
+    letters: frozenset[str] = frozenset()
+    """Capital letters written as words, which name one of a kind ("an E restriction"; ``_letters``)."""
     settings: frozenset[tuple[str, str]] = frozenset()
     """Settings given a literal value ("contextIsolation: true"; ``_settings``)."""
 
@@ -158,6 +160,9 @@ def _formulas(text: str) -> frozenset[str]:
 _CODE_RE = re.compile(
     r"://|^/\w|^&[a-z_]|\w_\w|::|->|[a-z_]\w+\(|^[a-z_]\w*(?:\.[a-z_]\w*)*\.[a-z_]\w{2,}$", re.IGNORECASE
 )
+# A file name of three pieces or more is code whatever its extension ("bootstrap.bundle.min.js" /
+# "bootstrap.min.js"); with two, "Node.js" and "Vue.js" are product names.
+_FILE_RE = re.compile(r"^[a-z_][\w-]+(?:\.[a-z_][\w-]*){2,}$", re.IGNORECASE)
 _CODE_MARKS = frozenset("/_:(&.>")
 _CAMEL_RE = re.compile(r"[a-z][A-Z]")
 _NOT_CODE_ENDINGS = (".js", ".ts", ".net", ".io", ".com", ".org", ".txt")
@@ -182,6 +187,8 @@ def _code(text: str) -> frozenset[str]:
             tok = tok.strip("()")
         # A formula ("g(t)=t^2-4t") is the formulas' rule's.
         if any(ch.isalnum() for ch in tok) and "^" not in tok and _CODE_RE.search(tok) and not tok.endswith(_NOT_CODE_ENDINGS):
+            out.add(tok)
+        elif _FILE_RE.match(tok):
             out.add(tok)
     return frozenset(out)
 
@@ -212,6 +219,18 @@ def _acronyms(text: str) -> frozenset[str]:
     if not re.search(r"[a-z]", text):
         return frozenset()
     return frozenset(m.group(0).removesuffix("'s").rstrip("s") for m in _ACRONYM_RE.finditer(text))
+
+
+_LETTER_RE = re.compile(r"(?<![\w.'’&-])[B-HJ-Z](?![\w.'’&+-])")
+
+
+def _letters(text: str) -> frozenset[str]:
+    """The capital letters a text writes as words, besides "I" and "A" ("a CDL with an E
+    restriction", "Plan B"): each names one of a kind, like a number. A text written all in
+    capitals has none."""
+    if not re.search(r"[a-z]", text):
+        return frozenset()
+    return frozenset(_LETTER_RE.findall(text))
 
 
 _SETTING_RE = re.compile(r"([A-Za-z_][\w.-]*)\s*[:=]\s*(true|false|yes|no|on|off|enabled|disabled|null|none|nil)\b", re.IGNORECASE)
@@ -483,6 +502,7 @@ def features_of(text: str) -> Features:
         code=_code(normalize(text)),
         symbols=_symbols(normalize(text)),
         acronyms=_acronyms(text),
+        letters=_letters(normalize(text)),
         settings=_settings(text),
         formulas=_formulas(normalize(text)),
         tense=frozenset(_tense(tokens)),

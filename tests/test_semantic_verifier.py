@@ -1220,3 +1220,30 @@ def test_an_adjectives_synonyms_and_satellites_take_its_antonym() -> None:
     b = "Do you have to pay to see the temporary exhibitions at the Prado?"
     assert verify(b, a, cosine=0.95) == Verdict(False, "antonym")
     assert verify(a, b, cosine=0.95) == Verdict(False, "antonym")
+
+
+# Found on the first runs of trust_dev29 to trust_dev31.
+def test_a_negating_suffix_against_its_stem_is_a_qualifier() -> None:
+    a, b = "Should my API use stateless sessions?", "Should my API use stateful sessions?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "qualifier")
+    a, b = "How do I pair a wireless keyboard with my iPad?", "How do I connect a wired keyboard to my iPad?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    # "the least painful" says what "painless" says (a QQP duplicate).
+    a, b = "What is the easiest and painless way to commit suicide?", "What is the least painful and best way to commit suicide?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "qualifier"
+
+
+def test_one_operation_on_a_record_against_another_is_refused() -> None:
+    a = "How do I run a Power Automate flow when a new item is added to a SharePoint list?"
+    b = "How can I run a Power Automate flow when an item gets modified in a SharePoint list?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "antonym")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "antonym")
+    # Two words of one operation are one operation.
+    a, b = "How do I insert a row into a SQLite table?", "how to add a row to a sqlite table"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "antonym"
+
+
+def test_an_adjective_made_of_a_verb_is_another_word() -> None:
+    a, b = "Can I take a read-only btrfs snapshot of my home subvolume?", "Can I take a writable btrfs snapshot of my home subvolume?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    assert verify(a, b, cosine=cosine(a, b)).ok is False

@@ -8,7 +8,8 @@ of which compares one kind of detail that changes the answer:
 rule            rejects when
 ==============  =========================================================================
 numbers         the numbers differ (digits and number words one..twenty, "a dozen", ...,
-                a letter naming one of a series: "Class G" / "Class D")
+                a letter naming one of a series: "Class G" / "Class D"), or the capital
+                letters both sides write as words ("an E restriction" / "an L restriction")
 units           the units or currencies differ (km vs miles, USD vs EUR, % ...)
 dates           month, weekday, relative day or year words differ (today vs tomorrow)
 negation        the sides hold different numbers of negation words (not, n't, never, without)
@@ -30,7 +31,8 @@ language        a requested natural or programming language differs ("in French"
 compound        one is a compound question and the other one part of it
 question        the questions ask for different kinds of answer (why / when / where / who /
                 how many / yes-no)
-qualifier       a negating prefix on one side only (safe / unsafe, illegal / legally)
+qualifier       a negating prefix on one side only (safe / unsafe, illegal / legally), or a
+                negating suffix against its stem (stateless / stateful, shapeless / shaped)
 quoted          the quoted phrases differ (compared literally), or the code both sides write
                 does ("http://backend/" / "http://backend", "Data.Map.Strict" / "Data.Map"),
                 or the symbols written as words ("the + wildcard" / "the # wildcard"), or
@@ -50,6 +52,10 @@ attribute       inside a broad rewording, each side puts a different unexplained
 recipient       a request's party ("to my landlord", "for my wife") is another word on the
                 other side, unless a form of it or a near-identity (``swapped_party``), or
                 one side names a second one of a thing ("from me" / "from our other dog")
+antonym         one side holds a word, the other its WordNet antonym, directly or through
+                an adjective's synonym or satellite ("temporary" / "permanent"); a change
+                up a scale against one down it; one operation on a record against another
+                ("when a row is added" / "when a row is updated")
 bearing         the compass points named differ (east / west), or the places relative to a
                 thing or a period ("outside on the right" / "below", "during" / "outside
                 of"); "before" against "after" is
@@ -101,9 +107,11 @@ from .verifier_lexicon import (
     CHANGE_UP,
     COMPASS,
     COMPASS_FORM,
+    DATA_OPERATIONS,
     FUNCTION,
     GAZETTEER,
     NEG_PREFIXES,
+    NEG_SUFFIX,
     NUMBER_WORDS,
     ORDINAL_LEADS,
     OTHER_PERSON,
@@ -292,8 +300,13 @@ def _verify_text(
     for w in q_pieces ^ c_pieces:
         if w in (c_joined if w in q_pieces else q_joined):  # "nonzero" / "non-zero"
             continue
+        other = c_pieces if w in q_pieces else q_pieces
         base = next((w[len(pre):] for pre in NEG_PREFIXES if w.startswith(pre)), None)
-        if base and len(base) >= 4 and any(t == base or stem(t) == base for t in (c_pieces if w in q_pieces else q_pieces)):
+        if base and len(base) >= 4 and any(t == base or stem(t) == base for t in other):
+            return Verdict(False, "qualifier")
+        # "the least painful way" says what "the painless way" says (``REVERSING_DEGREE``).
+        stem_of = w.removesuffix(NEG_SUFFIX)
+        if stem_of != w and not REVERSING_DEGREE.intersection(q.tokens + c.tokens) and len(stem_of) >= 4 and any(t.startswith(stem_of) and not t.endswith(NEG_SUFFIX) for t in other):
             return Verdict(False, "qualifier")
     # Compass points are a closed class, like months: "the east side" / "the west side" ask
     # about different sides, though the word vectors place the two as close as synonyms (0.79).
@@ -307,6 +320,12 @@ def _verify_text(
     # A change up a scale against a change down it: "lower the pH" / "increase the pH of my tank".
     q_way, c_way = _change(q), _change(c)
     if len(q_way) == 1 and len(c_way) == 1 and q_way != c_way:
+        return Verdict(False, "antonym")
+    # One operation on a record against another: "when a new row is added" / "when a row gets
+    # updated" (the word vectors place "added" and "updated" close). Only in what is asked: a
+    # statement rewords its verbs with the rest ("make sure ..." / "... will be deleted").
+    q_op, c_op = _operations(q), _operations(c)
+    if q.asks and c.asks and len(q_op) == 1 and len(c_op) == 1 and q_op != c_op:
         return Verdict(False, "antonym")
 
     # Direction and order: the shared terms around "to"/"before"/"than" are swapped, or the
@@ -552,6 +571,16 @@ def _change(f: Features) -> set[str]:
             out.add("up")
         if bases & CHANGE_DOWN:
             out.add("down")
+    return out
+
+
+def _operations(f: Features) -> set[str]:
+    """The operations on a record ``f``'s verbs name (``DATA_OPERATIONS``): "create", "update",
+    "delete"."""
+    out = set()
+    for tok in f.tokens:
+        bases = inflection_bases(tok) | ({tok[:-3] + "y"} if tok.endswith("ied") else set())  # "modified"
+        out.update(op for base in bases if (op := DATA_OPERATIONS.get(base)))
     return out
 
 

@@ -70,7 +70,8 @@ def _same_word(x: str, y: str) -> bool:
     if short == 0:
         return True
     x_end, y_end = sorted((x[common:], y[common:]), key=len)
-    return short <= 1 and long_ <= 4 and (x_end in "eyi" or y_end.endswith(x_end))
+    # An adjective made of a verb is another word ("write" / "writable").
+    return short <= 1 and long_ <= 4 and (x_end in "eyi" or y_end.endswith(x_end)) and y_end not in ("able", "ible")
 
 
 def _plural_ies(x: str, y: str) -> bool:

@@ -197,6 +197,16 @@ OPPOSED_PREFIXES = (
     ("hyper", "hypo"), ("micro", "macro"),
 )
 NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non-", "non", "anti", "de")
+# A suffix that negates its stem, against the stem or another suffix on it: "shapeless" /
+# "shaped", "stateless" / "stateful", "wireless" / "wired".
+NEG_SUFFIX = "less"
+# What is done to a record, three closed classes: "when a new row is added" / "when a row gets
+# updated", "delete a user" / "add a user".
+DATA_OPERATIONS = {
+    **dict.fromkeys(("create", "make", "add", "insert"), "create"),
+    **dict.fromkeys(("update", "modify", "edit"), "update"),
+    **dict.fromkeys(("delete", "remove", "erase"), "delete"),
+}
 
 # The closed classes of words whose presence or absence does not change what is asked: articles,
 # auxiliaries, pronouns, prepositions and conjunctions, question words (the ``question`` rule

@@ -514,9 +514,26 @@ def _acronym_swap(q: Features, c: Features) -> bool:
     """Does each side write a name in capitals that the other lacks, one the other's letters
     with some added ("LDAP" / "LDAPS", "SSI" / "SSDI")?"""
     q_only, c_only = q.acronyms - c.acronyms, c.acronyms - q.acronyms
+    for x in q_only:
+        for y in c_only:
+            short, long_ = sorted((x, y), key=len)
+            if len(x) == len(y) or x[0] != y[0] or not _letters_within(short, long_):
+                continue
+            # The rest spelled out by the words after the short name is the same name: "100 USD"
+            # / "100 US dollars".
+            if not _spelled_on(short, long_, c if short == y else q):
+                return True
+    return False
+
+
+def _spelled_on(short: str, long_: str, f: Features) -> bool:
+    """Does ``f`` write ``short`` followed by words whose initials complete ``long_``?"""
+    if not long_.startswith(short):
+        return False
+    rest, toks = long_[len(short):].lower(), f.tokens
     return any(
-        x[0] == y[0] and _letters_within(min(x, y, key=len), max(x, y, key=len))
-        for x in q_only for y in c_only if len(x) != len(y)
+        t == short.lower() and "".join(w[:1] for w in toks[i + 1 : i + 1 + len(rest)]) == rest
+        for i, t in enumerate(toks)
     )
 
 
@@ -564,24 +581,25 @@ def _names_part(f: Features) -> bool:
 
 def _change(f: Features) -> set[str]:
     """The directions of change ``f``'s verbs name: "up" ("increase", "raised"), "down"."""
-    out: set[str] = set()
-    for tok in f.tokens:
-        bases = inflection_bases(tok)
-        if bases & CHANGE_UP:
-            out.add("up")
-        if bases & CHANGE_DOWN:
-            out.add("down")
-    return out
+    return {way for tok in f.tokens for way in _token_change(tok)}
+
+
+@lru_cache(maxsize=20_000)
+def _token_change(tok: str) -> frozenset[str]:
+    bases = inflection_bases(tok)
+    return frozenset(way for way, words in (("up", CHANGE_UP), ("down", CHANGE_DOWN)) if bases & words)
 
 
 def _operations(f: Features) -> set[str]:
     """The operations on a record ``f``'s verbs name (``DATA_OPERATIONS``): "create", "update",
     "delete"."""
-    out = set()
-    for tok in f.tokens:
-        bases = inflection_bases(tok) | ({tok[:-3] + "y"} if tok.endswith("ied") else set())  # "modified"
-        out.update(op for base in bases if (op := DATA_OPERATIONS.get(base)))
-    return out
+    return {op for tok in f.tokens for op in _token_operations(tok)}
+
+
+@lru_cache(maxsize=20_000)
+def _token_operations(tok: str) -> frozenset[str]:
+    bases = inflection_bases(tok) | ({tok[:-3] + "y"} if tok.endswith("ied") else set())  # "modified"
+    return frozenset(op for base in bases if (op := DATA_OPERATIONS.get(base)))
 
 
 @lru_cache(maxsize=20_000)

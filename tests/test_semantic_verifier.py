@@ -1250,3 +1250,16 @@ def test_an_adjective_made_of_a_verb_is_another_word() -> None:
     a, b = "Can I take a read-only btrfs snapshot of my home subvolume?", "Can I take a writable btrfs snapshot of my home subvolume?"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
     assert verify(a, b, cosine=cosine(a, b)).ok is False
+
+
+# Found in the Zipf trace of trust_dev35, where one popular look-alike was served 178 times.
+def test_the_two_ends_of_a_link_between_systems_are_a_closed_class() -> None:
+    a = "What's the setup for gzip compression in a Ktor server application?"
+    b = "How do I enable gzip compression on a Ktor client?"
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    a, b = "Can I write to a Postgres replica?", "Can I write to a Postgres primary?"
+    assert verify(b, a, cosine=cosine(a, b)).ok is False
+    # A text naming both ends names the link, not one end.
+    a, b = "How does client-server communication work in Ktor?", "how do the client and server communicate in ktor"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "bearing"

@@ -56,7 +56,8 @@ antonym         one side holds a word, the other its WordNet antonym, directly o
                 an adjective's synonym or satellite ("temporary" / "permanent"); a change
                 up a scale against one down it; one operation on a record against another
                 ("when a row is added" / "when a row is updated")
-bearing         the compass points named differ (east / west), or the places relative to a
+bearing         the compass points named differ (east / west), or the two ends of a link
+                between systems (server / client, primary / replica), or the places relative to a
                 thing or a period ("outside on the right" / "below", "during" / "outside
                 of"); "before" against "after" is
                 refused as a ``direction``
@@ -121,6 +122,7 @@ from .verifier_lexicon import (
     QUANTITY_WORDS,
     REVERSING_DEGREE,
     STOP,
+    SYSTEM_ROLES,
     TIME_SIDE,
     UNIT_OF,
     WHOLE,
@@ -312,6 +314,9 @@ def _verify_text(
     # about different sides, though the word vectors place the two as close as synonyms (0.79).
     if _bearings(q) != _bearings(c):
         return Verdict(False, "bearing")
+    # The two ends of a link between systems: "on a Ktor server" / "on a Ktor client".
+    if _role_swap(q, c):
+        return Verdict(False, "bearing")
     # Before and after are the two ends of time, a closed class like the compass: "rename a label
     # on the targets before they are scraped" / "on the metrics after they are scraped".
     q_when, c_when = _sides_of_time(q), _sides_of_time(c)
@@ -490,6 +495,22 @@ def _swapped_compound(q: Features, c: Features) -> bool:
 
     q_heads, c_heads = heads(q, c), heads(c, q)
     return any(head in c_heads and pieces(mod) != pieces(c_heads[head]) for head, mod in q_heads.items())
+
+
+def _role_swap(q: Features, c: Features) -> bool:
+    """Does each side name a different end of one link between systems (``SYSTEM_ROLES``), and
+    neither side both ("client-server" names the link)?"""
+    def ends(f: Features) -> dict[int, set[int]]:
+        out: dict[int, set[int]] = {}
+        for tok in f.tokens:
+            for piece in (tok, *tok.split("-")):
+                if piece in SYSTEM_ROLES:
+                    pair, side = SYSTEM_ROLES[piece]
+                    out.setdefault(pair, set()).add(side)
+        return out
+
+    q_ends, c_ends = ends(q), ends(c)
+    return any(len(sides) == 1 and len(c_ends.get(pair, ())) == 1 and sides != c_ends[pair] for pair, sides in q_ends.items())
 
 
 def _ordinal_swap(q: Features, c: Features, q_left: set[str], c_left: set[str]) -> bool:

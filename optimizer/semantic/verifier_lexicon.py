@@ -263,6 +263,24 @@ FRAME_NOUNS = {"command", "commands", "syntax", "recipe", "recipes", "formula", 
 # The compass points, a closed class like the months: "east", "eastern", "eastward(s)",
 # "northeast", "north-western" (``verifier._bearings`` reads each point a word holds).
 COMPASS = ("north", "south", "east", "west")
+# The two ends of a link between systems, each a closed pair like the compass points: a question
+# about one end is not about the other ("on a Ktor server" / "on a Ktor client", "a Redis
+# primary" / "a Redis replica"), though the word vectors place the two as close as synonyms.
+SYSTEM_ROLES = {
+    word: (pair, side)
+    for pair, sides in enumerate((
+        (("server", "servers"), ("client", "clients")),
+        (("frontend", "front-end"), ("backend", "back-end")),
+        (("primary", "master"), ("replica", "replicas", "secondary", "slave")),
+        (("producer", "producers", "publisher", "publishers"), ("consumer", "consumers", "subscriber", "subscribers")),
+        (("sender",), ("receiver", "recipient")),
+        (("upstream",), ("downstream",)),
+        (("inbound", "ingress"), ("outbound", "egress")),
+        (("leader",), ("follower", "followers")),
+    ))
+    for side, words in enumerate(sides)
+    for word in words
+}
 # Words that pick one of a sequence: "the last row" / "the last column" pick from two.
 ORDINAL_LEADS = frozenset({"first", "last", "second", "third", "next", "previous", "final", "latest", "earliest"})
 # Places relative to a thing, each with the side it names: "the legend outside the plot on the

@@ -12,6 +12,13 @@ def cosine(a: str, b: str) -> float:
     va, vb = get_embedder().encode([a, b])
     return float(va @ vb)
 
+
+def assert_refused_both_ways(a: str, b: str, reason: str) -> None:
+    """Neither text may be served the other's answer, and ``reason`` is the rule that says so."""
+    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, reason)
+    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, reason)
+
+
 # A few pairs from ../shared/data/paraphrase_pairs_gptcache.json (MIT, zilliztech/GPTCache) and
 # a few everyday question rewordings: case, punctuation, synonyms, reordered clauses.
 PARAPHRASES = [
@@ -676,8 +683,7 @@ def test_a_partys_head_is_the_last_noun_of_its_phrase() -> None:
     ],
 )
 def test_an_earlier_turn_in_another_tense_is_another_situation(a: str, b: str) -> None:
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "context")
+    assert_refused_both_ways(a, b, "context")
 
 
 def test_an_earlier_turn_in_the_same_time_passes() -> None:
@@ -768,8 +774,7 @@ def test_parties_swapped_around_a_duty_are_refused() -> None:
 
 def test_the_speaker_and_a_party_trading_who_acts_are_refused() -> None:
     a, b = "Can I enter my landlord's flat without telling him?", "Can my landlord enter my flat without telling me?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "direction")
+    assert_refused_both_ways(a, b, "direction")
     # A generic "you" is the asker too; the same actor on both sides is no swap.
     a, b = "Can I cancel my gym membership without telling the gym?", "Can gyms cancel a membership and not tell you?"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
@@ -892,11 +897,9 @@ def test_the_speaker_and_a_party_trading_who_acts_in_a_condition_are_refused() -
 
 def test_the_speaker_and_a_party_trading_who_acts_in_a_statement_are_refused() -> None:
     a, b = "I sold my car to my brother.\nDo I owe tax?", "My brother sold his car to me.\nDo I owe tax?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "context")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "context")
+    assert_refused_both_ways(a, b, "context")
     a, b = "I bumped into a cyclist at a crossing. Who pays for the damage?", "A cyclist bumped into me at a crossing. Who pays for the damage?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "direction")
+    assert_refused_both_ways(a, b, "direction")
     # Owning is not being acted on: the same statement opened by another word passes.
     a, b = "I lost my wallet on the train yesterday.\nWhat should I do first?", "Yesterday I lost my wallet on the train.\nWhat should I do first?"
     assert verify(b, a, cosine=cosine(a, b)).ok and verify(a, b, cosine=cosine(a, b)).ok
@@ -963,8 +966,7 @@ def test_code_is_compared_literally() -> None:
     b = "With location /api/ { proxy_pass http://backend; }, what path does the upstream get for /api/users?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
     a, b = "Is Data.Map.Strict lazy in its values?", "Is Data.Map lazy in its values?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    assert_refused_both_ways(a, b, "quoted")
     # Reworded around the same code, or the code's names written out, it passes.
     a = "With location /api/ { proxy_pass http://backend/; }, what path does the upstream get for /api/users?"
     b = "with location /api/ { proxy_pass http://backend/; } what path does the upstream get for /api/users"
@@ -990,8 +992,7 @@ def test_two_names_a_last_letter_apart_are_two_names() -> None:
 def test_a_hyphenated_attribute_swapped_is_another_question() -> None:
     a = "Does my out-of-pocket maximum include the coinsurance I paid for in-network specialist visits?"
     b = "Does my out-of-pocket maximum include the coinsurance I paid for out-of-network specialist visits?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    assert_refused_both_ways(a, b, "attribute")
     a, b = "I'm flying with my three-year-old.\nDoes she need her own seat?", "I'm flying with my 3-year-old.\nDoes she need her own seat?"
     assert verify(b, a, cosine=cosine(a, b)).ok
 
@@ -1013,8 +1014,7 @@ def test_a_language_standard_in_an_earlier_turn_is_context() -> None:
 def test_another_one_of_a_thing_is_a_party_of_its_own() -> None:
     a = "How do I stop my cat from hissing at me?"
     b = "How do I stop my cat from hissing at our other cat?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "recipient")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "recipient")
+    assert_refused_both_ways(a, b, "recipient")
     a, b = "Can I move money from my account to another account?", "Can I move money from my account to a different account?"
     assert verify(b, a, cosine=cosine(a, b)).ok
 
@@ -1061,24 +1061,21 @@ def test_a_name_with_a_sign_added_is_another_name() -> None:
 def test_an_attribute_on_the_same_head_through_a_synonym_is_an_attribute() -> None:
     a = "If I quit a fixed-term job contract, how much notice am I required to give my employer?"
     b = "How much notice do I need to give if I want to leave a permanent employment contract?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    assert_refused_both_ways(a, b, "attribute")
 
 
 # Found on the first runs of trust_dev17 to trust_dev19.
 def test_before_and_after_are_two_sides_of_time() -> None:
     a = "In Prometheus, how do I rename a label on the targets before they are scraped?"
     b = "In Prometheus, how do I rename a label on the metrics after they are scraped?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "direction")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "direction")
+    assert_refused_both_ways(a, b, "direction")
     a, b = "Should I stretch before running?", "Should I stretch prior to running?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "direction"
 
 
 def test_a_reference_is_a_type_of_its_own() -> None:
     a, b = "Does a struct with a String field need a lifetime parameter?", "Does a struct with a &str field need a lifetime parameter?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    assert_refused_both_ways(a, b, "quoted")
     a, b = "Does a struct with a &str field need a lifetime?", "does a struct with a &str field need a lifetime"
     assert verify(b, a, cosine=cosine(a, b)).ok
 
@@ -1089,8 +1086,7 @@ def test_an_identifier_in_camel_case_is_compared_literally() -> None:
     b = "my mesh renders black in three.js. it uses MeshBasicMaterial, what am i missing?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
     a, b = "how do i copy my data onto the gpu with cudaMalloc", "how do i copy my data onto the gpu with cudaMallocManaged"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    assert_refused_both_ways(a, b, "quoted")
     # Written in lower case, or qualified by its module, it is the same name.
     a, b = "How do I use getElementById in JavaScript?", "how to use getelementbyid in javascript"
     assert verify(b, a, cosine=cosine(a, b)).ok
@@ -1113,8 +1109,7 @@ def test_one_phrase_edited_after_a_short_shared_opening_is_refused() -> None:
 # Found on trust_dev20: a word added beside the word that would explain it adds a detail.
 def test_a_word_added_next_to_its_synonym_is_not_explained_by_it() -> None:
     a, b = "Can a divorced Catholic be a godparent?", "Can a divorced and remarried Catholic be a godparent?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "difference")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "difference")
+    assert_refused_both_ways(a, b, "difference")
     a, b = "Can kids eat honey?", "Can kids and children eat honey?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "difference")
     # Replaced by its synonym, the word is still explained.
@@ -1125,15 +1120,13 @@ def test_a_word_added_next_to_its_synonym_is_not_explained_by_it() -> None:
 # Found on the first runs of trust_dev23 to trust_dev25.
 def test_two_modifiers_joined_by_and_are_an_attribute() -> None:
     a, b = "how do I mask a secret text credential in Jenkins?", "how do I mask a username and password credential in Jenkins?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    assert_refused_both_ways(a, b, "attribute")
 
 
 def test_a_place_relative_to_a_thing_is_a_closed_class() -> None:
     a = "How do I put the caption outside the figure on the left in LaTeX?"
     b = "How do I put the caption below the figure in LaTeX?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "bearing")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    assert_refused_both_ways(a, b, "bearing")
     # Two words for one side are one place (a trust_dev7 paraphrase).
     a = "one of my six 2 yr old hens has a swollen foot with a black scab underneath, what is this and how to treat"
     b = "we have 6 hens, theyre 2 years old, and one has a swollen foot with a black scab on the bottom. what is it and how do i treat it"
@@ -1153,8 +1146,7 @@ def test_a_name_in_capitals_is_neither_inflected_nor_abbreviated() -> None:
     a, b = "Which port does IMAPS listen on by default?", "which port does IMAP listen on by default?"
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "entities")
     a, b = "Can I work part time while on SSDI?", "Can I work part time while on SSI?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "entities")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "entities")
+    assert_refused_both_ways(a, b, "entities")
     # A plural written with a small "s" is the same name, and so is one spelled out after its
     # first letters (an own paraphrase of tests/bench/data/paraphrases.jsonl).
     a, b = "How should I version my REST APIs?", "How should I version my REST API?"
@@ -1165,8 +1157,7 @@ def test_a_name_in_capitals_is_neither_inflected_nor_abbreviated() -> None:
 
 def test_a_symbol_written_as_a_word_is_compared_literally() -> None:
     a, b = "In Vim, what does pressing the * key do in normal mode?", "In Vim, what does pressing the # key do in normal mode?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "quoted")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "quoted")
+    assert_refused_both_ways(a, b, "quoted")
     a, b = "what does the + wildcard match in an MQTT topic?", "In an MQTT topic, what is matched by the plus (+) wildcard?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "quoted"
 
@@ -1175,8 +1166,7 @@ def test_a_symbol_written_as_a_word_is_compared_literally() -> None:
 def test_one_ordinal_on_two_things_is_an_attribute() -> None:
     a = "In Excel VBA, how do I find the last row that has a value in a worksheet?"
     b = "How do I get the last column with a value in an Excel worksheet using VBA?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "attribute")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "attribute")
+    assert_refused_both_ways(a, b, "attribute")
     # An adverb is not an ordinal (a GPTCache paraphrase).
     a = "The IterableDataset can be incorporated into a training loop by first randomly rearranging the dataset."
     b = "IterableDataset can be integrated into a training loop by first shuffling the dataset."
@@ -1186,8 +1176,7 @@ def test_one_ordinal_on_two_things_is_an_attribute() -> None:
 def test_during_and_outside_are_two_places_in_time() -> None:
     a = "Can my employer discipline me for a post I made on social media during working hours?"
     b = "Can my boss discipline me over a social media post I wrote outside of working hours?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "bearing")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    assert_refused_both_ways(a, b, "bearing")
 
 
 # Found on the first runs of trust_dev26 to trust_dev28.
@@ -1239,8 +1228,7 @@ def test_a_negating_suffix_against_its_stem_is_a_qualifier() -> None:
 def test_one_operation_on_a_record_against_another_is_refused() -> None:
     a = "How do I run a Power Automate flow when a new item is added to a SharePoint list?"
     b = "How can I run a Power Automate flow when an item gets modified in a SharePoint list?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "antonym")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "antonym")
+    assert_refused_both_ways(a, b, "antonym")
     # Two words of one operation are one operation.
     a, b = "How do I insert a row into a SQLite table?", "how to add a row to a sqlite table"
     assert verify(b, a, cosine=cosine(a, b)).reason != "antonym"
@@ -1256,8 +1244,7 @@ def test_an_adjective_made_of_a_verb_is_another_word() -> None:
 def test_the_two_ends_of_a_link_between_systems_are_a_closed_class() -> None:
     a = "What's the setup for gzip compression in a Ktor server application?"
     b = "How do I enable gzip compression on a Ktor client?"
-    assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, "bearing")
-    assert verify(a, b, cosine=cosine(a, b)) == Verdict(False, "bearing")
+    assert_refused_both_ways(a, b, "bearing")
     a, b = "Can I write to a Postgres replica?", "Can I write to a Postgres primary?"
     assert verify(b, a, cosine=cosine(a, b)).ok is False
     # A text naming both ends names the link, not one end.

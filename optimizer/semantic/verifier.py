@@ -109,6 +109,7 @@ from .verifier_lexicon import (
     COMPASS,
     COMPASS_FORM,
     DATA_OPERATIONS,
+    DETERMINERS,
     FUNCTION,
     GAZETTEER,
     NEG_PREFIXES,
@@ -308,7 +309,8 @@ def _verify_text(
             return Verdict(False, "qualifier")
         # "the least painful way" says what "the painless way" says (``REVERSING_DEGREE``).
         stem_of = w.removesuffix(NEG_SUFFIX)
-        if stem_of != w and not REVERSING_DEGREE.intersection(q.tokens + c.tokens) and len(stem_of) >= 4 and any(t.startswith(stem_of) and not t.endswith(NEG_SUFFIX) for t in other):
+        negated = stem_of != w and len(stem_of) >= 4 and not REVERSING_DEGREE.intersection(q.tokens + c.tokens)
+        if negated and any(t.startswith(stem_of) and not t.endswith(NEG_SUFFIX) for t in other):
             return Verdict(False, "qualifier")
     # Compass points are a closed class, like months: "the east side" / "the west side" ask
     # about different sides, though the word vectors place the two as close as synonyms (0.79).
@@ -521,14 +523,11 @@ def _ordinal_swap(q: Features, c: Features, q_left: set[str], c_left: set[str]) 
         toks = f.tokens
         return {
             (t, n) for d, t, n in zip(toks, toks[1:], toks[2:])
-            if d in _DETERMINERS and t in ORDINAL_LEADS and n in left
+            if d in DETERMINERS and t in ORDINAL_LEADS and n in left
         }
 
     q_picks, c_picks = picked(q, q_left), picked(c, c_left)
     return any(lead == other for lead, _ in q_picks for other, _ in c_picks)
-
-
-_DETERMINERS = {"the", "a", "an", "my", "your", "our", "their", "his", "her", "its", "this", "that"}
 
 
 def _acronym_swap(q: Features, c: Features) -> bool:
@@ -538,7 +537,7 @@ def _acronym_swap(q: Features, c: Features) -> bool:
     for x in q_only:
         for y in c_only:
             short, long_ = sorted((x, y), key=len)
-            if len(x) == len(y) or x[0] != y[0] or not _letters_within(short, long_):
+            if len(x) == len(y) or not abbreviates(short, long_):
                 continue
             # The rest spelled out by the words after the short name is the same name: "100 USD"
             # / "100 US dollars".
@@ -556,12 +555,6 @@ def _spelled_on(short: str, long_: str, f: Features) -> bool:
         t == short.lower() and "".join(w[:1] for w in toks[i + 1 : i + 1 + len(rest)]) == rest
         for i, t in enumerate(toks)
     )
-
-
-def _letters_within(short: str, long: str) -> bool:
-    """Are ``short``'s letters in ``long``, in order?"""
-    rest = iter(long)
-    return all(ch in rest for ch in short)
 
 
 def _squash(text: str) -> str:

@@ -281,6 +281,9 @@ SYSTEM_ROLES = {
     for side, words in enumerate(sides)
     for word in words
 }
+# The words that open a noun phrase and pick out its thing: "the", "my", "this" (not the
+# prepositions of ``NOUN_PHRASE_OPENERS``).
+DETERMINERS = frozenset({"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"})
 # Words that pick one of a sequence: "the last row" / "the last column" pick from two.
 ORDINAL_LEADS = frozenset({"first", "last", "second", "third", "next", "previous", "final", "latest", "earliest"})
 # Places relative to a thing, each with the side it names: "the legend outside the plot on the

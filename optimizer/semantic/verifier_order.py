@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from .verifier_features import Features, stem
 from .verifier_lexicon import (
+    DETERMINERS,
     FROM_TO_RE,
     FUNCTION,
     GAZETTEER,
@@ -199,9 +200,6 @@ def reversed_per(q: Features, c: Features) -> bool:
 
 
 
-_DETERMINERS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "that", "some"}
-
-
 # The auxiliaries a question opens with, less the forms of "be" (a link: "X is Y"), and the verbs
 # of need: the modal of a relation, not its link.
 _MODALS = (INVERTING - {"is", "are", "was", "were"}) | {"need", "needs", "ought"}
@@ -216,7 +214,7 @@ def _link(between: tuple[str, ...]) -> list[str]:
     span = list(between)
     while span and span[-1] not in FUNCTION and span[-1][:1].isalpha():
         span.pop()
-    while span and span[-1] in _DETERMINERS:
+    while span and span[-1] in DETERMINERS:
         span.pop()
     while span and span[0] not in FUNCTION and span[0][:1].isalpha():
         span.pop(0)
@@ -325,7 +323,7 @@ def _directed(toks: list[str]) -> Iterator[tuple[str, int, int]]:
         if not role:
             continue
         j = i + 1
-        while j < len(toks) and toks[j] in _DETERMINERS:
+        while j < len(toks) and toks[j] in DETERMINERS:
             j += 1
         yield role, i, j
 

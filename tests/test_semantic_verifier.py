@@ -1250,3 +1250,12 @@ def test_the_two_ends_of_a_link_between_systems_are_a_closed_class() -> None:
     # A text naming both ends names the link, not one end.
     a, b = "How does client-server communication work in Ktor?", "how do the client and server communicate in ktor"
     assert verify(b, a, cosine=cosine(a, b)).reason != "bearing"
+
+
+# Found on trust_dev32's first run: "set" had abbreviated "secret" (its letters come in order).
+def test_a_word_both_sides_hold_abbreviates_nothing() -> None:
+    a, b = "How do I set a config value for a Pulumi stack?", "How do I set a secret config value for a Pulumi stack?"
+    assert_refused_both_ways(a, b, "difference")
+    # Held by one side only, a short word still abbreviates ("js" / "javascript").
+    a, b = "How do I parse JSON in js?", "how to parse json in javascript"
+    assert verify(b, a, cosine=cosine(a, b)).ok

@@ -134,8 +134,9 @@ _NOT_ABBREVIATING = NOUN_PHRASE_OPENERS | INVERTING | SUBJECTS | {
 }
 
 
-def _spelled_alike(w: str, f: Features) -> bool:
-    """Is ``w`` in text ``f`` up to inflection, abbreviation, a typo or word splitting?"""
+def _spelled_alike(w: str, f: Features, own: Features) -> bool:
+    """Is ``w`` of text ``own`` in text ``f`` up to inflection, abbreviation, a typo or word
+    splitting?"""
     # An abbreviation is short ("js", "pkg", "repo"); a longer word whose letters come in order
     # in another is a different word ("vegan" / "vegetarian"); a cut-off word ("config") is
     # ``_same_word``.
@@ -147,9 +148,11 @@ def _spelled_alike(w: str, f: Features) -> bool:
         return True
     # An abbreviation may be a function word elsewhere ("Go" / "Golang"), but not a determiner,
     # a preposition, an auxiliary or a pronoun ("in" does not abbreviate "index", nor "do"
-    # "dictionary").
+    # "dictionary"). Nor a word ``w``'s own side holds too: "set a secret config value" / "set a
+    # config value" keeps "secret", which that side did not write as "set".
     if any(
-        2 <= len(v) <= 4 and v[:1].isalpha() and v not in _NOT_ABBREVIATING and abbreviates(v, w) and not compound_of(v, w)
+        2 <= len(v) <= 4 and v[:1].isalpha() and v not in _NOT_ABBREVIATING and v not in own.tokens
+        and abbreviates(v, w) and not compound_of(v, w)
         for v in f.tokens
     ):
         return True
@@ -164,8 +167,8 @@ def differences(
     A word is paraphrased by the other side when it appears there in some inflection, when one
     abbreviates the other ("js" / "javascript"), misspelled, split in two ("user name"), or when the embedding puts the two words at
     ``SYNONYM`` or above. What is left changes the question."""
-    q_left = [w for w in dict.fromkeys(q.words) if not _spelled_alike(w, c) and not _half_of_joined(w, q, c)]
-    c_left = [w for w in dict.fromkeys(c.words) if not _spelled_alike(w, q) and not _half_of_joined(w, c, q)]
+    q_left = [w for w in dict.fromkeys(q.words) if not _spelled_alike(w, c, q) and not _half_of_joined(w, q, c)]
+    c_left = [w for w in dict.fromkeys(c.words) if not _spelled_alike(w, q, c) and not _half_of_joined(w, c, q)]
     if not q_left and not c_left:
         return [], [], [], []
     sim = words or word_similarity

@@ -1259,3 +1259,19 @@ def test_a_word_both_sides_hold_abbreviates_nothing() -> None:
     # Held by one side only, a short word still abbreviates ("js" / "javascript").
     a, b = "How do I parse JSON in js?", "how to parse json in javascript"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on trust_dev34's first run: one negation on each side, in different clauses.
+def test_a_negation_moved_to_another_clause_is_refused() -> None:
+    a = "We're vulnerable and they're not.\nShould I sacrifice in 5 clubs over their 4 spades?"
+    b = "We're not vulnerable and they are.\nshould I sacrifice in 5 clubs over their 4 spades?"
+    assert_refused_both_ways(a, b, "context")
+    a = "What are the things Muslims cannot do in India but can in other countries?"
+    b = "What are the things Muslims can do in India but not in other countries?"
+    assert_refused_both_ways(a, b, "negation")
+    # Clauses reordered keep their negations (and "and" between two nouns joins no clauses).
+    a, b = "I can't log in, but I did reset my password.", "I did reset my password, but I can't log in."
+    assert verify(b, a, cosine=cosine(a, b)).reason != "negation"
+    a = "The document does not specify the utilization of *args and **kwargs in the Beam-based Builder."
+    b = "The purpose of *args and **kwargs in the Beam-based Builder is not mentioned in the given document."
+    assert verify(b, a, cosine=cosine(a, b)).reason != "negation"

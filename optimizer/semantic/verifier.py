@@ -113,6 +113,7 @@ from .verifier_lexicon import (
     FUNCTION,
     GAZETTEER,
     NEG_PREFIXES,
+    NEGATIONS,
     NEG_SUFFIX,
     NUMBER_WORDS,
     ORDINAL_LEADS,
@@ -255,6 +256,10 @@ def _verify_text(
     # one negation even though both sides hold one. No word list stands in for a "not" ("free",
     # "optional"): whether it does depends on the sentence, and refusing costs only a miss.
     if q.negations != c.negations:
+        return Verdict(False, "negation")
+    # Counted alike, the negations must still negate the same clause: "We're vulnerable and
+    # they're not." / "We're not vulnerable and they are." state opposite situations.
+    if q.negations and (_moved_negation(query, candidate) or _moved_negation(candidate, query)):
         return Verdict(False, "negation")
     # An earlier turn states the situation a question is asked in, and the time it is set in is
     # part of it: "I was laid off." / "I'm going to be laid off.", "My daughter is sick." / "My
@@ -462,6 +467,42 @@ def _verify_text(
         return Verdict(False, "antonym")
 
     return Verdict(True, "ok")
+
+
+# Clauses end at punctuation and at a conjunction; "and" joins clauses only before a subject
+# pronoun ("and they're not"), elsewhere it joins words ("*args and **kwargs").
+_CLAUSE_BREAK = re.compile(
+    r"[.;,:!?]+|\b(?:but|while|whereas|although|though|yet)\b"
+    r"|\band\b(?=\s+(?:i|we|you|he|she|it|they|i'm|we're|you're|he's|she's|it's|they're)\b)",
+    re.IGNORECASE,
+)
+
+
+def _clauses(text: str) -> list[Features]:
+    return [features_of(part) for part in _CLAUSE_BREAK.split(text) if part.strip()]
+
+
+def _moved_negation(a: str, b: str) -> bool:
+    """Is a negated clause of ``a`` most like a clause of ``b`` negated another number of times?
+    Clauses are matched by the words they share, negations aside; only when both texts have
+    several clauses (a single one is the negation count's business)."""
+    a_parts, b_parts = _clauses(a), _clauses(b)
+    if len(a_parts) < 2 or len(b_parts) < 2:
+        return False
+
+    def words(f: Features) -> set[str]:
+        return {t for t in f.tokens if t not in NEGATIONS}
+
+    for part in a_parts:
+        if not part.negations or not (mine := words(part)):
+            continue
+        overlap, match = max(
+            ((len(mine & words(other)) / len(mine | words(other)), other) for other in b_parts),
+            key=lambda x: x[0],
+        )
+        if overlap >= 0.5 and match.negations != part.negations:
+            return True
+    return False
 
 
 def _second_one(f: Features, g: Features) -> bool:

@@ -1275,3 +1275,15 @@ def test_a_negation_moved_to_another_clause_is_refused() -> None:
     a = "The document does not specify the utilization of *args and **kwargs in the Beam-based Builder."
     b = "The purpose of *args and **kwargs in the Beam-based Builder is not mentioned in the given document."
     assert verify(b, a, cosine=cosine(a, b)).reason != "negation"
+
+
+# Found on the first runs of trust_dev38 to trust_dev40.
+def test_number_prefixes_name_different_numbers() -> None:
+    a = "Will I still need reading glasses after cataract surgery with a multifocal lens implant?"
+    b = "Will I still need reading glasses after cataract surgery with a monofocal lens implant?"
+    assert_refused_both_ways(a, b, "difference")
+
+
+def test_the_underside_is_below() -> None:
+    a, b = "Why is my thread looping on the top side of the fabric?", "Why is my thread looping on the underside of the fabric?"
+    assert_refused_both_ways(a, b, "bearing")

@@ -20,6 +20,7 @@ from .verifier_lexicon import (
     FUNCTION,
     INVERTING,
     NOUN_PHRASE_OPENERS,
+    NUMBER_PREFIXES,
     OPPOSED_PREFIXES,
     PARTICLES,
     PROCEDURE_WORDS,
@@ -268,7 +269,11 @@ def _prefix_swap(x: str, y: str) -> bool:
         if a != b:
             break
         common += 1
-    return x != y and common >= 4 and len(x) - common <= 4 and len(y) - common <= 4
+    if x != y and common >= 4 and len(x) - common <= 4 and len(y) - common <= 4:
+        return True
+    # A number prefix may be longer ("multi"): "monofocal" / "multifocal".
+    x_head, y_head = x[: len(x) - common], y[: len(y) - common]
+    return common >= 4 and x_head != y_head and x_head in NUMBER_PREFIXES and y_head in NUMBER_PREFIXES
 
 
 def _last_letter_swap(x: str, y: str) -> bool:

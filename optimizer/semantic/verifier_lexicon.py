@@ -196,6 +196,9 @@ OPPOSED_PREFIXES = (
     ("pre", "post"), ("en", "de"), ("on", "off"), ("a", "de"), ("max", "min"), ("inter", "intra"),
     ("hyper", "hypo"), ("micro", "macro"),
 )
+# Prefixes that count: "monofocal" / "multifocal", "unicellular" / "multicellular". Any two of
+# them name different numbers of a thing, like two numbers.
+NUMBER_PREFIXES = ("mono", "uni", "bi", "di", "tri", "quad", "multi", "poly")
 NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non-", "non", "anti", "de")
 # A suffix that negates its stem, against the stem or another suffix on it: "shapeless" /
 # "shaped", "stateless" / "stateful", "wireless" / "wired".
@@ -289,8 +292,8 @@ ORDINAL_LEADS = frozenset({"first", "last", "second", "third", "next", "previous
 # Places relative to a thing, each with the side it names: "the legend outside the plot on the
 # right" / "below the plot"; "a scab underneath" / "on the bottom" name one side.
 POSITIONS = {
-    **dict.fromkeys(("below", "beneath", "underneath", "bottom", "lower"), "below"),
-    **dict.fromkeys(("above", "top", "upper"), "above"),
+    **dict.fromkeys(("below", "beneath", "underneath", "bottom", "lower", "underside"), "below"),
+    **dict.fromkeys(("above", "top", "upper", "topside"), "above"),
     **dict.fromkeys(("inside", "inner", "within", "during"), "inside"),
     **dict.fromkeys(("outside", "outer"), "outside"),
     "left": "left", "right": "right", "behind": "behind", "beside": "beside",

@@ -1287,3 +1287,14 @@ def test_number_prefixes_name_different_numbers() -> None:
 def test_the_underside_is_below() -> None:
     a, b = "Why is my thread looping on the top side of the fabric?", "Why is my thread looping on the underside of the fabric?"
     assert_refused_both_ways(a, b, "bearing")
+
+
+def test_a_sign_outside_ascii_is_a_symbol() -> None:
+    a, b = "Can I use the ® symbol before my trademark is registered?", "Can I use the ™ symbol before my trademark is registered?"
+    assert_refused_both_ways(a, b, "quoted")
+
+
+def test_an_irregular_plural_keeps_its_antonym() -> None:
+    # WordNet lists "men" among its exceptions but not "women".
+    a, b = "What's a normal hemoglobin level for an adult man?", "normal hemoglobin range for adult women?"
+    assert_refused_both_ways(a, b, "antonym")

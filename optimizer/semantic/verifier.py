@@ -665,6 +665,9 @@ def _lemmas(tok: str) -> frozenset[str]:
     out = set(inflection_bases(tok))
     if base := ANTONYM_FORMS.get(tok):
         out.add(base)
+    # WordNet's own rule for the plurals its list of exceptions leaves out: "women" -> woman.
+    if tok.endswith("men") and (base := tok[:-3] + "man") in ANTONYMS:
+        out.add(base)
     for suffix in ("est", "er", "ally", "ly"):
         if tok.endswith(suffix) and len(tok) > len(suffix) + 2:
             root = tok[: -len(suffix)]

@@ -7,6 +7,7 @@ Every rule in ``verifier.py`` compares two of these; extraction is done once per
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -205,6 +206,9 @@ def _symbols(text: str) -> frozenset[str]:
     for raw in text.split():
         tok = raw.strip("\"'`“”‘’()[]{},;:.")
         if _SYMBOL_RE.fullmatch(tok) and tok not in ("!", "!!", "!!!"):
+            out.add(tok)
+        # A sign outside ASCII: "the ® symbol" / "the ™ symbol", "°" / "′".
+        elif len(tok) == 1 and unicodedata.category(tok) in ("So", "Sm", "Sc"):
             out.add(tok)
     return frozenset(out)
 

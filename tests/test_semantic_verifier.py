@@ -1298,3 +1298,12 @@ def test_an_irregular_plural_keeps_its_antonym() -> None:
     # WordNet lists "men" among its exceptions but not "women".
     a, b = "What's a normal hemoglobin level for an adult man?", "normal hemoglobin range for adult women?"
     assert_refused_both_ways(a, b, "antonym")
+
+
+def test_reading_against_writing_is_refused() -> None:
+    a = "How do I create a write-only token for a single bucket in InfluxDB 2?"
+    b = "What's the way to generate a token with read access to just one bucket in InfluxDB 2.x?"
+    assert_refused_both_ways(a, b, "antonym")
+    # A request to write code that reads names both.
+    a, b = "Write a Python function that reads a CSV file.", "python function to read a csv file"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "antonym"

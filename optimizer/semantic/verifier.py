@@ -101,6 +101,7 @@ from .verifier_difference import (
 from .verifier_entities import abbreviates, extra_entities
 from .verifier_features import Features, features_of, stem
 from .verifier_lexicon import (
+    ACCESS_MODES,
     ANOTHER,
     ANTONYM_FORMS,
     ANTONYMS,
@@ -338,6 +339,11 @@ def _verify_text(
     # statement rewords its verbs with the rest ("make sure ..." / "... will be deleted").
     q_op, c_op = _operations(q), _operations(c)
     if q.asks and c.asks and len(q_op) == 1 and len(c_op) == 1 and q_op != c_op:
+        return Verdict(False, "antonym")
+    # Reading against writing, whatever else is reworded ("a write-only token for a bucket" / "a
+    # token with read access to a bucket"); a text naming both ("read-write") names neither.
+    q_mode, c_mode = _access(q), _access(c)
+    if len(q_mode) == 1 and len(c_mode) == 1 and q_mode != c_mode:
         return Verdict(False, "antonym")
 
     # Direction and order: the shared terms around "to"/"before"/"than" are swapped, or the
@@ -655,6 +661,11 @@ def _operations(f: Features) -> set[str]:
 def _token_operations(tok: str) -> frozenset[str]:
     bases = inflection_bases(tok) | ({tok[:-3] + "y"} if tok.endswith("ied") else set())  # "modified"
     return frozenset(op for base in bases if (op := DATA_OPERATIONS.get(base)))
+
+
+def _access(f: Features) -> set[str]:
+    """The modes of access ``f`` names (``ACCESS_MODES``), in words or hyphenated pieces."""
+    return {mode for tok in f.tokens for piece in tok.split("-") if (mode := ACCESS_MODES.get(piece))}
 
 
 @lru_cache(maxsize=20_000)

@@ -210,6 +210,12 @@ DATA_OPERATIONS = {
     **dict.fromkeys(("update", "modify", "edit"), "update"),
     **dict.fromkeys(("delete", "remove", "erase"), "delete"),
 }
+# The two ways a thing is accessed, a closed class like the operations: "a write-only token" /
+# "a token with read access".
+ACCESS_MODES = {
+    **dict.fromkeys(("read", "reads", "reading", "readable", "readonly"), "read"),
+    **dict.fromkeys(("write", "writes", "writing", "writable", "writeable", "writeonly", "wrote", "written"), "write"),
+}
 
 # The closed classes of words whose presence or absence does not change what is asked: articles,
 # auxiliaries, pronouns, prepositions and conjunctions, question words (the ``question`` rule

@@ -1307,3 +1307,16 @@ def test_reading_against_writing_is_refused() -> None:
     # A request to write code that reads names both.
     a, b = "Write a Python function that reads a CSV file.", "python function to read a csv file"
     assert verify(b, a, cosine=cosine(a, b)).reason != "antonym"
+
+
+# Found on trust_dev39's first run; over every development set (in process) the higher bar for
+# two questions refuses 69 look-alikes and 38 of 4,229 paraphrase pairs, and no GPTCache pair.
+def test_two_questions_reworded_broadly_need_a_higher_cosine() -> None:
+    a, b = "Why does my garage door reverse as soon as it starts to close?", "Why does my garage door reverse right before it touches the floor?"
+    assert 0.85 <= cosine(a, b) < 0.88
+    assert_refused_both_ways(a, b, "difference")
+    # Two statements reworded as broadly keep the lower bar.
+    a = "The `drop` function is employed to eliminate one or more columns and generate a fresh table."
+    b = "The `drop` method is used to drop one or more columns and return a new table."
+    assert 0.85 <= cosine(a, b) < 0.88
+    assert verify(b, a, cosine=cosine(a, b)).ok

@@ -89,6 +89,7 @@ import numpy as np
 
 from .verifier_difference import (
     BROAD_COSINE,
+    BROAD_QUESTION_COSINE,
     WIDE_COSINE,
     broad_rewording,
     differences,
@@ -150,6 +151,7 @@ from .wording import WordSimilarity, word_similarity
 
 __all__ = [
     "BROAD_COSINE",
+    "BROAD_QUESTION_COSINE",
     "WIDE_COSINE",
     "Verdict",
     "content_words",
@@ -466,6 +468,12 @@ def _verify_text(
         return Verdict(False, "attribute")
     if swapped_party(q, c, words, TURN_SYNONYM) or _second_one(q, c) or _second_one(c, q):
         return Verdict(False, "recipient")
+    # Two questions reworded broadly need a higher cosine than two statements: what a question
+    # asks about can change inside the rewording ("reverse as soon as it starts to close" /
+    # "right before it touches the floor"), and the rules above see it only when it sits before
+    # a word both sides hold. After them, so that what they name keeps its name.
+    if (q_left or c_left) and q.asks and c.asks and not broad_rewording(q_changed, c_changed, cosine, question=True):
+        return Verdict(False, "difference")
     # Last, a lexical resource over what the rules above let through: one side holds a word, the
     # other its antonym in WordNet, instead ("cheap ways to soundproof a room" / "expensive
     # ways", "slow down a song" / "make a song faster", "affect borrowers" / "affect lenders").

@@ -542,11 +542,14 @@ def local_edit(q: Features, c: Features, q_left: list[str], c_left: list[str]) -
 BROAD_COSINE = 0.85
 """Embedding cosine a broad rewording (at least two unexplained words on each side) needs."""
 
+BROAD_QUESTION_COSINE = 0.88
+"""``BROAD_COSINE`` for two questions or requests."""
+
 WIDE_COSINE = 0.93
 """Embedding cosine a one-for-several rewording ("write" / "is the author of") needs."""
 
 
-def broad_rewording(q_left: list[str], c_left: list[str], cosine: float | None) -> bool:
+def broad_rewording(q_left: list[str], c_left: list[str], cosine: float | None, question: bool = False) -> bool:
     """Is this difference a rewording the sentence embedding may judge?
 
     A minimal pair, one word swapped for one word ("hottest" / "coldest", "team" / "manager") or
@@ -561,7 +564,7 @@ def broad_rewording(q_left: list[str], c_left: list[str], cosine: float | None) 
     nq = max(1, sum(w not in PARTICLES for w in q_left))
     nc = max(1, sum(w not in PARTICLES for w in c_left))
     if min(nq, nc) >= 2:
-        return cosine >= BROAD_COSINE
+        return cosine >= (BROAD_QUESTION_COSINE if question else BROAD_COSINE)
     if max(nq, nc) >= 2:
         return cosine >= WIDE_COSINE
     return False

@@ -1320,3 +1320,14 @@ def test_two_questions_reworded_broadly_need_a_higher_cosine() -> None:
     b = "The `drop` method is used to drop one or more columns and return a new table."
     assert 0.85 <= cosine(a, b) < 0.88
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on trust_dev43's first run (in process).
+def test_a_phrase_edited_between_shared_words_is_an_edit() -> None:
+    a = "In Texas, can a childless adult with income around 150% of the poverty line get Medicaid?"
+    b = "In Texas, can a pregnant woman with income around 150% of the poverty line get Medicaid?"
+    assert_refused_both_ways(a, b, "edit")
+    # A rewording with fewer shared words around it is not held in place (a trust_dev21 paraphrase).
+    a = "What's the way to make a flax egg that substitutes for a single egg in vegan cookies?"
+    b = "How do I make a flax egg to replace one egg in vegan cookies?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "edit"

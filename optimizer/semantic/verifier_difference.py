@@ -500,6 +500,9 @@ def swapped_party(q: Features, c: Features, words: WordSimilarity | None, bar: f
 EDIT_OPENING = 3
 """Content words a text must share, in order, before its changed words for ``local_edit``."""
 
+EDIT_CONTEXT = 6
+"""Content words a text must share around its changed words, one at least before, for ``local_edit``."""
+
 
 def local_edit(q: Features, c: Features, q_left: list[str], c_left: list[str]) -> bool:
     """Do the two texts differ only in one stretch, after an opening of at least
@@ -536,7 +539,12 @@ def local_edit(q: Features, c: Features, q_left: list[str], c_left: list[str]) -
 
     if content(qt[:qa]) != content(ct[:ca]) or content(qt[qb:]) != content(ct[cb:]):
         return False
-    return len(content(qt[:qa])) >= EDIT_OPENING and max(qb - qa, cb - ca) <= max(len(qt), len(ct)) / 2
+    opening, closing = len(content(qt[:qa])), len(content(qt[qb:]))
+    # Or after a shorter opening, with enough shared words after the stretch to hold it in
+    # place: "In Texas, can a childless adult with income around 150% of the poverty line get
+    # Medicaid?" / "... a pregnant woman with income ...".
+    framed = opening >= EDIT_OPENING or (opening >= 1 and opening + closing >= EDIT_CONTEXT)
+    return framed and max(qb - qa, cb - ca) <= max(len(qt), len(ct)) / 2
 
 
 BROAD_COSINE = 0.85

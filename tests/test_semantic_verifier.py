@@ -1331,3 +1331,13 @@ def test_a_phrase_edited_between_shared_words_is_an_edit() -> None:
     a = "What's the way to make a flax egg that substitutes for a single egg in vegan cookies?"
     b = "How do I make a flax egg to replace one egg in vegan cookies?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "edit"
+
+
+# Found on trust_dev41's first run.
+def test_the_same_letters_with_other_symbols_are_another_thing() -> None:
+    a = "When I publish a package with pnpm, what does a workspace:^ dependency get replaced with?"
+    b = "When I publish a package with pnpm, what does a workspace:* dependency get replaced with?"
+    assert_refused_both_ways(a, b, "quoted")
+    # Symbols on one side only are left to the other rules.
+    a, b = "What does a workspace:^ dependency become on publish?", "what does a workspace dependency become when published"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "quoted"

@@ -411,6 +411,11 @@ def _verify_text(
     # wildcard" (the word rules drop symbols).
     if q.symbols and c.symbols and q.symbols != c.symbols:
         return Verdict(False, "quoted")
+    # The same letters with other symbols in them: "a workspace:^ dependency" / "a workspace:*
+    # dependency", "C++" / "C#".
+    q_signs, c_signs = _signs_of(q), _signs_of(c)
+    if any(signs != c_signs.get(letters, signs) for letters, signs in q_signs.items()):
+        return Verdict(False, "quoted")
     # A setting both sides give a value must have the same one: "contextIsolation: true and
     # nodeIntegration: false" / "contextIsolation: false and nodeIntegration: true".
     q_set, c_set = dict(q.settings), dict(c.settings)
@@ -485,6 +490,14 @@ def _verify_text(
 
 # Clauses end at punctuation and at a conjunction; "and" joins clauses only before a subject
 # pronoun ("and they're not"), elsewhere it joins words ("*args and **kwargs").
+def _signs_of(f: Features) -> dict[str, set[str]]:
+    """The symbols ``f`` writes in each of its signed words (``Features.signed``), by letters."""
+    out: dict[str, set[str]] = {}
+    for letters, signs in f.signed:
+        out.setdefault(letters, set()).add(signs)
+    return out
+
+
 _CLAUSE_BREAK = re.compile(
     r"[.;,:!?]+|\b(?:but|while|whereas|although|though|yet)\b"
     r"|\band\b(?=\s+(?:i|we|you|he|she|it|they|i'm|we're|you're|he's|she's|it's|they're)\b)",

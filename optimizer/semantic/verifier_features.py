@@ -127,6 +127,9 @@ class Features:
     """The code written in the text: paths, URLs, dotted and snake_case names (``_code``)."""
     symbols: frozenset[str] = frozenset()
     """Symbols written as words: "the + wildcard", "what does (#) match" (``_symbols``)."""
+    signed: frozenset[tuple[str, str]] = frozenset()
+    """Words written with symbols in them, as (letters, symbols): "workspace:^" -> ("workspace",
+    "^") (``_signed_words``)."""
     acronyms: frozenset[str] = frozenset()
     """Names written in capitals, as written ("LDAPS", "SSDI"; ``_acronyms``)."""
     letters: frozenset[str] = frozenset()
@@ -195,6 +198,22 @@ def _code(text: str) -> frozenset[str]:
 
 
 _SYMBOL_RE = re.compile(r"[+#*%^|~@$=<>!]{1,3}")
+
+
+_SIGN_RE = re.compile(r"[+#*%^|~@$=<>&\\]")
+
+
+def _signed_words(text: str) -> frozenset[tuple[str, str]]:
+    """The words a text writes with symbols in them, as their letters and their symbols: a
+    "workspace:^" and a "workspace:*" dependency are two things whose letters are the same."""
+    out = set()
+    for raw in text.split():
+        tok = raw.strip("\"'`“”‘’()[]{},;:.?!")
+        signs = "".join(_SIGN_RE.findall(tok))
+        letters = re.sub(r"[^0-9a-z]", "", tok.lower())
+        if signs and letters:
+            out.add((letters, signs))
+    return frozenset(out)
 
 
 def _symbols(text: str) -> frozenset[str]:
@@ -505,6 +524,7 @@ def features_of(text: str) -> Features:
         quoted=_quoted(normalize(text)),
         code=_code(normalize(text)),
         symbols=_symbols(normalize(text)),
+        signed=_signed_words(normalize(text)),
         acronyms=_acronyms(text),
         letters=_letters(normalize(text)),
         settings=_settings(text),

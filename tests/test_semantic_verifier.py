@@ -1341,3 +1341,22 @@ def test_the_same_letters_with_other_symbols_are_another_thing() -> None:
     # Symbols on one side only are left to the other rules.
     a, b = "What does a workspace:^ dependency become on publish?", "what does a workspace dependency become when published"
     assert verify(b, a, cosine=cosine(a, b)).reason != "quoted"
+
+
+# Found on trust_dev45 and trust_dev46 (in process).
+def test_non_written_apart_is_still_a_negating_prefix() -> None:
+    a = "How long do I have to wait after using chlorine shock before getting in the hot tub?"
+    b = "non chlorine shock in the hot tub - how long til its safe to get in?"
+    assert_refused_both_ways(a, b, "qualifier")
+    # And the same word as "non-empty" (a trust_dev3 paraphrase, refused before).
+    a, b = "How do I count non-empty cells in Google Sheets?", "count non empty cells google sheets"
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_a_grade_keeps_its_sign() -> None:
+    a = "Will a C in English Comp at my community college transfer to the state university?"
+    b = "Will a C- in English Comp at my community college transfer to the state university?"
+    assert_refused_both_ways(a, b, "numbers")
+    # "C++" is a name, not a grade.
+    a, b = "Is C++ faster than C?", "Is C++ quicker than C?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

@@ -68,6 +68,8 @@ def _tokens(text: str) -> list[str]:
     # Join contractions so "doesn't" reads as one negation word.
     t = re.sub(r"\b(\w+)n't\b", r"\1nt", t)
     t = t.replace("can not", "cannot")
+    # "non" is a prefix wherever it is written: "non chlorine shock" reads as "non-chlorine".
+    t = re.sub(r"\bnon\s+(?=[a-z])", "non-", t)
     out: list[str] = []
     for tok in TOKEN_RE.findall(t):
         # A possessive is a link between two nouns, like "of": "the seller pays the buyer's
@@ -244,7 +246,8 @@ def _acronyms(text: str) -> frozenset[str]:
     return frozenset(m.group(0).removesuffix("'s").rstrip("s") for m in _ACRONYM_RE.finditer(text))
 
 
-_LETTER_RE = re.compile(r"(?<![\w.'’&-])[B-HJ-Z](?![\w.'’&+-])")
+# With a grade's sign, as written: "a C-" / "a C" are two grades.
+_LETTER_RE = re.compile(r"(?<![\w.'’&-])[B-HJ-Z](?:[+-](?![\w+-]))?(?![\w.'’&+-])")
 
 
 def _letters(text: str) -> frozenset[str]:

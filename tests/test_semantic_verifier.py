@@ -1360,3 +1360,12 @@ def test_a_grade_keeps_its_sign() -> None:
     # "C++" is a name, not a grade.
     a, b = "Is C++ faster than C?", "Is C++ quicker than C?"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on trust_dev44 (in process).
+def test_a_numbers_bound_is_a_closed_class() -> None:
+    a, b = "How do I verify that a method was called at least twice with mockito?", "With Mockito, how can I check a method got called exactly two times?"
+    assert_refused_both_ways(a, b, "numbers")
+    # The same bound in other words.
+    a, b = "Do I have to be at least 18 to rent a car in Spain?", "Is the minimum age to rent a car in Spain 18?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "numbers"

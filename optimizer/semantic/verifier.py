@@ -105,6 +105,7 @@ from .verifier_lexicon import (
     ACCESS_MODES,
     ANOTHER,
     ANTONYM_FORMS,
+    BOUNDS,
     ANTONYMS,
     CHANGE_DOWN,
     CHANGE_UP,
@@ -246,6 +247,10 @@ def _verify_text(
         q, c = replace(q, asks=True), replace(c, asks=True)
 
     if q.numbers != c.numbers:
+        return Verdict(False, "numbers")
+    # A number's bound both sides give must be the same: "at least two" / "exactly 2".
+    q_bound, c_bound = _bounds(q), _bounds(c)
+    if q_bound and c_bound and not (q_bound & c_bound):
         return Verdict(False, "numbers")
     # Formulas both sides write must be the same ("x^3 - 3x" / "x^3 + 3x"); one written on one
     # side only is left to the other rules (a paraphrase may say "the function" instead).
@@ -490,6 +495,11 @@ def _verify_text(
 
 # Clauses end at punctuation and at a conjunction; "and" joins clauses only before a subject
 # pronoun ("and they're not"), elsewhere it joins words ("*args and **kwargs").
+def _bounds(f: Features) -> set[str]:
+    """The bounds ``f`` gives its numbers (``BOUNDS``): ">=" for "at least", "=" for "exactly"."""
+    return {kind for kind, pattern in BOUNDS if pattern.search(f.low)}
+
+
 def _signs_of(f: Features) -> dict[str, set[str]]:
     """The symbols ``f`` writes in each of its signed words (``Features.signed``), by letters."""
     out: dict[str, set[str]] = {}

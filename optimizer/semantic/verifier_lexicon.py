@@ -210,6 +210,15 @@ DATA_OPERATIONS = {
     **dict.fromkeys(("update", "modify", "edit"), "update"),
     **dict.fromkeys(("delete", "remove", "erase"), "delete"),
 }
+# The bound a number is given, a closed class: "at least two arguments" / "exactly 2
+# arguments", "at most twice" / "more than twice".
+BOUNDS = (
+    (">=", re.compile(r"\b(?:at least|no (?:less|fewer) than|or more|minimum(?: of)?|min)\b")),
+    ("<=", re.compile(r"\b(?:at most|no more than|up to|or (?:less|fewer)|maximum(?: of)?|max)\b")),
+    ("=", re.compile(r"\b(?:exactly|precisely)\b")),
+    (">", re.compile(r"\b(?:more|greater) than\b")),
+    ("<", re.compile(r"\b(?:less|fewer) than\b")),
+)
 # The two ways a thing is accessed, a closed class like the operations: "a write-only token" /
 # "a token with read access".
 ACCESS_MODES = {

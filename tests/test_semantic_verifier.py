@@ -1369,3 +1369,11 @@ def test_a_numbers_bound_is_a_closed_class() -> None:
     # The same bound in other words.
     a, b = "Do I have to be at least 18 to rent a car in Spain?", "Is the minimum age to rent a car in Spain 18?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "numbers"
+
+
+def test_an_identifier_in_snake_case_is_written_whole() -> None:
+    a = "In our users table the role column holds values like ADMIN.\nShould I use hasRole or hasAuthority for the admin endpoints?"
+    b = "In our users table the role column holds values like ROLE_ADMIN.\nShould I use hasRole or hasAuthority for the admin endpoints?"
+    assert_refused_both_ways(a, b, "context")
+    a, b = "What does proxy_pass do in nginx?", "what does proxy pass do in nginx"
+    assert verify(b, a, cosine=cosine(a, b)).ok

@@ -406,10 +406,13 @@ def _verify_text(
             return Verdict(False, "quoted")
     # A reference ("&str") is a type of its own, whatever the other side writes ("String"); an
     # identifier in camel case must be written on the other side too, as one word or spelled
-    # out, and not inside a longer one ("cudaMallocManaged" / "cudaMalloc").
+    # out, and not inside a longer one ("cudaMallocManaged" / "cudaMalloc"); so must one in snake
+    # case, its pieces written together ("ROLE_ADMIN" / "ADMIN", "proxy_pass" / "proxy pass").
     for f, other in ((q, c), (c, q)):
         for span in f.code:
             if (span.startswith("&") and span not in other.code) or (span.isalnum() and _unwritten(span, other)):
+                return Verdict(False, "quoted")
+            if _SNAKE_RE.fullmatch(span) and span not in other.code and _squash(span) not in other.squashed:
                 return Verdict(False, "quoted")
 
     # A symbol written as a word is mentioned, like a quoted one: "the + wildcard" / "the #
@@ -637,6 +640,9 @@ def _spelled_on(short: str, long_: str, f: Features) -> bool:
 
 def _squash(text: str) -> str:
     return "".join(ch for ch in text if ch.isalnum())
+
+
+_SNAKE_RE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)+")
 
 
 def _unwritten(span: str, f: Features) -> bool:

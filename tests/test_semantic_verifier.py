@@ -1377,3 +1377,14 @@ def test_an_identifier_in_snake_case_is_written_whole() -> None:
     assert_refused_both_ways(a, b, "context")
     a, b = "What does proxy_pass do in nginx?", "what does proxy pass do in nginx"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+def test_done_to_against_doing_is_a_direction() -> None:
+    a = "The principal called me today. My son has been bullied by another boy in his class.\nWhat should I say to him tonight?"
+    b = "The principal called me today. My son has been bullying another boy in his class.\nWhat should I say to him tonight?"
+    assert_refused_both_ways(a, b, "context")
+    a, b = "My son has been bullied by another boy. What should I do?", "My son has been bullying another boy. What should I do?"
+    assert_refused_both_ways(a, b, "direction")
+    # The doer before the verb says the same thing (a trust_dev46 paraphrase).
+    a, b = "My child is being bullied by their teacher — what should I do?", "What should I do if a teacher is bullying my child?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

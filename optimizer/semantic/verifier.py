@@ -438,6 +438,10 @@ def _verify_text(
     if _acronym_swap(q, c):
         return Verdict(False, "entities")
 
+    # One side done to, the other doing: "my son has been bullied by another boy" / "my son has
+    # been bullying another boy" (the two forms of one verb are one word to the rules below).
+    if _voice_swap(q, c) or _voice_swap(c, q):
+        return Verdict(False, "direction")
     # The same content words in another order with the same link between them: "cups in a
     # tablespoon" / "tablespoons in a cup", "dog chases cat" / "cat chases dog".
     if (reversed_relation(q, c) or reversed_per(q, c) or opposite_roles(q, c) or rebound_number(q, c)
@@ -498,6 +502,31 @@ def _verify_text(
 
 # Clauses end at punctuation and at a conjunction; "and" joins clauses only before a subject
 # pronoun ("and they're not"), elsewhere it joins words ("*args and **kwargs").
+_BE_FORMS = {"is", "are", "was", "were", "be", "been", "being", "am", "get", "gets", "got", "getting"}
+
+
+def _voice_swap(f: Features, g: Features) -> bool:
+    """Does ``f`` say a verb was done to its subject by someone ("been bullied by another boy")
+    where ``g`` has the subject doing it to that someone ("been bullying another boy")? Told from
+    "a teacher is bullying my child", which says the same as "my child is being bullied by their
+    teacher", by where the doer stands: after the verb, it is done to."""
+    t, u = f.tokens, g.tokens
+    for i in range(1, len(t) - 1):
+        if not (t[i].endswith("ed") and t[i - 1] in _BE_FORMS and t[i + 1] == "by"):
+            continue
+        doer = next((w for w in t[i + 2:] if w not in FUNCTION and w not in STOP), "")
+        for j in range(1, len(u)):
+            if u[j].endswith("ing") and u[j - 1] in _BE_FORMS and _token_bases(t[i]) & _token_bases(u[j]):
+                if doer and doer in u[j + 1:]:
+                    return True
+    return False
+
+
+def _token_bases(tok: str) -> set[str]:
+    """``inflection_bases`` with "-ied" read as "-y" ("bullied" -> bully)."""
+    return inflection_bases(tok) | ({tok[:-3] + "y"} if tok.endswith("ied") else set())
+
+
 def _bounds(f: Features) -> set[str]:
     """The bounds ``f`` gives its numbers (``BOUNDS``): ">=" for "at least", "=" for "exactly"."""
     return {kind for kind, pattern in BOUNDS if pattern.search(f.low)}

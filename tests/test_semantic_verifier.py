@@ -1388,3 +1388,13 @@ def test_done_to_against_doing_is_a_direction() -> None:
     # The doer before the verb says the same thing (a trust_dev46 paraphrase).
     a, b = "My child is being bullied by their teacher — what should I do?", "What should I do if a teacher is bullying my child?"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on trust_dev48 (in process): a capital letter ending a sentence.
+def test_a_capital_letter_ending_a_sentence_names_one_of_a_kind() -> None:
+    a = "I saw the tag says cleaning code W. Anyway, the kids spilled juice.\nWhat should I use?"
+    b = "I saw the tag says cleaning code S. Anyway, the kids spilled juice.\nWhat should I use?"
+    assert_refused_both_ways(a, b, "context")
+    # An initial is not a letter of a kind ("J. K. Rowling" opens no sentence after a small word).
+    a, b = "What did J. K. Rowling write after Harry Potter?", "What has J. K. Rowling written since Harry Potter?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "numbers"

@@ -250,13 +250,18 @@ def _acronyms(text: str) -> frozenset[str]:
 _LETTER_RE = re.compile(r"(?<![\w.'’&-])[B-HJ-Z](?:[+-](?![\w+-]))?(?![\w.'’&+-])")
 
 
+# One that ends a sentence after a small word: "the tag says cleaning code W." (a letter with a
+# period after a capital or at the start is more often an initial: "J. K. Rowling").
+_LETTER_AT_END_RE = re.compile(r"(?<=[a-z] )[B-HJ-Z](?=\.(?:\s|$))")
+
+
 def _letters(text: str) -> frozenset[str]:
     """The capital letters a text writes as words, besides "I" and "A" ("a CDL with an E
     restriction", "Plan B"): each names one of a kind, like a number. A text written all in
     capitals has none."""
     if not re.search(r"[a-z]", text):
         return frozenset()
-    return frozenset(_LETTER_RE.findall(text))
+    return frozenset(_LETTER_RE.findall(text)) | frozenset(_LETTER_AT_END_RE.findall(text))
 
 
 _SETTING_RE = re.compile(r"([A-Za-z_][\w.-]*)\s*[:=]\s*(true|false|yes|no|on|off|enabled|disabled|null|none|nil)\b", re.IGNORECASE)

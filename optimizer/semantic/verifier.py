@@ -500,8 +500,6 @@ def _verify_text(
     return Verdict(True, "ok")
 
 
-# Clauses end at punctuation and at a conjunction; "and" joins clauses only before a subject
-# pronoun ("and they're not"), elsewhere it joins words ("*args and **kwargs").
 _BE_FORMS = {"is", "are", "was", "were", "be", "been", "being", "am", "get", "gets", "got", "getting"}
 
 
@@ -523,7 +521,7 @@ def _voice_swap(f: Features, g: Features) -> bool:
 
 
 def _token_bases(tok: str) -> set[str]:
-    """``inflection_bases`` with "-ied" read as "-y" ("bullied" -> bully)."""
+    """``inflection_bases`` with "-ied" read as "-y" ("bullied" -> bully, "modified" -> modify)."""
     return inflection_bases(tok) | ({tok[:-3] + "y"} if tok.endswith("ied") else set())
 
 
@@ -540,6 +538,8 @@ def _signs_of(f: Features) -> dict[str, set[str]]:
     return out
 
 
+# Clauses end at punctuation and at a conjunction; "and" joins clauses only before a subject
+# pronoun ("and they're not"), elsewhere it joins words ("*args and **kwargs").
 _CLAUSE_BREAK = re.compile(
     r"[.;,:!?]+|\b(?:but|while|whereas|although|though|yet)\b"
     r"|\band\b(?=\s+(?:i|we|you|he|she|it|they|i'm|we're|you're|he's|she's|it's|they're)\b)",
@@ -725,8 +725,7 @@ def _operations(f: Features) -> set[str]:
 
 @lru_cache(maxsize=20_000)
 def _token_operations(tok: str) -> frozenset[str]:
-    bases = inflection_bases(tok) | ({tok[:-3] + "y"} if tok.endswith("ied") else set())  # "modified"
-    return frozenset(op for base in bases if (op := DATA_OPERATIONS.get(base)))
+    return frozenset(op for base in _token_bases(tok) if (op := DATA_OPERATIONS.get(base)))
 
 
 def _access(f: Features) -> set[str]:

@@ -5,6 +5,7 @@ Run from the repository root::
     python -m tests.bench.cache_trust --half test            # the figures to report
     python -m tests.bench.cache_trust --half tuning          # the only half to tune on
     python -m tests.bench.cache_trust --half tuning --part lookalikes --json /tmp/trust.json
+    python -m tests.bench.cache_trust --set eval2 --half test   # the second held-out set's test half
     python -m tests.bench.cache_trust --data tests/bench/data/trust_dev.jsonl   # the dev set, whole
     python -m tests.bench.cache_trust --part existing        # the repository's older sets, live
 
@@ -86,6 +87,9 @@ from tests.bench.savings import TAG_RE, Live, warm_up
 
 HERE = Path(__file__).resolve().parent / "data"
 DATA = HERE / "trust_eval.jsonl"
+# The held-out sets read with the hash split (``--set``): the first, written for issue #12 item 5,
+# and a larger second one written later by people who never read the verifier (its .md says why).
+SETS = {"eval": DATA, "eval2": HERE / "trust_eval2.jsonl"}
 MODEL = "gpt-4o-mini"
 HALVES = ("tuning", "test")
 PARTS = ("lookalikes", "paraphrases", "zipf")
@@ -586,7 +590,8 @@ def _ci(d: dict[str, Any]) -> str:
 
 
 def print_report(r: dict[str, Any]) -> None:
-    which = f"{r['half']} half of {DATA.name}" if r.get("data", DATA.name) == DATA.name else r["data"]
+    split_sets = {path.name for path in SETS.values()}
+    which = f"{r['half']} half of {r['data']}" if r.get("data", DATA.name) in split_sets else r["data"]
     print(f"\nTrust benchmark, {which} ({r['records']} records), "
           f"{r['seconds']:.0f} s, server: {r['database']}\n")
     print(f"{'measurement':44} {'rate  [95% CI]  (k/n)':>36}")
@@ -646,13 +651,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     half = None if args.half == "both" else args.half
     # Another set in the same format (``--data``, e.g. trust_dev.jsonl) is read whole: no split.
-    records = load_records(None, args.data) if args.data else load_records(half)
+    records = load_records(None, args.data) if args.data else load_records(half, SETS[args.set])
     parts = args.part or list(PARTS)
     workdir = Path(tempfile.mkdtemp(prefix="leo-trust-"))
-    progress(f"{len(records)} records ({args.data.name if args.data else args.half}); starting the database, fake upstream and LEO server")
+    progress(f"{len(records)} records ({args.data.name if args.data else f'{args.half} half of {SETS[args.set].name}'}); starting the database, fake upstream and LEO server")
     live = Live(workdir)
     report: dict[str, Any] = {"half": "all" if args.data else args.half, "records": len(records),
-                              "data": (args.data or DATA).name,
+                              "data": (args.data or SETS[args.set]).name,
                               "database": "PostgreSQL" if "postgres" in os.environ.get("DATABASE_URL", "")
                               else "SQLite"}
     try:
@@ -700,6 +705,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--half", choices=[*HALVES, "both"], default="tuning",
                         help="which half of the set (tune on 'tuning' only; report 'test')")
+    parser.add_argument("--set", choices=list(SETS), default="eval",
+                        help="which held-out set --half splits (default: trust_eval.jsonl)")
     parser.add_argument("--part", action="append", choices=[*PARTS, "existing"],
                         help="run only this part (repeatable); default: lookalikes, paraphrases, zipf")
     parser.add_argument("--requests", type=int, default=1200, help="zipf trace length")

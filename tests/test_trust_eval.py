@@ -1,7 +1,8 @@
-"""The frozen trust evaluation set (tests/bench/data/trust_eval.jsonl) and its benchmark's judging.
+"""The frozen trust evaluation sets (tests/bench/data/trust_eval.jsonl, trust_eval2.jsonl) and
+their benchmark's judging.
 
-The set was frozen before any tuning (issue #12 item 5); the first test fails if it changes.
-A correction goes into a new file, so that figures measured on this one stay comparable.
+Each set was frozen before any measurement (issue #12 item 5); the first test fails if one changes.
+A correction goes into a new file, so that figures measured on the old one stay comparable.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import Counter
 import pytest
 
 from tests.bench.cache_trust import (
-    DATA,
+    SETS,
     Reply,
     family,
     group_bodies,
@@ -25,17 +26,22 @@ from tests.bench.cache_trust import (
     wilson,
 )
 
-FROZEN_SHA256 = "2b6a0438913f1ebef5d7b6f4daa0602532d3bb3397d8498fbdfbacbcde40ce38"
+FROZEN_SHA256 = {
+    "eval": "2b6a0438913f1ebef5d7b6f4daa0602532d3bb3397d8498fbdfbacbcde40ce38",
+    "eval2": "2d45570b6b81b77c16857b4f4bfeb1998e0d799efb8eec7d26475dc340bbaa69",
+}
 LOOKALIKE_CLASSES = {"antonym", "verb", "ordinal", "quoted", "attribute", "conversion", "recipient", "budget",
                      "negation", "unit", "number", "entity", "compound", "context", "tool_result"}
 
 
-def test_the_set_is_frozen() -> None:
-    assert hashlib.sha256(DATA.read_bytes()).hexdigest() == FROZEN_SHA256
+@pytest.mark.parametrize("name", list(SETS))
+def test_the_set_is_frozen(name: str) -> None:
+    assert hashlib.sha256(SETS[name].read_bytes()).hexdigest() == FROZEN_SHA256[name]
 
 
-def test_records_are_well_formed() -> None:
-    records = load_records(None)
+@pytest.mark.parametrize("name", list(SETS))
+def test_records_are_well_formed(name: str) -> None:
+    records = load_records(None, SETS[name])
     assert len({r["id"] for r in records}) == len(records)
     kinds = Counter(r["kind"] for r in records)
     assert kinds["lookalike"] >= 400 and kinds["paraphrase_group"] >= 200
@@ -56,10 +62,11 @@ def test_records_are_well_formed() -> None:
             assert len(group_bodies(r)) == len(r["texts"])
 
 
-def test_the_split_is_by_hash_and_keeps_families_together() -> None:
-    tuning, test = load_records("tuning"), load_records("test")
+@pytest.mark.parametrize("name", list(SETS))
+def test_the_split_is_by_hash_and_keeps_families_together(name: str) -> None:
+    tuning, test = load_records("tuning", SETS[name]), load_records("test", SETS[name])
     assert {r["id"] for r in tuning}.isdisjoint({r["id"] for r in test})
-    assert len(tuning) + len(test) == len(load_records(None))
+    assert len(tuning) + len(test) == len(load_records(None, SETS[name]))
     for r in tuning:
         assert int(hashlib.sha256(family(r).encode()).hexdigest()[-1], 16) % 2 == 0
     halves: dict[str, set[str]] = {}

@@ -1398,3 +1398,23 @@ def test_a_capital_letter_ending_a_sentence_names_one_of_a_kind() -> None:
     # An initial is not a letter of a kind ("J. K. Rowling" opens no sentence after a small word).
     a, b = "What did J. K. Rowling write after Harry Potter?", "What has J. K. Rowling written since Harry Potter?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "numbers"
+
+
+# Found on trust_eval2's tuning half: a second request joined by "and" and a request verb.
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("Give me a recipe for shakshuka and explain how to keep the yolks runny.",
+         "How do I keep the yolks runny in shakshuka?"),
+        ("Explain what a B-tree is and show how to insert a key into one.", "Show how to insert a key into a B-tree."),
+        ("Write a thank-you note to my landlord and suggest a subject line for it.",
+         "Suggest a subject line for a thank-you note to my landlord."),
+    ],
+)
+def test_a_second_request_after_and_is_a_compound(a: str, b: str) -> None:
+    assert_refused_both_ways(a, b, "compound")
+
+
+def test_two_verbs_of_one_request_are_not_a_compound() -> None:
+    a, b = "How do I create and activate a virtual environment?", "how can i create and activate a venv"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "compound"

@@ -457,8 +457,14 @@ TOKEN_RE = re.compile(
 WH = r"(?:what|how|why|when|where|who|which|whom|whose|is|are|can|could|should|do|does|did|will|would)"
 WH_WORD = r"(?:what|how|why|when|where|who|which|whom|whose)"
 AUX_SUBJ = r"(?:is|are|can|could|should|do|does|did|will|would)\s+(?:i|you|we|it|they|there|he|she|one)"
+# A second request joined by "and" ("give me a recipe for X and explain how to Y"): a request
+# verb after "and", followed by what it asks for.
+SECOND_REQUEST = (r"(?:explain|tell|show|give|list|describe|suggest|recommend|include|provide|outline|draft|"
+                  r"write|share|compare|summarize|summarise|define|mention|walk)")
 COMPOUND_RE = re.compile(
-    rf"(?:\b(?:and|also|but|or)\s+(?:also\s+)?(?:(?:in|on|at|for|from|by|with|to)\s+)?(?:{WH_WORD}|{AUX_SUBJ})\b|"
+    rf"(?:\band\s+(?:also\s+|then\s+)?{SECOND_REQUEST}\s+(?:me|us|how|what|why|which|when|where|who|"
+    r"a|an|the|some|any|its|their|it|them|one|two|three|\d+)\b|"
+    rf"\b(?:and|also|but|or)\s+(?:also\s+)?(?:(?:in|on|at|for|from|by|with|to)\s+)?(?:{WH_WORD}|{AUX_SUBJ})\b|"
     r"\band\s+(?:its|their|his|her)\s+(?!own\b)\w+|[;,]\s*(?:and\s+)?{WH_WORD}\s+(?:is|are|was|do|does|did|can|should|would|will)\b)"
 )
 REQUEST_VERBS = r"(?:describe|explain|list|tell|give|compare|summarize|summarise|write|show|define)"

@@ -1418,3 +1418,12 @@ def test_a_second_request_after_and_is_a_compound(a: str, b: str) -> None:
 def test_two_verbs_of_one_request_are_not_a_compound() -> None:
     a, b = "How do I create and activate a virtual environment?", "how can i create and activate a venv"
     assert verify(b, a, cosine=cosine(a, b)).reason != "compound"
+
+
+# Found on trust_eval2's tuning half: "avoid" negates what it governs, like "not" (issue #12
+# names eat / avoid among the negations).
+def test_avoid_is_a_negation() -> None:
+    assert_refused_both_ways("What foods should I avoid if I have psoriasis?",
+                             "Which foods are good to eat if I have psoriasis?", "negation")
+    a, b = "Which foods should I avoid with gallstones?", "What foods should I not eat with gallstones?"
+    assert verify(b, a, cosine=cosine(a, b)).reason != "negation"

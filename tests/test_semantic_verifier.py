@@ -1427,3 +1427,11 @@ def test_avoid_is_a_negation() -> None:
                              "Which foods are good to eat if I have psoriasis?", "negation")
     a, b = "Which foods should I avoid with gallstones?", "What foods should I not eat with gallstones?"
     assert verify(b, a, cosine=cosine(a, b)).reason != "negation"
+
+
+# Found on trust_eval2's tuning half: two ordinals trading the things they pick.
+def test_two_ordinals_trading_their_things_is_an_attribute_swap() -> None:
+    assert_refused_both_ways("In Excel, how do I freeze the first row and second column of a sheet?",
+                             "In Excel, how do I freeze the second row and first column of a sheet?", "attribute")
+    a, b = "How do I merge the first and second columns?", "how can i merge the first and second columns"
+    assert verify(b, a, cosine=cosine(a, b)).ok

@@ -471,7 +471,7 @@ def _verify_text(
         return Verdict(False, "bearing")
     # One ordinal on two things: "the last row that contains data" / "the last column with
     # data". The ordinal both sides hold is explained, the things after it are not.
-    if _ordinal_swap(q, c, set(q_left), set(c_left)):
+    if _ordinal_swap(q, c, set(q_left), set(c_left)) or _ordinals_traded(q, c):
         return Verdict(False, "attribute")
     # How broad the rewording is counts every changed word, synonyms included: a sentence
     # rephrased in four words with one synonym among them is still a rephrasing.
@@ -638,6 +638,17 @@ def _ordinal_swap(q: Features, c: Features, q_left: set[str], c_left: set[str]) 
 
     q_picks, c_picks = picked(q, q_left), picked(c, c_left)
     return any(lead == other for lead, _ in q_picks for other, _ in c_picks)
+
+
+def _ordinals_traded(q: Features, c: Features) -> bool:
+    """Do two ordinals trade the things they pick, each side naming the same ordinals and the
+    same things ("the second row and third column" / "the third row and second column")?"""
+    def picks(f: Features) -> dict[str, str]:
+        return {t: n for t, n in zip(f.tokens, f.tokens[1:]) if t in ORDINAL_LEADS}
+
+    q_picks, c_picks = picks(q), picks(c)
+    return (len(q_picks) >= 2 and q_picks.keys() == c_picks.keys() and q_picks != c_picks
+            and sorted(q_picks.values()) == sorted(c_picks.values()))
 
 
 def _acronym_swap(q: Features, c: Features) -> bool:

@@ -1435,3 +1435,15 @@ def test_two_ordinals_trading_their_things_is_an_attribute_swap() -> None:
                              "In Excel, how do I freeze the second row and first column of a sheet?", "attribute")
     a, b = "How do I merge the first and second columns?", "how can i merge the first and second columns"
     assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on trust_eval2's tuning half: "differ", "difference" and "compare" frame one request.
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("How does a Roth IRA differ from a traditional IRA?", "What's the difference between a Roth IRA and a traditional IRA?"),
+        ("Compare TCP and UDP.", "What are the differences between TCP and UDP?"),
+    ],
+)
+def test_a_comparison_framed_by_another_word_passes(a: str, b: str) -> None:
+    assert verify(b, a, cosine=cosine(a, b)).ok and verify(a, b, cosine=cosine(a, b)).ok

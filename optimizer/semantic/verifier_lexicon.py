@@ -273,6 +273,8 @@ REQUEST_KINDS = {
     "draft": "produce", "find": "work out", "calculate": "work out", "compute": "work out",
     "determine": "work out", "tell": "tell", "explain": "tell", "describe": "tell",
     "show": "tell", "define": "tell", "list": "tell", "summarize": "tell", "summarise": "tell",
+    # "How does X differ from Y?" / "What's the difference between X and Y?" / "Compare X and Y".
+    "compare": "compare", "differ": "compare", "difference": "compare", "differences": "compare",
 }
 # Nouns that name the means of doing something: "what's the command to check the Node version",
 # "a simple vinaigrette recipe", "the syntax for switch in Go" ask how to do it. Unlike "way" (a

@@ -206,8 +206,8 @@ def _compounds(w: str, f: Features) -> bool:
 
 @lru_cache(maxsize=20_000)
 def _request_kind(w: str) -> str:
-    """The kind of request ``w`` frames (``REQUEST_KINDS``, any inflection), or ""."""
-    return next((kind for verb, kind in REQUEST_KINDS.items() if _same_word(w, verb)), "")
+    """The kind of request ``w`` frames (``REQUEST_KINDS``, any inflection or a misspelling), or ""."""
+    return next((kind for verb, kind in REQUEST_KINDS.items() if _same_word(w, verb) or _typo(w, verb)), "")
 
 
 def _framing(left: list[str], f: Features, other: Features) -> list[str]:

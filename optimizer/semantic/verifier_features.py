@@ -59,8 +59,18 @@ from .verifier_lexicon import (
 )
 
 
+# Accented Latin letters read as their base letter: "Reykjavík" / "Reykjavik", "börek" / "borek"
+# name one thing (a user types either). Only Latin: other scripts decompose into other letters.
+_FOLD = str.maketrans({
+    c: base for c in map(chr, range(0xC0, 0x250))
+    if (base := unicodedata.normalize("NFD", c)[0]) != c and base.isascii()
+})
+# A superscript digit is a power: "tan²x" / "tan^2 x".
+_SUPERSCRIPTS = str.maketrans({s: f"^{d}" for d, s in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")})
+
+
 def normalize(text: str) -> str:
-    return text.replace("’", "'").replace("“", '"').replace("”", '"')
+    return text.replace("’", "'").replace("“", '"').replace("”", '"').translate(_FOLD).translate(_SUPERSCRIPTS)
 
 
 def _tokens(text: str) -> list[str]:

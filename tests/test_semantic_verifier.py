@@ -1447,3 +1447,22 @@ def test_two_ordinals_trading_their_things_is_an_attribute_swap() -> None:
 )
 def test_a_comparison_framed_by_another_word_passes(a: str, b: str) -> None:
     assert verify(b, a, cosine=cosine(a, b)).ok and verify(a, b, cosine=cosine(a, b)).ok
+
+
+# Found on trust_eval2's tuning half: accents, superscripts and a misspelt frame word.
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("Can I drive from Akureyri to Mývatn in winter?", "can i drive from akureyri to myvatn in winter"),
+        ("How do I prove that sin²x + cos²x = 1?", "how do i prove sin^2x + cos^2x = 1"),
+        ("What's the difference between ají amarillo and rocoto?", "what is the diference between aji amarillo and rocoto"),
+    ],
+)
+def test_accents_superscripts_and_misspelt_frames_are_paraphrases(a: str, b: str) -> None:
+    assert verify(b, a, cosine=cosine(a, b)).ok
+
+
+# Found on trust_eval2's tuning half: a bare phrase asking two things is a compound too.
+def test_a_bare_phrase_asking_two_things_is_a_compound() -> None:
+    assert_refused_both_ways("How do I keep gnocchi from falling apart?",
+                             "potato gnocchi recipe and how to keep them from falling apart", "compound")

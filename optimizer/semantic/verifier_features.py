@@ -517,9 +517,7 @@ def features_of(text: str) -> Features:
     # A language asked for ("in French", "translate to Spanish"); programming languages and
     # platforms are entities and go through the entity rule instead.
     languages = {t for t in tokens if t in LANGUAGES}
-    parts = 1
-    if question:
-        parts = max(1, text.count("?")) + len(COMPOUND_RE.findall(low))
+    parts = max(1, text.count("?")) + len(COMPOUND_RE.findall(low))
     answer_type = _answer_type(low) if question else ""
     content = tuple(stem(t) for t in tokens if t not in STOP and len(t) > 1 or t[:1].isdigit())
     return Features(

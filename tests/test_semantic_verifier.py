@@ -1462,7 +1462,7 @@ def test_accents_superscripts_and_misspelt_frames_are_paraphrases(a: str, b: str
     assert verify(b, a, cosine=cosine(a, b)).ok
 
 
-# Found on trust_eval2's tuning half: a bare phrase asking two things is a compound too.
-def test_a_bare_phrase_asking_two_things_is_a_compound() -> None:
-    assert_refused_both_ways("How do I keep gnocchi from falling apart?",
-                             "potato gnocchi recipe and how to keep them from falling apart", "compound")
+def test_avoid_in_a_statement_is_reworded_with_the_rest() -> None:
+    a = "Serialize the transforms with pickle so you avoid recomputing them."
+    b = "Serialize the transforms with pickle to prevent having to recompute them."
+    assert verify(b, a, cosine=cosine(a, b)).reason != "negation"

@@ -263,7 +263,11 @@ def _verify_text(
     # Negation words are counted, not just noticed: "can" / "can't ... without a visa" differ by
     # one negation even though both sides hold one. No word list stands in for a "not" ("free",
     # "optional"): whether it does depends on the sentence, and refusing costs only a miss.
-    if q.negations != c.negations:
+    # "Avoid X" is "do not X" in what is asked ("which foods should I avoid" / "which foods are
+    # good to eat"); a statement rewords it with the rest ("to avoid recomputing" / "to prevent
+    # having to recalculate"), so it counts when either text asks.
+    asked = q.asks or c.asks
+    if q.negations + asked * q.avoids != c.negations + asked * c.avoids:
         return Verdict(False, "negation")
     # Counted alike, the negations must still negate the same clause: "We're vulnerable and
     # they're not." / "We're not vulnerable and they are." state opposite situations.

@@ -25,6 +25,7 @@ from .verifier_lexicon import (
     LANGUAGES,
     LENGTH_RE,
     MAGNITUDES,
+    ASKED_NEGATIONS,
     NEGATIONS,
     NOT_ENTITIES,
     NOUN_PHRASE_OPENERS,
@@ -116,6 +117,8 @@ class Features:
     units: frozenset[str]
     dates: frozenset[str]
     negations: int
+    avoids: int
+    """How many ``ASKED_NEGATIONS`` ("avoid") the text holds: a negation when either text asks."""
     entities: frozenset[str]
     formats: frozenset[str]
     length: frozenset[str]
@@ -492,6 +495,7 @@ def features_of(text: str) -> Features:
     dates |= {m.group(0) for m in RELATIVE_PERIOD.finditer(low)}
     # "caffeine-free", "gluten-free": a suffix that means "without", like a negating prefix.
     # A negation inside a hyphenated word counts too ("a not-at-fault claim").
+    question = "?" in text or bool(re.match(rf"\s*(?:{WH}|{REQUEST_VERBS})\b", low))
     neg_tokens = [
         t for t in tokens
         if t in NEGATIONS or re.fullmatch(r"[a-z]{3,}-free", t) or ("-" in t and NEGATIONS.intersection(t.split("-")))
@@ -499,7 +503,6 @@ def features_of(text: str) -> Features:
     # A leading "No," / "Yes," answers a question; it does not negate the statement.
     if re.match(r"\s*no\s*[,.!]", normalize(text).lower()) and neg_tokens:
         neg_tokens = neg_tokens[1:]
-    question = "?" in text or bool(re.match(rf"\s*(?:{WH}|{REQUEST_VERBS})\b", low))
     formats = {STRONG_FORMATS[t] for t in tokens if t in STRONG_FORMATS}
     formats |= {"tone:" + TONES[t] for t in tokens if t in TONES}
     length = set()
@@ -517,7 +520,9 @@ def features_of(text: str) -> Features:
     # A language asked for ("in French", "translate to Spanish"); programming languages and
     # platforms are entities and go through the entity rule instead.
     languages = {t for t in tokens if t in LANGUAGES}
-    parts = max(1, text.count("?")) + len(COMPOUND_RE.findall(low))
+    parts = 1
+    if question:
+        parts = max(1, text.count("?")) + len(COMPOUND_RE.findall(low))
     answer_type = _answer_type(low) if question else ""
     content = tuple(stem(t) for t in tokens if t not in STOP and len(t) > 1 or t[:1].isdigit())
     return Features(
@@ -528,6 +533,7 @@ def features_of(text: str) -> Features:
         units=frozenset(_units(tokens)),
         dates=frozenset(dates),
         negations=len(neg_tokens),
+        avoids=sum(t in ASKED_NEGATIONS for t in tokens),
         entities=frozenset(_entities(text, tokens)),
         formats=frozenset(formats),
         length=frozenset(length),

@@ -125,9 +125,9 @@ NEGATIONS = {
     "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "nowhere", "without",
     "cannot", "cant", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont",
     "wouldnt", "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "mustnt", "neednt",
-    # "Avoid X" is "do not X": "which foods should I avoid" / "which foods are good to eat".
-    "avoid", "avoids", "avoided", "avoiding",
 }
+# "Avoid X" is "do not X" in what is asked (``verifier._verify_text``).
+ASKED_NEGATIONS = {"avoid", "avoids", "avoided", "avoiding"}
 
 # The time a statement is set in, read from its auxiliaries, a closed class like the negations:
 # "I was laid off" / "I'll be laid off", "my daughter is sick" / "my daughter was sick" describe

@@ -12,7 +12,7 @@ from django.core import mail
 from django.test import Client
 
 from tenants.models import AuditEvent, Membership, Role, Tenant, User
-from tests.portal_helpers import verified_user
+from tests.portal_helpers import totp_code, verified_user
 
 pytestmark = pytest.mark.django_db
 
@@ -65,8 +65,6 @@ def test_failed_logins_are_audited_and_limited() -> None:
 def test_staff_sign_in_to_admin_with_same_account() -> None:
     from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 
-    from tests.test_admin_login import _code
-
     staff = verified_user("staff@leo.test")
     staff.is_staff = staff.is_superuser = True
     staff.save()
@@ -74,6 +72,6 @@ def test_staff_sign_in_to_admin_with_same_account() -> None:
     TOTP.activate(staff, secret)  # staff need a second factor (tests/test_admin_login.py)
     client = Client()
     client.post("/accounts/login/", {"login": "staff@leo.test", "password": "pw-portal-123!"})
-    client.post("/accounts/2fa/authenticate/", {"code": _code(secret)})
+    client.post("/accounts/2fa/authenticate/", {"code": totp_code(secret)})
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/tenants/auditevent/").status_code == 200

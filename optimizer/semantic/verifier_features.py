@@ -71,6 +71,8 @@ _SUPERSCRIPTS = str.maketrans({s: f"^{d}" for d, s in enumerate("⁰¹²³⁴⁵
 
 
 def normalize(text: str) -> str:
+    if text.isascii():  # most texts: nothing to fold (``normalize`` runs several times per verdict)
+        return text
     return text.replace("’", "'").replace("“", '"').replace("”", '"').translate(_FOLD).translate(_SUPERSCRIPTS)
 
 

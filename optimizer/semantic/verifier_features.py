@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from .verifier_lexicon import (
     ANSWER_TYPES,
+    ASKED_NEGATIONS,
     CODE_RE,
     COMPOUND_RE,
     DATE_WORDS,
@@ -25,7 +26,6 @@ from .verifier_lexicon import (
     LANGUAGES,
     LENGTH_RE,
     MAGNITUDES,
-    ASKED_NEGATIONS,
     NEGATIONS,
     NOT_ENTITIES,
     NOUN_PHRASE_OPENERS,
@@ -497,7 +497,6 @@ def features_of(text: str) -> Features:
     dates |= {m.group(0) for m in RELATIVE_PERIOD.finditer(low)}
     # "caffeine-free", "gluten-free": a suffix that means "without", like a negating prefix.
     # A negation inside a hyphenated word counts too ("a not-at-fault claim").
-    question = "?" in text or bool(re.match(rf"\s*(?:{WH}|{REQUEST_VERBS})\b", low))
     neg_tokens = [
         t for t in tokens
         if t in NEGATIONS or re.fullmatch(r"[a-z]{3,}-free", t) or ("-" in t and NEGATIONS.intersection(t.split("-")))
@@ -505,6 +504,7 @@ def features_of(text: str) -> Features:
     # A leading "No," / "Yes," answers a question; it does not negate the statement.
     if re.match(r"\s*no\s*[,.!]", normalize(text).lower()) and neg_tokens:
         neg_tokens = neg_tokens[1:]
+    question = "?" in text or bool(re.match(rf"\s*(?:{WH}|{REQUEST_VERBS})\b", low))
     formats = {STRONG_FORMATS[t] for t in tokens if t in STRONG_FORMATS}
     formats |= {"tone:" + TONES[t] for t in tokens if t in TONES}
     length = set()

@@ -461,17 +461,22 @@ TOKEN_RE = re.compile(
 WH = r"(?:what|how|why|when|where|who|which|whom|whose|is|are|can|could|should|do|does|did|will|would)"
 WH_WORD = r"(?:what|how|why|when|where|who|which|whom|whose)"
 AUX_SUBJ = r"(?:is|are|can|could|should|do|does|did|will|would)\s+(?:i|you|we|it|they|there|he|she|one)"
+# The verbs that open a request ("explain how ...", "list the ..."); more of them may open a
+# second request after "and" ("give me a recipe for X and suggest a side dish").
+_REQUEST_VERB_WORDS = ("describe", "explain", "list", "tell", "give", "compare", "summarize", "summarise",
+                       "write", "show", "define")
+REQUEST_VERBS = rf"(?:{'|'.join(_REQUEST_VERB_WORDS)})"
 # A second request joined by "and" ("give me a recipe for X and explain how to Y"): a request
 # verb after "and", followed by what it asks for.
-SECOND_REQUEST = (r"(?:explain|tell|show|give|list|describe|suggest|recommend|include|provide|outline|draft|"
-                  r"write|share|compare|summarize|summarise|define|mention|walk)")
+_SECOND_REQUEST_WORDS = (*_REQUEST_VERB_WORDS, "suggest", "recommend", "include", "provide", "outline", "draft",
+                         "share", "mention", "walk")
+SECOND_REQUEST = rf"(?:{'|'.join(_SECOND_REQUEST_WORDS)})"
 COMPOUND_RE = re.compile(
     rf"(?:\band\s+(?:also\s+|then\s+)?{SECOND_REQUEST}\s+(?:me|us|how|what|why|which|when|where|who|"
     r"a|an|the|some|any|its|their|it|them|one|two|three|\d+)\b|"
     rf"\b(?:and|also|but|or)\s+(?:also\s+)?(?:(?:in|on|at|for|from|by|with|to)\s+)?(?:{WH_WORD}|{AUX_SUBJ})\b|"
     r"\band\s+(?:its|their|his|her)\s+(?!own\b)\w+|[;,]\s*(?:and\s+)?{WH_WORD}\s+(?:is|are|was|do|does|did|can|should|would|will)\b)"
 )
-REQUEST_VERBS = r"(?:describe|explain|list|tell|give|compare|summarize|summarise|write|show|define)"
 CODE_RE = re.compile(r"`[^`]+`|\b[a-zA-Z_]+\(\)|\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z][a-zA-Z]+\b")
 
 ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",

@@ -6,6 +6,7 @@ import pytest
 
 from optimizer.semantic import get_embedder
 from optimizer.semantic.verifier import Verdict, lexical_overlap, verify
+from optimizer.semantic.verifier_features import features_of
 
 
 def cosine(a: str, b: str) -> float:
@@ -1466,3 +1467,28 @@ def test_avoid_in_a_statement_is_reworded_with_the_rest() -> None:
     a = "Serialize the transforms with pickle so you avoid recomputing them."
     b = "Serialize the transforms with pickle to prevent having to recompute them."
     assert verify(b, a, cosine=cosine(a, b)).reason != "negation"
+
+
+# Found on trust_eval2's tuning half: one number or formula written two ways.
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        # A power's argument apart, in parentheses or run on.
+        ("how do i prove 1 + tan^2 x = sec^2 x", "Prove that 1 + tan²x = sec²x."),
+        ("proof of 1+tan^2(x)=sec^2(x)?", "Prove that 1 + tan²x = sec²x."),
+        # A plan named by a number and a letter.
+        ("401k loan what happens if i lose my job", "What happens to my 401(k) loan if I lose my job?"),
+    ],
+)
+def test_one_number_written_two_ways_is_one(a: str, b: str) -> None:
+    assert verify(b, a, cosine=cosine(a, b)).ok
+    assert verify(a, b, cosine=cosine(a, b)).ok
+
+
+def test_a_clock_time_on_the_hour_is_its_hour() -> None:
+    assert features_of("run the job daily at 6:00 am").numbers == features_of("run the job daily at 6am").numbers
+    assert features_of("run the job daily at 6:30 am").numbers != features_of("run the job daily at 6am").numbers
+
+
+def test_a_power_of_another_variable_is_another_formula() -> None:
+    assert_refused_both_ways("Prove that 1 + tan^2 x = sec^2 x", "Prove that 1 + tan^2 y = sec^2 x", "numbers")

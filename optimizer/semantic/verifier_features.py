@@ -81,6 +81,8 @@ def _tokens(text: str) -> list[str]:
     # Join contractions so "doesn't" reads as one negation word.
     t = re.sub(r"\b(\w+)n't\b", r"\1nt", t)
     t = t.replace("can not", "cannot")
+    # A letter in parentheses after a number names a plan or a clause: "401(k)" is "401k".
+    t = re.sub(r"\b(\d+)\(([a-z])\)", r"\1\2", t)
     # "non" is a prefix wherever it is written: "non chlorine shock" reads as "non-chlorine".
     t = re.sub(r"\bnon\s+(?=[a-z])", "non-", t)
     out: list[str] = []
@@ -168,6 +170,9 @@ def _formulas(text: str) -> frozenset[str]:
     "x^3 + 3x"), which the numbers rule cannot see (the same numbers)."""
     out = set()
     text = text.replace("–", "-").replace("−", "-").replace("—", "-").replace("×", "*")
+    # A power's argument written apart or in parentheses is the same term: "tan^2 x", "tan^2(x)"
+    # and "tan^2x" (from "tan²x").
+    text = re.sub(r"(\^\d+)(?:\s+([a-z])\b(?!\s*[\w(])|\(([a-z])\))", lambda m: m.group(1) + (m.group(2) or m.group(3)), text)
     for m in _FORMULA_RE.finditer(text):
         span = m.group(0)
         if any(ch.isdigit() for ch in span) or any(op in span for op in "^+*=<>"):
@@ -372,6 +377,7 @@ def _numbers(tokens: list[str]) -> set[str]:
         elif tok[0].isdigit():
             n = tok.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", tok) else tok
             n = re.sub(r"^(\d+)k$", lambda m: str(int(m.group(1)) * 1000), n)
+            n = re.sub(r"^(\d{1,2}):00$", r"\1", n)  # on the hour: "6:00 am" is "6am"
             out.add(n)
         elif tok in NUMBER_WORDS:
             if tok in MAGNITUDES:

@@ -117,11 +117,19 @@ def test_monthly_token_quota_overspends_only_by_the_estimate_error(make_tenant: 
 def test_requests_per_minute_admit_exactly_the_limit(make_tenant: Callable[..., TenantKit],
                                                      quota_server: LeoServer) -> None:
     limit = 30
-    kit = _quiet_tenant(make_tenant, quota_server, requests_per_minute=limit)
-    into = time.time() % 60
-    if into > 40:  # the burst must fall inside one minute window
-        time.sleep(60 - into + 0.5)
-    results = asyncio.run(_fire(kit, [_question(i) for i in range(CONCURRENCY)]))
+    # The burst must fall inside one minute window (the limiter's key is the minute). On a busy
+    # machine it can take longer than the 20 s left when it starts; then it is fired again, for a
+    # fresh tenant, in the next window.
+    for _ in range(3):
+        kit = _quiet_tenant(make_tenant, quota_server, requests_per_minute=limit)
+        if time.time() % 60 > 40:
+            time.sleep(60 - time.time() % 60 + 0.5)
+        window = int(time.time() // 60)
+        results = asyncio.run(_fire(kit, [_question(i) for i in range(CONCURRENCY)]))
+        if int(time.time() // 60) == window:
+            break
+    else:
+        pytest.fail("no burst of requests fitted in one minute window")
     admitted = sum(1 for status, _, _ in results if status == 200)
     limited = [code for status, _, code in results if status == 429]
     assert admitted == limit and len(limited) == CONCURRENCY - limit

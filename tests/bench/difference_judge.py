@@ -242,7 +242,8 @@ def floors_for_budgets(items: list[Bucketed], scores: np.ndarray) -> list[tuple[
 def report(name: str, dev: list[Bucketed], cv: np.ndarray, val: dict[str, tuple[list[Bucketed], np.ndarray]]) -> None:
     print(f"\n{name}")
     for budget, floor in floors_for_budgets(dev, cv):
-        cells = [f"dev CV {passing(dev, cv, floor)[0]} look-alikes / {passing(dev, cv, floor)[1]} paraphrases"]
+        dev_la, dev_first, _ = passing(dev, cv, floor)
+        cells = [f"dev CV {dev_la} look-alikes / {dev_first} paraphrases"]
         for vname, (items, scores) in val.items():
             la, first, _ = passing(items, scores, floor)
             cells.append(f"{vname}: {la} look-alikes / {first} paraphrases")
@@ -320,8 +321,8 @@ def cross_encoder(dev_pairs: list[Pair], dev: list[Bucketed], val: dict[str, lis
     print(f"\ncross-encoder ({general} general pairs, then the development bucket; {time.monotonic() - started:.0f} s)")
     scored = {name: (items, score(items)) for name, items in val.items()}
     for floor in (0.5, 0.9, 0.95, 0.98, 0.99):
-        cells = [f"{name}: {passing(items, s, floor)[0]} look-alikes / {passing(items, s, floor)[1]} paraphrases"
-                 for name, (items, s) in scored.items()]
+        counts = {name: passing(items, s, floor) for name, (items, s) in scored.items()}
+        cells = [f"{name}: {la} look-alikes / {first} paraphrases" for name, (la, first, _) in counts.items()]
         print(f"  floor {floor}: " + "; ".join(cells))
 
 
@@ -342,8 +343,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     n_la = len({(b.pair.source, b.pair.record) for b in dev if b.pair.kind == "lookalike"})
     print(f"development bucket: {len(dev)} pairs ({sum(_labels(dev))} paraphrase pairs, {n_la} look-alikes)")
     for name, items in val.items():
-        print(f"{name} bucket: {len(items)} pairs ({passing(items, np.ones(len(items)), 0.5)[1]} paraphrases against "
-              f"their original, {passing(items, np.ones(len(items)), 0.5)[0]} look-alikes)")
+        lookalikes, first, _ = passing(items, np.ones(len(items)), 0.5)
+        print(f"{name} bucket: {len(items)} pairs ({first} paraphrases against their original, {lookalikes} look-alikes)")
     if args.cross_encoder:
         cross_encoder(dev_pairs, dev, val, args.general)
     else:

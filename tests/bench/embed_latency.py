@@ -58,6 +58,7 @@ from optimizer.semantic import Embedder
 from optimizer.semantic.model_files import (
     DYNAMIC_OPS,
     UNFUSED_AT_RUNTIME,
+    X64_QUANT_PRECISION,
     _export_onnx,
     _fuse_bert,
     build,
@@ -95,6 +96,7 @@ def session(path: str | bytes, threads: int = 1, *, spin: bool = True, level: Le
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = level
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    opts.add_session_config_entry(X64_QUANT_PRECISION, "1")  # as the server runs (``open_session``)
     opts.enable_mem_pattern = memory
     opts.enable_cpu_mem_arena = memory
     if save_to:

@@ -1492,3 +1492,23 @@ def test_a_clock_time_on_the_hour_is_its_hour() -> None:
 
 def test_a_power_of_another_variable_is_another_formula() -> None:
     assert_refused_both_ways("Prove that 1 + tan^2 x = sec^2 x", "Prove that 1 + tan^2 y = sec^2 x", "numbers")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("How do I keep yufka from drying out while I'm making börek?", "how do i stop yufka drying out when making borek"),
+        ("Is it possible to cancel a bank transfer I've already sent?", "Can I cancel a bank transfer I already sent?"),
+    ],
+)
+def test_a_pronoun_with_a_contraction_is_not_a_name(a: str, b: str) -> None:
+    # "I'm" is capitalised mid-sentence, but it is "I am", not an entity the other side must name.
+    assert "i'm" not in features_of(a).entities and "i've" not in features_of(a).entities
+    assert verify(b, a, cosine=cosine(a, b)).ok
+    assert verify(a, b, cosine=cosine(a, b)).ok
+
+
+def test_a_written_non_negates_a_short_name() -> None:
+    # "EU" is too short to be told from a word's first letters after "un" or "in"; after "non-" it is not.
+    assert_refused_both_ways("Is the Louvre free for non-EU residents under 26?",
+                             "If I'm an EU resident younger than 26, is admission to the Louvre free?", "qualifier")

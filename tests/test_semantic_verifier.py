@@ -6,6 +6,7 @@ import pytest
 
 from optimizer.semantic import get_embedder
 from optimizer.semantic.verifier import Verdict, lexical_overlap, verify
+from optimizer.semantic.verifier_entities import spelled_out
 from optimizer.semantic.verifier_features import features_of
 
 
@@ -1512,3 +1513,23 @@ def test_a_written_non_negates_a_short_name() -> None:
     # "EU" is too short to be told from a word's first letters after "un" or "in"; after "non-" it is not.
     assert_refused_both_ways("Is the Louvre free for non-EU residents under 26?",
                              "If I'm an EU resident younger than 26, is admission to the Louvre free?", "qualifier")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Are DocuSign signatures legally binding in the United States?", "Is a DocuSign signature legally binding in the US?"),
+        ("Which is faster, Dapper or Entity Framework Core?", "dapper vs ef core, which is faster"),
+    ],
+)
+def test_a_name_spelled_out_against_its_initials_passes(a: str, b: str) -> None:
+    assert verify(b, a, cosine=cosine(a, b)).ok
+    assert verify(a, b, cosine=cosine(a, b)).ok
+
+
+def test_initials_stand_only_for_names_that_spell_them() -> None:
+    # "UK" spells "United Kingdom", not "United States"; and a common short word ("us", "in")
+    # stands for nothing unless every word it would spell is a name.
+    assert_refused_both_ways("Is the UK in the EU?", "Is the United States in the European Union?", "entities")
+    assert spelled_out("us", features_of("Can the united states team help us?")) == []
+    assert spelled_out("us", features_of("Is it legal in the United States?")) == [("united", "states")]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-from .verifier_entities import abbreviates
+from .verifier_entities import abbreviates, in_spelled_out_acronym, spelled_out
 from .verifier_features import Features, stem
 from .verifier_order import parties
 from .verifier_lexicon import (
@@ -156,6 +156,10 @@ def _spelled_alike(w: str, f: Features, own: Features) -> bool:
         and abbreviates(v, w) and not compound_of(v, w)
         for v in f.tokens
     ):
+        return True
+    # A name spelled out on one side and by its initials on the other: "the United States" /
+    # "the US", "Entity Framework Core" / "ef core".
+    if spelled_out(w, f) or in_spelled_out_acronym(w, own, f):
         return True
     return w.replace("-", "").replace(".", "") in _joined(f)
 

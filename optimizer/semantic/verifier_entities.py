@@ -52,5 +52,26 @@ def extra_entities(a: Features, b: Features) -> list[str]:
                 continue
         if any(len(t) <= 5 and t.isalpha() and abbreviates(t, e) and not compound_of(t, e) for t in b.tokens):
             continue
+        if in_spelled_out_acronym(e, a, b):
+            continue
         out.append(e)
     return out
+
+
+def spelled_out(short: str, f: Features) -> list[tuple[str, ...]]:
+    """The runs of consecutive names in ``f`` whose first letters spell ``short``: "the United
+    States" for "us", "Entity Framework" for "ef". Every word of a run must be a name, so a short
+    common word ("in", "us") only ever stands for names."""
+    n = len(short)
+    if not (2 <= n <= 5 and short.isalpha()) or len(f.entities) < n:
+        return []
+    windows = [f.tokens[i:i + n] for i in range(len(f.tokens) - n + 1)]
+    return [w for w in windows if "".join(t[0] for t in w) == short and all(t in f.entities for t in w)]
+
+
+def in_spelled_out_acronym(w: str, f: Features, other: Features) -> bool:
+    """Is ``w`` a word of ``f`` that, with the names beside it, spells out a word ``other`` holds
+    ("United" of "the United States" / "the US")?"""
+    if w not in f.entities:  # most words: only names make up a run
+        return False
+    return any(w in run for t in set(other.tokens) for run in spelled_out(t, f))

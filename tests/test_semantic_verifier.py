@@ -1533,3 +1533,26 @@ def test_initials_stand_only_for_names_that_spell_them() -> None:
     assert_refused_both_ways("Is the UK in the EU?", "Is the United States in the European Union?", "entities")
     assert spelled_out("us", features_of("Can the united states team help us?")) == []
     assert spelled_out("us", features_of("Is it legal in the United States?")) == [("united", "states")]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What's the way to uppercase a string in C#?", "How do I make a string uppercase in C#?"),
+        ("f# copy record with one field changed", "How do I copy an F# record with one field changed?"),
+    ],
+)
+def test_a_name_with_a_sign_on_both_sides_is_one_name(a: str, b: str) -> None:
+    # The tokens write "C#" as "c"; the name is matched with its sign, in either case.
+    assert verify(b, a, cosine=cosine(a, b)).ok
+    assert verify(a, b, cosine=cosine(a, b)).ok
+
+
+def test_a_name_without_its_sign_is_still_another_name() -> None:
+    assert_refused_both_ways("How do I sort a list in C?", "How do I sort a list in C#?", "entities")
+
+
+def test_a_possessive_is_its_name() -> None:
+    assert "mac's" not in features_of("How can I clear my Mac's DNS cache?").entities
+    a, b = "How can I clear my Mac's DNS cache?", "What's the command to clear the DNS cache on macOS?"
+    assert verify(b, a, cosine=cosine(a, b)).ok

@@ -14,7 +14,9 @@ def mentions(f: Features, entity: str) -> bool:
     squashed = re.sub(r"[^a-z0-9+#]", "", entity)
     if not squashed:
         return True
-    if squashed in f.squashed:
+    # A name ``f`` holds as a name, or writes with the same sign in lower case ("f# records"):
+    # the tokens and ``f.squashed`` write "C#" as "c".
+    if entity in f.entities or squashed in f.squashed or any(w + sign == entity for w, sign in f.signed):
         return True
     root = stem(entity)
     if len(root) >= 4:

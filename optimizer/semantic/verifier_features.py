@@ -445,7 +445,8 @@ def _entities(text: str, tokens: list[str]) -> set[str]:
     out: set[str] = set()
     norm = normalize(text)
     for m in re.finditer(r"[A-Za-z][A-Za-z0-9.+#'-]*", norm):
-        word = m.group(0).rstrip(".'-")
+        # A possessive is its name: "Microsoft's extension" names Microsoft.
+        word = re.sub(r"'s$", "", m.group(0).rstrip(".'-"))
         start = m.start()
         before = norm[:start].rstrip()
         sentence_start = not before or before[-1] in ".?!:\n\"'(" or before.endswith("- ")

@@ -15,6 +15,12 @@ def cosine(a: str, b: str) -> float:
     return float(va @ vb)
 
 
+def assert_served_both_ways(a: str, b: str) -> None:
+    """Each text may be served the other's answer."""
+    assert verify(b, a, cosine=cosine(a, b)).ok
+    assert verify(a, b, cosine=cosine(a, b)).ok
+
+
 def assert_refused_both_ways(a: str, b: str, reason: str) -> None:
     """Neither text may be served the other's answer, and ``reason`` is the rule that says so."""
     assert verify(b, a, cosine=cosine(a, b)) == Verdict(False, reason)
@@ -1505,8 +1511,7 @@ def test_a_power_of_another_variable_is_another_formula() -> None:
 def test_a_pronoun_with_a_contraction_is_not_a_name(a: str, b: str) -> None:
     # "I'm" is capitalised mid-sentence, but it is "I am", not an entity the other side must name.
     assert "i'm" not in features_of(a).entities and "i've" not in features_of(a).entities
-    assert verify(b, a, cosine=cosine(a, b)).ok
-    assert verify(a, b, cosine=cosine(a, b)).ok
+    assert_served_both_ways(a, b)
 
 
 def test_a_written_non_negates_a_short_name() -> None:
@@ -1523,8 +1528,7 @@ def test_a_written_non_negates_a_short_name() -> None:
     ],
 )
 def test_a_name_spelled_out_against_its_initials_passes(a: str, b: str) -> None:
-    assert verify(b, a, cosine=cosine(a, b)).ok
-    assert verify(a, b, cosine=cosine(a, b)).ok
+    assert_served_both_ways(a, b)
 
 
 def test_initials_stand_only_for_names_that_spell_them() -> None:
@@ -1544,8 +1548,7 @@ def test_initials_stand_only_for_names_that_spell_them() -> None:
 )
 def test_a_name_with_a_sign_on_both_sides_is_one_name(a: str, b: str) -> None:
     # The tokens write "C#" as "c"; the name is matched with its sign, in either case.
-    assert verify(b, a, cosine=cosine(a, b)).ok
-    assert verify(a, b, cosine=cosine(a, b)).ok
+    assert_served_both_ways(a, b)
 
 
 def test_a_name_without_its_sign_is_still_another_name() -> None:

@@ -451,11 +451,9 @@ def _entities(text: str, tokens: list[str]) -> set[str]:
         before = norm[:start].rstrip()
         sentence_start = not before or before[-1] in ".?!:\n\"'(" or before.endswith("- ")
         if word[0].isupper() and (not sentence_start or sum(c.isupper() for c in word) > 1):
-            # "I'm", "We've": a function word with a contraction is still a function word.
             low = word.lower()
-            if low.split("'")[0] in STOP:
-                continue
-            if low not in STOP and low not in NUMBER_WORDS and low not in NOT_ENTITIES and len(word) > 1:
+            # "I'm", "We've": a function word with a contraction is still a function word.
+            if low not in STOP and low.split("'")[0] not in STOP and low not in NUMBER_WORDS and low not in NOT_ENTITIES and len(word) > 1:
                 out.add(word.lower())
     for m in CODE_RE.finditer(norm):
         out.add(m.group(0).strip("`").lower())
